@@ -1,0 +1,28 @@
+"""The MCP server agents talk to: agentchattr-compatible tool names and arguments.
+
+Identity always comes from the token on the HTTP request, never from a tool argument.
+"""
+
+from __future__ import annotations
+
+from mcp.server import MCPServer
+
+from backchannel import __version__
+from backchannel.mcp_tools import chat, identity
+from backchannel.registry import Registry
+from backchannel.room import Room
+
+INSTRUCTIONS = (
+    "backchannel is a chat room shared by people and coding agents. When you are mentioned you get a "
+    "prompt naming the channel: read it with chat_read, answer with chat_send. Do not poll: when a "
+    "read returns nothing new, stop and wait for your next prompt."
+)
+
+
+def build_mcp_server(room: Room, registry: Registry) -> MCPServer:
+    server: MCPServer = MCPServer(
+        "backchannel", instructions=INSTRUCTIONS, version=__version__, log_level="WARNING"
+    )
+    chat.register(server, room, registry)
+    identity.register(server, room, registry)
+    return server

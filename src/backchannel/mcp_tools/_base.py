@@ -1,0 +1,62 @@
+"""Shared plumbing for tools: who is calling, and turning results and errors into tool results."""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any, ParamSpec
+
+from mcp.server.mcpserver import Context
+from mcp_types import CallToolResult, TextContent
+
+from backchannel.errors import BackchannelError
+from backchannel.models import Agent
+from backchannel.registry import Registry
+
+logger = logging.getLogger("backchannel.mcp")
+P = ParamSpec("P")
+
+
+def token_from_headers(headers: Any) -> str | None:
+    """``Authorization: Bearer <t>``, else ``X-Agent-Token: <t>``; never a tool argument."""
+    if headers is None:
+        return None
+    auth = headers.get("authorization") or ""
+    if auth.lower().startswith("bearer "):
+        return auth[7:].strip() or None
+    return (headers.get("x-agent-token") or "").strip() or None
+
+
+async def caller(ctx: Context, registry: Registry) -> Agent:
+    return await registry.authenticate(token_from_headers(ctx.headers))
+
+
+def ok(text: str, structured: dict[str, Any] | None = None) -> CallToolResult:
+    # Always an object as structured content: Gemini rejects a bare JSON array it parses itself.
+    return CallToolResult(content=[TextContent(type="text", text=text)], structured_content=structured)
+
+
+def ok_json(value: Any, key: str) -> CallToolResult:
+    return ok(json.dumps(value, ensure_ascii=False), {key: value})
+
+
+def error(text: str) -> CallToolResult:
+    return CallToolResult(content=[TextContent(type="text", text=text)], is_error=True)
+
+
+def tool_errors(fn: Callable[P, Awaitable[CallToolResult]]) -> Callable[P, Awaitable[CallToolResult]]:
+    """Our errors become short tool errors the model can act on; nothing else leaks a traceback."""
+
+    @functools.wraps(fn)
+    async def wrapper(*args: P.args, **kwargs: P.kwargs) -> CallToolResult:
+        try:
+            return await fn(*args, **kwargs)
+        except BackchannelError as exc:
+            return error(exc.detail)
+        except Exception:
+            logger.exception("tool %s failed", fn.__name__)
+            return error(f"{fn.__name__} failed with an internal error; the server log has details.")
+
+    return wrapper

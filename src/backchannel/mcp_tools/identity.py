@@ -1,0 +1,37 @@
+"""Tools about the caller's own identity: chat_claim (rename) and chat_set_hat."""
+
+from __future__ import annotations
+
+import json
+
+from mcp.server import MCPServer
+from mcp.server.mcpserver import Context
+from mcp_types import CallToolResult
+
+from backchannel.hats import sanitize_svg
+from backchannel.mcp_tools._base import caller, ok, tool_errors
+from backchannel.registry import Registry
+from backchannel.room import Room
+
+
+def register(server: MCPServer, room: Room, registry: Registry) -> None:
+    @server.tool()
+    @tool_errors
+    async def chat_claim(ctx: Context, name: str = "") -> CallToolResult:
+        """Take a new name (lower-case letters, digits, '-'); empty just confirms your current one."""
+        agent = await caller(ctx, registry)
+        if name and name != agent.name:
+            agent = await registry.rename(agent.name, name)
+        data = {"confirmed_name": agent.name, "label": agent.label, "base": agent.base}
+        return ok(json.dumps(data), data)
+
+    @server.tool()
+    @tool_errors
+    async def chat_set_hat(ctx: Context, svg: str, target: str = "") -> CallToolResult:
+        """Put an SVG hat (<= 5120 characters; scripts and links are removed) on your avatar or another's."""
+        agent = await caller(ctx, registry)
+        who = await registry.get(target) if target else agent
+        clean = sanitize_svg(svg)
+        updated = await room.store.update_agent(who.id, hat=clean)
+        room.bus.publish("room", {"kind": "presence", "agent": registry.public(updated)})
+        return ok(f"Hat set on {who.name}.")

@@ -1,0 +1,177 @@
+"""Internal records: frozen dataclasses returned by the store and passed between layers."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+SenderKind = Literal["human", "agent", "system"]
+TriggerState = Literal["queued", "injected", "failed"]
+Activity = Literal["busy", "idle"]
+Presence = Literal["online", "busy", "idle", "offline"]
+
+
+@dataclass(frozen=True, slots=True)
+class Channel:
+    id: int
+    name: str
+    topic: str
+    summary: str
+    hops: int
+    paused: bool
+    created_at: float
+
+    def public(self) -> dict[str, Any]:
+        return {"name": self.name, "topic": self.topic, "paused": self.paused, "created_at": self.created_at}
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    id: int
+    channel: str
+    sender: str
+    kind: SenderKind
+    type: str
+    text: str
+    reply_to: int | None
+    attachments: list[dict[str, Any]]
+    metadata: dict[str, Any]
+    created_at: float
+    edited_at: float | None
+    deleted: bool
+
+    def public(self) -> dict[str, Any]:
+        """The JSON shape for REST, WebSocket and ``chat_read``; deleted text is never shown."""
+        data = asdict(self)
+        if self.deleted:
+            data["text"] = ""
+            data["attachments"] = []
+        data["time"] = self.created_at
+        return data
+
+    def for_agent(self) -> dict[str, Any]:
+        """The compact agentchattr-compatible shape agents see in ``chat_read``."""
+        data: dict[str, Any] = {
+            "id": self.id,
+            "sender": self.sender,
+            "text": "(deleted)" if self.deleted else self.text,
+            "type": self.type,
+            "time": _iso(self.created_at),
+            "channel": self.channel,
+        }
+        if self.reply_to is not None:
+            data["reply_to"] = self.reply_to
+        if self.attachments and not self.deleted:
+            data["attachments"] = self.attachments
+        if self.edited_at is not None:
+            data["edited"] = True
+        if self.metadata.get("choices"):
+            data["choices"] = self.metadata["choices"]
+        return data
+
+
+def _iso(ts: float) -> str:
+    import datetime as _dt
+
+    return _dt.datetime.fromtimestamp(ts, tz=_dt.UTC).isoformat(timespec="seconds")
+
+
+@dataclass(frozen=True, slots=True)
+class Agent:
+    id: int
+    name: str
+    base: str
+    instance_id: str
+    slot: int
+    label: str
+    color: str
+    activity: Activity
+    last_seen: float
+    left: bool
+    retired: bool
+    last_channel: str
+    role: str
+    hat: str
+    created_at: float
+
+    def presence(self, now: float, crash_timeout: float) -> Presence:
+        if self.left or self.retired or now - self.last_seen > crash_timeout:
+            return "offline"
+        return self.activity
+
+    def is_online(self, now: float, crash_timeout: float) -> bool:
+        return self.presence(now, crash_timeout) != "offline"
+
+    def public(self, now: float, crash_timeout: float) -> dict[str, Any]:
+        """What lists show: never the token."""
+        return {
+            "name": self.name,
+            "base": self.base,
+            "label": self.label,
+            "color": self.color,
+            "slot": self.slot,
+            "state": self.presence(now, crash_timeout),
+            "online": self.is_online(now, crash_timeout),
+            "last_seen": self.last_seen,
+            "role": self.role,
+            "hat": self.hat,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Trigger:
+    id: int
+    agent_id: int
+    channel: str
+    message_id: int
+    job_id: int
+    sender: str
+    prompt: str
+    state: TriggerState
+    detail: str
+    created_at: float
+    updated_at: float
+
+    def event_data(self) -> dict[str, Any]:
+        """The SSE ``data`` object of the agent protocol."""
+        return {
+            "id": self.id,
+            "channel": self.channel,
+            "job_id": self.job_id,
+            "message_id": self.message_id,
+            "from": self.sender,
+            "prompt": self.prompt,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    seq: int
+    kind: str
+    payload: dict[str, Any] = field(default_factory=dict[str, Any])
+
+    def public(self) -> dict[str, Any]:
+        return {"seq": self.seq, "kind": self.kind, **self.payload}
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    id: int
+    channel: str
+    text: str
+    reason: str
+    status: str
+    proposed_by: str
+    created_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    id: int
+    channel: str
+    title: str
+    body: str
+    status: str
+    proposed_by: str
+    message_id: int | None
+    created_at: float

@@ -1,0 +1,176 @@
+"""Agent identity: registration and reclaim, token checks, rotation, presence.
+
+Tokens are 256-bit random strings handed out once; only their SHA-256 is stored, so a copy of the
+database cannot impersonate anyone. Going offline never destroys an identity: the same
+``base`` + ``instance_id`` always gets its name, cursors and role back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import re
+import secrets
+import time
+from typing import Any
+
+from backchannel.bus import ROOM, InMemoryEventBus, agent_topic
+from backchannel.config import Settings
+from backchannel.errors import InvalidInput, NotFound, StaleToken
+from backchannel.models import Agent, Presence
+
+BASE_RE = re.compile(r"^[a-z][a-z0-9-]{0,31}$")
+NAME_RE = re.compile(r"^[a-z][a-z0-9-]{0,39}$")
+RESERVED_NAMES = frozenset({"all", "system", "everyone", "here", "channel"})
+
+_COLORS = {
+    "claude": "#d97757",
+    "codex": "#10a37f",
+    "gemini": "#4285f4",
+    "qwen": "#615ced",
+    "kimi": "#1f8ef1",
+    "kilo": "#f2b705",
+    "copilot": "#8957e5",
+    "codebuddy": "#00a3a3",
+    "agy": "#ea4335",
+}
+_PALETTE = ["#e5534b", "#57ab5a", "#539bf5", "#c69026", "#b083f0", "#39c5cf", "#ee7d3b", "#d16ba5"]
+
+
+def color_for(base: str, slot: int) -> str:
+    if base in _COLORS:
+        return _COLORS[base]
+    return _PALETTE[int(hashlib.sha256(base.encode()).hexdigest(), 16) % len(_PALETTE)]
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def validate_name(name: str) -> str:
+    if not NAME_RE.fullmatch(name) or name in RESERVED_NAMES:
+        raise InvalidInput(
+            f"invalid agent name {name!r}: use lower-case letters, digits and '-', starting with a letter"
+        )
+    return name
+
+
+class Registry:
+    def __init__(self, store: Any, bus: InMemoryEventBus, settings: Settings) -> None:
+        self.store = store
+        self.bus = bus
+        self.settings = settings
+        self._flushed: dict[int, float] = {}
+        self._presence: dict[str, Presence] = {}
+
+    async def register(self, base: str, instance_id: str, label: str | None) -> tuple[Agent, str]:
+        if not isinstance(base, str) or not BASE_RE.fullmatch(base):
+            raise InvalidInput("base must match ^[a-z][a-z0-9-]{0,31}$")
+        if not isinstance(instance_id, str) or not 0 < len(instance_id) <= 64:
+            raise InvalidInput("instance_id must be a non-empty string of at most 64 characters")
+        if label is not None and (not isinstance(label, str) or len(label) > 64):
+            raise InvalidInput("label must be a string of at most 64 characters")
+        token = secrets.token_urlsafe(32)
+        agent = await self.store.register_agent(
+            base=base,
+            instance_id=instance_id,
+            label=label,
+            token_hash=hash_token(token),
+            crash_timeout=self.settings.crash_timeout,
+            color_for=color_for,
+        )
+        self._flushed[agent.id] = agent.last_seen
+        self.bus.publish(agent_topic(agent.id), {"kind": "token_changed"})
+        await self.publish_presence(agent)
+        return agent, token
+
+    async def authenticate(self, token: str | None, *, touch: bool = True) -> Agent:
+        """The agent owning ``token``; raises StaleToken for anything unknown or revoked."""
+        if not token:
+            raise StaleToken()
+        agent = await self.store.agent_by_token_hash(hash_token(token))
+        if agent is None:
+            raise StaleToken()
+        if touch:
+            await self.touch(agent)
+        return agent
+
+    async def authenticate_as(self, token: str | None, name: str, *, touch: bool = True) -> Agent:
+        agent = await self.authenticate(token, touch=touch)
+        if agent.name != name:
+            # The token is valid but names someone else: the wrapper's idea of its name is stale.
+            raise StaleToken(f"this token belongs to {agent.name!r}, not {name!r}")
+        return agent
+
+    async def touch(self, agent: Agent, activity: str | None = None) -> None:
+        """Count any call as liveness; writes are throttled to one per second per agent."""
+        now = time.time()
+        was = self._presence.get(agent.name)
+        if activity is not None or now - self._flushed.get(agent.id, 0.0) >= 1.0 or was == "offline":
+            self._flushed[agent.id] = now
+            await self.store.touch_agent(agent.id, now, activity)
+            if activity is not None or was in (None, "offline"):
+                await self.publish_presence(await self.store.agent_by_id(agent.id))
+
+    async def heartbeat(self, token: str | None, name: str, activity: str | None) -> Agent:
+        if activity is not None and activity not in ("busy", "idle"):
+            raise InvalidInput("activity must be 'busy' or 'idle'")
+        agent = await self.authenticate_as(token, name)
+        if activity is not None:
+            await self.touch(agent, activity)
+        return agent
+
+    async def leave(self, token: str | None, name: str) -> None:
+        agent = await self.authenticate_as(token, name)
+        await self.store.mark_left(agent.id)
+        await self.publish_presence(await self.store.agent_by_id(agent.id))
+
+    async def rotate(self, name: str) -> Agent:
+        """Revoke the current token at once; the wrapper re-registers and gets the same name."""
+        agent = await self.store.agent(name)
+        await self.store.revoke_token(agent.id)
+        self.bus.publish(agent_topic(agent.id), {"kind": "token_changed"})
+        return agent
+
+    async def rename(self, name: str, new_name: str) -> Agent:
+        validate_name(new_name)
+        agent = await self.store.agent(name)
+        updated = await self.store.update_agent(agent.id, name=new_name)
+        self._presence.pop(name, None)
+        self.bus.publish(ROOM, {"kind": "agent_renamed", "old": name, "agent": self.public(updated)})
+        return updated
+
+    def public(self, agent: Agent) -> dict[str, Any]:
+        return agent.public(time.time(), self.settings.crash_timeout)
+
+    async def list(self) -> list[dict[str, Any]]:
+        states = await self.store.trigger_states()
+        out = []
+        for agent in await self.store.agents():
+            data = self.public(agent)
+            data["delivery"] = states.get(agent.id)
+            out.append(data)
+        return out
+
+    async def get(self, name: str) -> Agent:
+        try:
+            return await self.store.agent(name)
+        except NotFound:
+            raise NotFound(f"no agent named {name!r}") from None
+
+    async def publish_presence(self, agent: Agent) -> None:
+        data = self.public(agent)
+        self._presence[agent.name] = data["state"]
+        self.bus.publish(ROOM, {"kind": "presence", "agent": data})
+
+    async def sweep(self) -> None:
+        """Publish presence changes, e.g. agents crossing the crash timeout."""
+        for agent in await self.store.agents():
+            state = agent.presence(time.time(), self.settings.crash_timeout)
+            if self._presence.get(agent.name) != state:
+                await self.publish_presence(agent)
+
+    async def run_sweeper(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.presence_sweep_interval)
+            await self.sweep()

@@ -1,0 +1,262 @@
+"""The room: what people and agents can do, shared by the REST API, the WebSocket and MCP tools.
+
+Each operation validates its input, writes through the store in one transaction, then publishes
+what changed. Publishing happens after the commit, so a live view never shows a message that a
+crash could still lose.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from typing import Any
+
+from backchannel.bus import ROOM, InMemoryEventBus, agent_topic
+from backchannel.config import Settings
+from backchannel.errors import Forbidden, InvalidInput, NotFound
+from backchannel.models import Agent, Channel, Event, Message, SenderKind
+from backchannel.registry import Registry
+from backchannel.router import CONTINUE_COMMAND, plan_routing, wake_prompt
+from backchannel.store import Posted, Store
+
+CHANNEL_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")
+HUMAN_NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9 _.-]{0,31}$")
+DEFAULT_CHANNEL = "general"
+
+
+def validate_channel(name: Any) -> str:
+    if not isinstance(name, str):
+        raise InvalidInput("channel must be a string")
+    name = name.strip().lstrip("#").lower()
+    if not CHANNEL_RE.fullmatch(name):
+        raise InvalidInput(f"invalid channel name {name!r}: 1-32 lower-case letters, digits, '-' or '_'")
+    return name
+
+
+class Room:
+    def __init__(self, store: Store, bus: InMemoryEventBus, registry: Registry, settings: Settings) -> None:
+        self.store = store
+        self.bus = bus
+        self.registry = registry
+        self.settings = settings
+
+    # -- publishing ---------------------------------------------------------------------------
+    def publish(self, *events: Event) -> None:
+        for event in events:
+            self.bus.publish(ROOM, event.public())
+
+    def _publish_post(self, posted: Posted) -> None:
+        self.publish(*posted.events)
+        for agent, trigger in posted.triggers:
+            self.bus.publish(agent_topic(agent.id), {"kind": "trigger", "trigger": trigger.event_data()})
+            self.bus.publish(
+                ROOM, {"kind": "delivery", "agent": agent.name, "trigger": trigger.id, "state": trigger.state}
+            )
+
+    # -- validation -----------------------------------------------------------------------------
+    def _text(self, text: Any, *, allow_empty: bool = False) -> str:
+        if not isinstance(text, str):
+            raise InvalidInput("message text must be a string")
+        if not allow_empty and not text.strip():
+            raise InvalidInput("message text is empty")
+        if len(text) > self.settings.max_message_chars:
+            raise InvalidInput(
+                f"message is {len(text)} characters; the limit is {self.settings.max_message_chars}"
+            )
+        if "\x00" in text:
+            raise InvalidInput("message text contains a NUL character")
+        return text
+
+    def _limit(self, limit: Any, default: int = 50) -> int:
+        if limit is None:
+            return default
+        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+            raise InvalidInput("limit must be a positive integer")
+        return min(limit, self.settings.read_limit_max)
+
+    async def _human_name(self, name: Any) -> str:
+        if not isinstance(name, str) or not HUMAN_NAME_RE.fullmatch(name.strip()):
+            raise InvalidInput("sender must be 1-32 letters, digits, spaces, '.', '_' or '-'")
+        name = name.strip()
+        # A person may not take an agent's name: what an agent says must come from its token.
+        if name.lower() in {a.name for a in await self.store.agents()} | {"system"}:
+            raise InvalidInput(f"{name!r} is an agent's name; pick another display name")
+        return name
+
+    # -- channels ---------------------------------------------------------------------------
+    async def channels(self) -> list[Channel]:
+        return await self.store.channels()
+
+    async def create_channel(self, name: Any) -> Channel:
+        channel, event = await self.store.create_channel(validate_channel(name), self.settings.max_channels)
+        self.publish(event)
+        return channel
+
+    async def rename_channel(self, old: str, new: Any) -> Channel:
+        old = validate_channel(old)
+        if old == DEFAULT_CHANNEL:
+            raise InvalidInput("#general cannot be renamed")
+        channel, event = await self.store.rename_channel(old, validate_channel(new))
+        self.publish(event)
+        return channel
+
+    async def delete_channel(self, name: str) -> None:
+        name = validate_channel(name)
+        if name == DEFAULT_CHANNEL:
+            raise InvalidInput("#general cannot be deleted")
+        self.publish(await self.store.delete_channel(name))
+
+    # -- posting ----------------------------------------------------------------------------------
+    async def post(
+        self,
+        *,
+        channel: str,
+        text: str,
+        sender: str,
+        kind: SenderKind,
+        agent: Agent | None = None,
+        reply_to: int | None = None,
+        attachments: list[dict[str, Any]] | None = None,
+        metadata: dict[str, Any] | None = None,
+        type: str = "chat",
+        job_id: int = 0,
+    ) -> Posted:
+        now = time.time()
+
+        def planner(ch: Channel, agents: list[Agent]) -> Any:
+            return plan_routing(
+                text=text,
+                sender=sender,
+                sender_kind=kind,
+                channel=ch,
+                agents=agents,
+                now=now,
+                crash_timeout=self.settings.crash_timeout,
+                max_hops=self.settings.loop_guard_hops,
+            )
+
+        posted = await self.store.post(
+            channel=channel,
+            sender=sender,
+            kind=kind,
+            text=text,
+            agent_id=agent.id if agent else None,
+            type=type,
+            reply_to=reply_to,
+            attachments=attachments,
+            metadata=metadata,
+            planner=planner,
+            prompt_for=lambda target: wake_prompt(target, sender, channel),
+            job_id=job_id,
+        )
+        self._publish_post(posted)
+        return posted
+
+    async def post_human(
+        self,
+        *,
+        channel: Any,
+        text: Any,
+        sender: Any = "you",
+        reply_to: int | None = None,
+        attachments: list[dict[str, Any]] | None = None,
+    ) -> Message:
+        channel = validate_channel(channel)
+        text = self._text(text, allow_empty=bool(attachments))
+        name = await self._human_name(sender)
+        if text.strip() == CONTINUE_COMMAND:
+            return await self.resume(channel, name)
+        posted = await self.post(
+            channel=channel, text=text, sender=name, kind="human", reply_to=reply_to, attachments=attachments
+        )
+        return posted.message
+
+    async def post_agent(
+        self,
+        agent: Agent,
+        *,
+        channel: str,
+        text: Any,
+        reply_to: int | None = None,
+        attachments: list[dict[str, Any]] | None = None,
+        metadata: dict[str, Any] | None = None,
+        type: str = "chat",
+        job_id: int = 0,
+    ) -> Message:
+        text = self._text(text)
+        posted = await self.post(
+            channel=validate_channel(channel),
+            text=text,
+            sender=agent.name,
+            kind="agent",
+            agent=agent,
+            reply_to=reply_to,
+            attachments=attachments,
+            metadata=metadata,
+            type=type,
+            job_id=job_id,
+        )
+        return posted.message
+
+    async def post_system(self, channel: str, text: str) -> Message:
+        posted = await self.store.post(
+            channel=channel, sender="system", kind="system", text=text, type="system"
+        )
+        self.publish(*posted.events)
+        return posted.message
+
+    async def resume(self, channel: str, by: str) -> Message:
+        """``/continue``: reset the loop guard of one channel and say so in it."""
+        await self.store.set_routing(validate_channel(channel), 0, False)
+        return await self.post_system(channel, f"{by} resumed agent routing in #{channel}.")
+
+    # -- editing ------------------------------------------------------------------------------------
+    async def edit(self, message_id: int, text: Any, *, by_agent: Agent | None = None) -> Message:
+        await self._check_owner(message_id, by_agent)
+        message, event = await self.store.edit_message(message_id, self._text(text))
+        self.publish(event)
+        return message
+
+    async def delete(self, message_id: int, *, by_agent: Agent | None = None) -> Message:
+        await self._check_owner(message_id, by_agent)
+        message, event = await self.store.delete_message(message_id)
+        self.publish(event)
+        return message
+
+    async def _check_owner(self, message_id: int, agent: Agent | None) -> None:
+        if agent is not None and await self.store.message_author(message_id) != agent.id:
+            raise Forbidden("agents may only change their own messages")
+
+    # -- reading ------------------------------------------------------------------------------------
+    async def history(
+        self, channel: str, limit: Any = 50, before: int | None = None, after: int | None = None
+    ) -> list[Message]:
+        return await self.store.history(validate_channel(channel), self._limit(limit), before, after)
+
+    async def search(self, query: Any, channel: str | None = None, limit: Any = 50) -> list[Message]:
+        if not isinstance(query, str) or not query.strip():
+            raise InvalidInput("search query is empty")
+        if len(query) > 200:
+            raise InvalidInput("search query is longer than 200 characters")
+        return await self.store.search(
+            query, validate_channel(channel) if channel else None, self._limit(limit)
+        )
+
+    async def agent_read(
+        self, agent: Agent, channel: str, limit: Any, since_id: int | None
+    ) -> tuple[list[Message], int]:
+        return await self.store.read_for_agent(
+            agent.id, validate_channel(channel), self._limit(limit, 20), since_id
+        )
+
+    async def agent_resync(self, agent: Agent, channel: str, limit: Any) -> list[Message]:
+        return await self.store.resync_for_agent(agent.id, validate_channel(channel), self._limit(limit))
+
+    async def message(self, message_id: int) -> Message:
+        return await self.store.message(message_id)
+
+    async def channel(self, name: str) -> Channel:
+        try:
+            return await self.store.channel(validate_channel(name))
+        except NotFound:
+            raise NotFound(f"no channel #{name}") from None

@@ -1,0 +1,114 @@
+"""@mention parsing and routing decisions. Pure functions: no I/O, so every rule is easy to test.
+
+The store calls :func:`plan_routing` inside the transaction that stores the message, so the loop
+guard's hop counter can never race with a concurrent message in the same channel.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from backchannel.models import Agent, Channel, SenderKind
+
+# A mention starts at a word boundary (so `me@example.com` is not one) and takes the longest run of
+# name characters, so `@claude-2` names claude-2 even when claude exists too.
+_MENTION = re.compile(r"(?<![\w@./-])@([A-Za-z0-9][A-Za-z0-9_-]*)")
+_FENCE = re.compile(r"(^|\n)[ \t]*(```|~~~)[^\n]*\n.*?(\n[ \t]*\2[ \t]*(?=\n|$)|$)", re.S)
+_INLINE = re.compile(r"(`+)(?!`).+?(?<!`)\1(?!`)", re.S)
+
+CONTINUE_COMMAND = "/continue"
+# Bases we know even before one has registered, so `@codex` with no codex yet gets a helpful notice.
+KNOWN_BASES = frozenset(
+    {"claude", "codex", "gemini", "qwen", "kimi", "kilo", "codebuddy", "copilot", "agy", "antigravity"}
+)
+
+
+def strip_code(text: str) -> str:
+    """Blank out fenced blocks and inline code spans: a mention there is an example, not a call."""
+    text = _FENCE.sub(lambda m: m.group(1) + " ", text)
+    return _INLINE.sub(" ", text)
+
+
+def mention_tokens(text: str) -> list[str]:
+    """Lower-cased mention tokens outside code, in order, without duplicates."""
+    seen: dict[str, None] = {}
+    for match in _MENTION.finditer(strip_code(text)):
+        seen.setdefault(match.group(1).lower().rstrip("-_"), None)
+    return list(seen)
+
+
+@dataclass(slots=True)
+class RoutingPlan:
+    """What posting one message does besides storing it."""
+
+    targets: list[Agent] = field(default_factory=list[Agent])
+    hops: int = 0
+    paused: bool = False
+    notices: list[str] = field(default_factory=list[str])
+
+
+def plan_routing(
+    *,
+    text: str,
+    sender: str,
+    sender_kind: SenderKind,
+    channel: Channel,
+    agents: Iterable[Agent],
+    now: float,
+    crash_timeout: float,
+    max_hops: int,
+) -> RoutingPlan:
+    """Decide who is woken by a message and how the channel's loop guard moves."""
+    live = [a for a in agents if not a.retired]
+    by_name = {a.name: a for a in live}
+    plan = RoutingPlan(hops=channel.hops, paused=channel.paused)
+    if sender_kind == "system":
+        return plan
+    if sender_kind == "human":
+        plan.hops, plan.paused = 0, False
+
+    targets: dict[str, Agent] = {}
+    unknown: list[str] = []
+    bases = KNOWN_BASES | {a.base for a in live}
+    for token in mention_tokens(text):
+        if token == "all":
+            for agent in live:
+                if agent.is_online(now, crash_timeout):
+                    targets.setdefault(agent.name, agent)
+        elif token in by_name:
+            targets.setdefault(token, by_name[token])
+        elif any(token == b or token.startswith(b + "-") for b in bases):
+            unknown.append(token)
+    targets.pop(sender, None)
+
+    if unknown:
+        names = ", ".join(sorted(by_name)) or "none registered yet"
+        plan.notices.append(f"No agent named {', '.join('@' + u for u in unknown)} here (agents: {names}).")
+    if not targets:
+        return plan
+    if sender_kind == "agent":
+        if channel.paused:
+            return plan
+        if channel.hops >= max_hops:
+            plan.paused = True
+            plan.notices.append(
+                f"Loop guard: {max_hops} agent-to-agent hops in #{channel.name} without a human message. "
+                f"Routing is paused here; send {CONTINUE_COMMAND} to resume."
+            )
+            return plan
+        plan.hops = channel.hops + 1
+    plan.targets = list(targets.values())
+    return plan
+
+
+def wake_prompt(agent: Agent, sender: str, channel: str) -> str:
+    """The single-line prompt typed into the agent's CLI (TUIs mangle multi-line pastes)."""
+    prompt = (
+        f'@{sender} mentioned you in #{channel}. Use chat_read(channel="{channel}") to read the new '
+        f'messages, then answer with chat_send(channel="{channel}").'
+    )
+    if agent.role:
+        prompt += f" Your role: {' '.join(agent.role.split())}"
+    return prompt

@@ -1,0 +1,55 @@
+"""Running the server for real: bind first (so ``--port 0`` can print its port), then uvicorn."""
+
+from __future__ import annotations
+
+import socket
+import sys
+
+import uvicorn
+
+from backchannel.config import Settings
+from backchannel.errors import InvalidInput
+from backchannel.server.app import create_app
+
+
+def bind(settings: Settings) -> socket.socket:
+    family = socket.AF_INET6 if ":" in settings.host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((settings.host, settings.port))
+    except OSError as exc:
+        sock.close()
+        raise InvalidInput(f"cannot listen on {settings.host}:{settings.port}: {exc.strerror}") from None
+    sock.listen(2048)
+    sock.set_inheritable(True)
+    return sock
+
+
+def base_url(host: str, port: int) -> str:
+    shown = f"[{host}]" if ":" in host else host
+    return f"http://{shown}:{port}"
+
+
+def serve(settings: Settings, *, log_level: str = "warning") -> None:
+    if not settings.is_loopback and not settings.allow_network:
+        raise InvalidInput(
+            f"--host {settings.host} would expose the server beyond this machine; "
+            "add --allow-network if that is what you want"
+        )
+    sock = bind(settings)
+    port = sock.getsockname()[1]
+    app = create_app(settings)
+    services = app.state.services
+    print(f"backchannel serving on {base_url(settings.host, port)}", flush=True)
+    print(f"  data dir: {settings.data_dir}", flush=True)
+    if settings.allow_network:
+        print(f"  network mode: agents need  X-Join-Key: {services.guard.secrets.join_key}", flush=True)
+        print(f"  network mode: UI login secret: {services.guard.secrets.login}", flush=True)
+    config = uvicorn.Config(app, log_level=log_level, lifespan="on", ws="auto", timeout_graceful_shutdown=3)
+    server = uvicorn.Server(config)
+    try:
+        server.run(sockets=[sock])
+    finally:
+        sock.close()
+    sys.stdout.flush()

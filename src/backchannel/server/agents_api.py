@@ -1,0 +1,146 @@
+"""The agent protocol (shared/spec/agent-protocol.md): register, heartbeat, leave, trigger stream."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from typing import Annotated, Any, Literal
+
+import anyio
+from fastapi import APIRouter, Depends, Request, Response
+from fastapi.responses import StreamingResponse
+from pydantic import BaseModel, Field
+
+from backchannel.bus import agent_topic
+from backchannel.errors import StaleToken
+from backchannel.server.deps import bearer_token, services
+
+router = APIRouter(tags=["agent protocol"])
+Token = Annotated[str, Depends(bearer_token)]
+KEEPALIVE_SECONDS = 15.0
+
+
+class RegisterIn(BaseModel):
+    base: str = Field(min_length=1, max_length=32)
+    instance_id: str = Field(min_length=1, max_length=64)
+    label: str | None = Field(default=None, max_length=64)
+
+
+class RegisterOut(BaseModel):
+    name: str
+    token: str
+    base: str
+    slot: int
+    label: str
+    color: str
+
+
+class HeartbeatIn(BaseModel):
+    activity: Literal["busy", "idle"] | None = None
+
+
+class TriggerReport(BaseModel):
+    state: Literal["injected", "failed"]
+    detail: str = Field(default="", max_length=2000)
+
+
+@router.post("/api/agents/register", response_model=RegisterOut)
+async def register(request: Request, body: RegisterIn) -> dict[str, Any]:
+    svc = services(request)
+    svc.guard.require_registration_allowed(request)
+    agent, token = await svc.registry.register(body.base, body.instance_id, body.label)
+    return {
+        "name": agent.name,
+        "token": token,
+        "base": agent.base,
+        "slot": agent.slot,
+        "label": agent.label,
+        "color": agent.color,
+    }
+
+
+@router.post("/api/agents/{name}/heartbeat")
+async def heartbeat(
+    request: Request, name: str, token: Token, body: HeartbeatIn | None = None
+) -> dict[str, str]:
+    svc = services(request)
+    svc.guard.require_agent_origin(request)
+    agent = await svc.registry.heartbeat(token, name, body.activity if body else None)
+    return {"name": agent.name}
+
+
+@router.delete("/api/agents/{name}", status_code=204)
+async def leave(request: Request, name: str, token: Token) -> Response:
+    svc = services(request)
+    svc.guard.require_agent_origin(request)
+    await svc.registry.leave(token, name)
+    return Response(status_code=204)
+
+
+@router.post("/api/agents/{name}/triggers/{trigger_id}")
+async def report_trigger(
+    request: Request, name: str, trigger_id: int, token: Token, body: TriggerReport
+) -> dict[str, Any]:
+    svc = services(request)
+    svc.guard.require_agent_origin(request)
+    agent = await svc.registry.authenticate_as(token, name)
+    trigger = await svc.store.set_trigger_state(trigger_id, agent.id, body.state, body.detail)
+    svc.bus.publish(
+        "room",
+        {
+            "kind": "delivery",
+            "agent": agent.name,
+            "trigger": trigger.id,
+            "state": trigger.state,
+            "detail": trigger.detail,
+        },
+    )
+    return {"id": trigger.id, "state": trigger.state}
+
+
+@router.get("/api/agents/{name}/triggers", response_class=StreamingResponse)
+async def trigger_stream(request: Request, name: str, token: Token) -> StreamingResponse:
+    """SSE: replay every unacknowledged trigger oldest first, then stream new ones as they happen."""
+    svc = services(request)
+    svc.guard.require_agent_origin(request)
+    agent = await svc.registry.authenticate_as(token, name)
+
+    async def events() -> AsyncIterator[str]:
+        async with svc.bus.subscribe(agent_topic(agent.id)) as sub:
+            sent: set[int] = set()
+            # Subscribe first, then replay: a trigger made in between arrives both ways and is deduplicated.
+            for trigger in await svc.store.pending_triggers(agent.id):
+                sent.add(trigger.id)
+                yield _sse(trigger.id, trigger.event_data())
+            yield ": ready\n\n"
+            while True:
+                item: dict[str, Any] | None = None
+                with anyio.move_on_after(KEEPALIVE_SECONDS):
+                    item = await sub.get()
+                if item is None:
+                    try:  # a revoked token ends the stream, so the wrapper re-registers promptly
+                        await svc.registry.authenticate_as(token, name)
+                    except StaleToken:
+                        return
+                    yield ": keepalive\n\n"
+                    continue
+                if item.get("kind") != "trigger":
+                    try:  # the identity was rotated or re-registered: this stream's token may be dead
+                        await svc.registry.authenticate_as(token, name, touch=False)
+                    except StaleToken:
+                        return
+                    continue
+                data = item["trigger"]
+                if data["id"] not in sent:
+                    sent.add(data["id"])
+                    yield _sse(data["id"], data)
+
+    return StreamingResponse(
+        events(),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
+
+
+def _sse(event_id: int, data: dict[str, Any]) -> str:
+    return f"id: {event_id}\ndata: {json.dumps(data, ensure_ascii=False)}\n\n"

@@ -1,0 +1,234 @@
+"""REST routes for people (the web UI and local scripts). Thin: validate, call the room, respond."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi.responses import FileResponse
+from pydantic import BaseModel, Field
+
+from backchannel import __version__, uploads
+from backchannel.errors import InvalidInput, NotFound, PayloadTooLarge
+from backchannel.server.deps import human_reader, human_writer, services
+
+router = APIRouter()
+Reader = [Depends(human_reader)]
+Writer = [Depends(human_writer)]
+MessageId = Annotated[int, Field(ge=1, le=2**62)]
+
+
+class Health(BaseModel):
+    status: Literal["ok"]
+    version: str
+
+
+class ChannelIn(BaseModel):
+    name: str = Field(min_length=1, max_length=64)
+
+
+class MessageIn(BaseModel):
+    text: str = Field(default="", max_length=100_000)
+    sender: str = Field(default="you", min_length=1, max_length=64)
+    reply_to: MessageId | None = None
+    attachments: list[dict[str, Any]] = Field(default_factory=list, max_length=8)
+
+
+class EditIn(BaseModel):
+    text: str = Field(max_length=100_000)
+
+
+class AgentPatch(BaseModel):
+    name: str | None = Field(default=None, max_length=64)
+    label: str | None = Field(default=None, max_length=64)
+    role: str | None = Field(default=None, max_length=500)
+
+
+class RuleDecision(BaseModel):
+    status: Literal["active", "rejected", "proposed"]
+
+
+@router.get("/api/health", response_model=Health, tags=["meta"])
+async def health() -> dict[str, str]:
+    return {"status": "ok", "version": __version__}
+
+
+@router.get("/api/channels", dependencies=Reader, tags=["channels"])
+async def list_channels(request: Request) -> list[dict[str, Any]]:
+    room = services(request).room
+    return [c.public() for c in await room.channels()]
+
+
+@router.post("/api/channels", status_code=201, dependencies=Writer, tags=["channels"])
+async def create_channel(request: Request, body: ChannelIn) -> dict[str, Any]:
+    return (await services(request).room.create_channel(body.name)).public()
+
+
+@router.patch("/api/channels/{name}", dependencies=Writer, tags=["channels"])
+async def rename_channel(request: Request, name: str, body: ChannelIn) -> dict[str, Any]:
+    return (await services(request).room.rename_channel(name, body.name)).public()
+
+
+@router.delete("/api/channels/{name}", status_code=204, dependencies=Writer, tags=["channels"])
+async def delete_channel(request: Request, name: str) -> Response:
+    await services(request).room.delete_channel(name)
+    return Response(status_code=204)
+
+
+@router.post("/api/channels/{name}/continue", dependencies=Writer, tags=["channels"])
+async def continue_routing(request: Request, name: str, sender: str = "you") -> dict[str, Any]:
+    room = services(request).room
+    await room.channel(name)
+    return (await room.resume(name, sender[:64])).public()
+
+
+@router.get("/api/channels/{name}/messages", dependencies=Reader, tags=["messages"])
+async def history(
+    request: Request,
+    name: str,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 50,
+    before: Annotated[int | None, Query(ge=1, le=2**62)] = None,
+    after: Annotated[int | None, Query(ge=0, le=2**62)] = None,
+) -> dict[str, Any]:
+    room = services(request).room
+    await room.channel(name)
+    batch = await room.history(name, limit, before, after)
+    return {"messages": [m.public() for m in batch], "has_more": len(batch) == room._limit(limit)}
+
+
+@router.post("/api/channels/{name}/messages", status_code=201, dependencies=Writer, tags=["messages"])
+async def send(request: Request, name: str, body: MessageIn) -> dict[str, Any]:
+    room = services(request).room
+    await room.channel(name)
+    attachments = [_checked_attachment(a) for a in body.attachments]
+    msg = await room.post_human(
+        channel=name, text=body.text, sender=body.sender, reply_to=body.reply_to, attachments=attachments
+    )
+    return msg.public()
+
+
+def _checked_attachment(item: dict[str, Any]) -> dict[str, Any]:
+    """Only attachments this server stored may be referenced; everything else is rebuilt from them."""
+    url = item.get("url")
+    if not isinstance(url, str) or not url.startswith("/uploads/"):
+        raise InvalidInput("attachments must come from POST /api/uploads")
+    name = url.removeprefix("/uploads/")
+    label = item.get("name") if isinstance(item.get("name"), str) else name
+    mime = uploads.sniff(name_hint_bytes(name))
+    return {"url": f"/uploads/{name}", "name": str(label)[:100], "type": mime[0]}
+
+
+def name_hint_bytes(name: str) -> bytes:
+    ext = "." + name.rpartition(".")[2]
+    return {
+        ".png": b"\x89PNG\r\n\x1a\n",
+        ".jpg": b"\xff\xd8\xff",
+        ".gif": b"GIF89a",
+        ".webp": b"RIFF\0\0\0\0WEBP",
+    }.get(ext, b"")
+
+
+@router.get("/api/messages/{message_id}", dependencies=Reader, tags=["messages"])
+async def get_message(request: Request, message_id: int) -> dict[str, Any]:
+    return (await services(request).room.message(message_id)).public()
+
+
+@router.patch("/api/messages/{message_id}", dependencies=Writer, tags=["messages"])
+async def edit_message(request: Request, message_id: int, body: EditIn) -> dict[str, Any]:
+    return (await services(request).room.edit(message_id, body.text)).public()
+
+
+@router.delete("/api/messages/{message_id}", dependencies=Writer, tags=["messages"])
+async def delete_message(request: Request, message_id: int) -> dict[str, Any]:
+    return (await services(request).room.delete(message_id)).public()
+
+
+@router.get("/api/search", dependencies=Reader, tags=["messages"])
+async def search(
+    request: Request,
+    q: Annotated[str, Query(min_length=1, max_length=200)],
+    channel: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+) -> dict[str, Any]:
+    found = await services(request).room.search(q, channel, limit)
+    return {"messages": [m.public() for m in found]}
+
+
+@router.post("/api/uploads", status_code=201, dependencies=Writer, tags=["uploads"])
+async def upload(request: Request) -> dict[str, Any]:
+    """Raw image body (``Content-Type: image/*``, optional ``X-Filename``); size checked while reading."""
+    svc = services(request)
+    limit = svc.settings.max_upload_bytes
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLarge(f"image is larger than {limit} bytes")
+    data = bytearray()
+    async for chunk in request.stream():
+        data.extend(chunk)
+        if len(data) > limit:
+            raise PayloadTooLarge(f"image is larger than {limit} bytes")
+        if len(data) >= 16 and len(data) - len(chunk) < 16:
+            uploads.sniff(bytes(data[:16]))  # refuse a non-image before reading the rest
+    return uploads.save(svc.settings.uploads_dir, bytes(data), limit, request.headers.get("x-filename", ""))
+
+
+@router.get("/uploads/{name}", dependencies=Reader, tags=["uploads"], include_in_schema=False)
+async def serve_upload(request: Request, name: str) -> FileResponse:
+    path = uploads.resolve(services(request).settings.uploads_dir, name)
+    if path is None:
+        raise NotFound("no such upload")
+    return FileResponse(
+        path,
+        headers={
+            "X-Content-Type-Options": "nosniff",
+            "Content-Security-Policy": "default-src 'none'; sandbox",
+            "Cache-Control": "private, max-age=86400",
+        },
+    )
+
+
+@router.get("/api/agents", dependencies=Reader, tags=["agents"])
+async def list_agents(request: Request) -> list[dict[str, Any]]:
+    return await services(request).registry.list()
+
+
+@router.patch("/api/agents/{name}", dependencies=Writer, tags=["agents"])
+async def update_agent(request: Request, name: str, body: AgentPatch) -> dict[str, Any]:
+    svc = services(request)
+    agent = await svc.registry.get(name)
+    if body.name is not None and body.name != agent.name:
+        agent = await svc.registry.rename(agent.name, body.name)
+    values = {k: v for k, v in (("label", body.label), ("role", body.role)) if v is not None}
+    if values:
+        agent = await svc.store.update_agent(agent.id, **values)
+        await svc.registry.publish_presence(agent)
+    return svc.registry.public(agent)
+
+
+@router.post("/api/agents/{name}/rotate", dependencies=Writer, tags=["agents"])
+async def rotate_agent(request: Request, name: str) -> dict[str, Any]:
+    agent = await services(request).registry.rotate(name)
+    return {"name": agent.name, "rotated": True}
+
+
+@router.get("/api/rules", dependencies=Reader, tags=["rules"])
+async def list_rules(request: Request) -> list[dict[str, Any]]:
+    return [asdict(r) for r in await services(request).store.rules()]
+
+
+@router.post("/api/rules/{rule_id}", dependencies=Writer, tags=["rules"])
+async def decide_rule(request: Request, rule_id: int, body: RuleDecision) -> dict[str, Any]:
+    return asdict(await services(request).store.set_rule_status(rule_id, body.status))
+
+
+@router.get("/api/events", dependencies=Reader, tags=["events"])
+async def events(
+    request: Request,
+    since: Annotated[int, Query(ge=0, le=2**62)] = 0,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 500,
+) -> dict[str, Any]:
+    """The event log after ``since``: what a live view missed while it was away."""
+    store = services(request).store
+    batch = await store.events_since(since, limit)
+    return {"events": [e.public() for e in batch], "last_seq": await store.last_event_seq()}

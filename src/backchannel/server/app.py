@@ -1,0 +1,122 @@
+"""``create_app(settings)``: builds one isolated server; nothing global, so tests can run many.
+
+One port serves the web UI, the REST API, the WebSocket, MCP streamable HTTP at ``/mcp`` and MCP
+SSE at ``/sse`` (+ ``/messages/``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from fastapi.staticfiles import StaticFiles
+from mcp.server.transport_security import TransportSecuritySettings
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import WebSocketRoute
+
+from backchannel import __version__
+from backchannel.bus import InMemoryEventBus
+from backchannel.config import Settings
+from backchannel.errors import BackchannelError
+from backchannel.mcp_tools import build_mcp_server
+from backchannel.registry import Registry
+from backchannel.room import Room
+from backchannel.server import agents_api, api, web
+from backchannel.server.deps import Services
+from backchannel.server.security import Guard, HostCheckMiddleware, Secrets
+from backchannel.server.websocket import websocket_endpoint
+from backchannel.store import Store
+
+logger = logging.getLogger("backchannel.server")
+
+
+def _error(status: int, code: str, detail: str) -> JSONResponse:
+    return JSONResponse({"error": code, "detail": detail}, status_code=status)
+
+
+def _transport_security(settings: Settings) -> TransportSecuritySettings:
+    if settings.allow_network:
+        # Host checks for network mode are ours (HostCheckMiddleware); agents send no Origin.
+        return TransportSecuritySettings(enable_dns_rebinding_protection=False)
+    return TransportSecuritySettings(
+        enable_dns_rebinding_protection=True,
+        allowed_hosts=["127.0.0.1:*", "localhost:*", "[::1]:*", "127.0.0.1", "localhost"],
+        allowed_origins=["http://127.0.0.1:*", "http://localhost:*", "http://[::1]:*"],
+    )
+
+
+def create_app(settings: Settings) -> FastAPI:
+    store = Store(settings.db_path)
+    bus = InMemoryEventBus()
+    registry = Registry(store, bus, settings)
+    room = Room(store, bus, registry, settings)
+    secrets_ = Secrets.create(settings)
+    services = Services(settings, store, bus, registry, room, Guard(settings, secrets_))
+
+    mcp_server = build_mcp_server(room, registry)
+    security = _transport_security(settings)
+    mcp_http = mcp_server.streamable_http_app(
+        streamable_http_path="/mcp",
+        transport_security=security,
+        session_idle_timeout=settings.mcp_session_idle_timeout,
+    )
+    mcp_sse = mcp_server.sse_app(sse_path="/sse", message_path="/messages/", transport_security=security)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        sweeper = asyncio.create_task(registry.run_sweeper())
+        try:
+            async with mcp_server.session_manager.run():
+                yield
+        finally:
+            sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await sweeper
+            store.close()
+
+    app = FastAPI(
+        title="backchannel",
+        version=__version__,
+        lifespan=lifespan,
+        docs_url="/docs",
+        redoc_url=None,
+        description="Chat server where people and AI coding agents meet. Agent protocol: see README.",
+    )
+    app.state.services = services
+    app.state.mcp_server = mcp_server
+    app.include_router(api.router)
+    app.include_router(agents_api.router)
+    app.include_router(web.router)
+    app.router.routes.append(WebSocketRoute("/ws", websocket_endpoint))
+    app.router.routes.extend(mcp_http.routes)
+    app.router.routes.extend(mcp_sse.routes)
+    app.mount("/static", StaticFiles(directory=web.STATIC_DIR), name="static")
+    app.add_middleware(HostCheckMiddleware, guard=services.guard)
+
+    @app.exception_handler(BackchannelError)
+    async def on_domain_error(_: Request, exc: BackchannelError) -> JSONResponse:
+        return _error(exc.status, exc.code, exc.detail)
+
+    @app.exception_handler(RequestValidationError)
+    async def on_validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err.get('loc', ()) if p != 'body') or 'body'}: {err.get('msg')}"
+            for err in exc.errors()
+        )
+        return _error(422, "invalid_input", problems or "invalid request")
+
+    @app.exception_handler(StarletteHTTPException)
+    async def on_http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return _error(exc.status_code, "http_error", str(exc.detail))
+
+    @app.exception_handler(Exception)
+    async def on_unexpected(_: Request, exc: Exception) -> JSONResponse:
+        logger.exception("unhandled error", exc_info=exc)
+        return _error(500, "internal", "internal server error; see the server log")
+
+    return app

@@ -1,0 +1,163 @@
+"""Who may do what: the browser session, the local CLI secret, agent tokens, Host and Origin checks.
+
+Threat model (loopback default): other local users and processes are trusted only as far as they
+can read the 0600 files in the data dir or open the UI; other web sites are not trusted at all.
+A page on another origin can make the browser send requests here, so every state-changing request
+needs the session secret in a header (a cross-site page can neither read it nor add the header
+without a CORS preflight we never grant) and a matching ``Origin``; the WebSocket upgrade checks
+the cookie and ``Origin``. ``Host`` is checked against loopback names so DNS rebinding cannot turn
+a foreign page into a same-origin one.
+"""
+
+from __future__ import annotations
+
+import hmac
+import ipaddress
+import os
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from starlette.requests import HTTPConnection
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from backchannel.config import Settings
+from backchannel.errors import Forbidden, Unauthorized
+
+SESSION_COOKIE = "bc_session"
+SESSION_HEADER = "x-backchannel-session"
+JOIN_KEY_HEADER = "x-join-key"
+LOCAL_SECRET_FILE = "local_secret"
+_LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1", "[::1]"}
+
+
+def read_or_create_secret(data_dir: Path, filename: str = LOCAL_SECRET_FILE) -> str:
+    """A secret in a 0600 file, created atomically on first use."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    path = data_dir / filename
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        os.chmod(path, 0o600)
+        return path.read_text().strip()
+    secret = secrets.token_urlsafe(32)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(secret + "\n")
+    return secret
+
+
+def _same(a: str | None, b: str) -> bool:
+    return a is not None and hmac.compare_digest(a.encode(), b.encode())
+
+
+def is_loopback_address(host: str | None) -> bool:
+    if not host:
+        return False
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
+
+
+@dataclass(frozen=True, slots=True)
+class Secrets:
+    session: str  # per start, given to the browser
+    local: str  # persistent, 0600 file, for local CLI commands
+    join_key: str  # --allow-network: agents from other hosts must present it
+    login: str  # --allow-network: people must present it once to get the session cookie
+
+    @classmethod
+    def create(cls, settings: Settings) -> Secrets:
+        return cls(
+            session=secrets.token_urlsafe(32),
+            local=read_or_create_secret(settings.data_dir),
+            join_key=secrets.token_urlsafe(16),
+            login=secrets.token_urlsafe(16),
+        )
+
+
+class Guard:
+    """The checks, in one place; endpoints call them and errors map to 401/403 at the edge."""
+
+    def __init__(self, settings: Settings, secrets_: Secrets) -> None:
+        self.settings = settings
+        self.secrets = secrets_
+
+    def human_credential(self, conn: HTTPConnection, *, header_only: bool) -> bool:
+        value = conn.headers.get(SESSION_HEADER)
+        if value is None and not header_only:
+            value = conn.cookies.get(SESSION_COOKIE)
+        return _same(value, self.secrets.session) or _same(value, self.secrets.local)
+
+    def check_origin(self, conn: HTTPConnection) -> None:
+        origin = conn.headers.get("origin")
+        if origin is None:
+            return  # not a browser (curl, the CLI); the secret header still applies
+        host = conn.headers.get("host", "")
+        parts = urlsplit(origin)
+        if parts.scheme not in ("http", "https") or parts.netloc != host:
+            raise Forbidden(f"cross-origin request from {origin} refused")
+
+    def require_human(self, conn: HTTPConnection, *, state_changing: bool) -> None:
+        """Reads accept the cookie; writes need the header (CSRF) and a same-origin ``Origin``."""
+        if state_changing:
+            self.check_origin(conn)
+        if not self.human_credential(conn, header_only=state_changing):
+            raise Unauthorized(
+                "missing or wrong session secret: open the UI again, or use `backchannel send`"
+                if state_changing
+                else "missing session: open the UI at / first"
+            )
+
+    def require_agent_origin(self, conn: HTTPConnection) -> None:
+        """Agent endpoints are for wrappers, never for browsers: any ``Origin`` is refused."""
+        if conn.headers.get("origin") is not None:
+            raise Forbidden("agent endpoints do not accept browser requests")
+
+    def require_registration_allowed(self, conn: HTTPConnection) -> None:
+        self.require_agent_origin(conn)
+        client = conn.client.host if conn.client else None
+        if is_loopback_address(client):
+            return
+        if self.settings.allow_network and _same(conn.headers.get(JOIN_KEY_HEADER), self.secrets.join_key):
+            return
+        raise Forbidden("registration is only accepted from this machine (or with the join key)")
+
+    def host_allowed(self, host_header: str | None) -> bool:
+        if self.settings.allow_network:
+            return True
+        if not host_header:
+            return False
+        host = host_header.rsplit(":", 1)[0] if not host_header.endswith("]") else host_header
+        return host in _LOOPBACK_HOSTS
+
+
+class HostCheckMiddleware:
+    """Refuse requests whose ``Host`` is not ours (DNS rebinding) before any route runs."""
+
+    def __init__(self, app: ASGIApp, guard: Guard) -> None:
+        self.app = app
+        self.guard = guard
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] in ("http", "websocket"):
+            host = dict(scope.get("headers") or []).get(b"host", b"").decode("latin-1")
+            if not self.guard.host_allowed(host):
+                if scope["type"] == "websocket":
+                    await send({"type": "websocket.close", "code": 4403})
+                    return
+                body = b'{"error":"forbidden","detail":"unexpected Host header"}'
+                await send(
+                    {
+                        "type": "http.response.start",
+                        "status": 403,
+                        "headers": [
+                            (b"content-type", b"application/json"),
+                            (b"content-length", str(len(body)).encode()),
+                        ],
+                    }
+                )
+                await send({"type": "http.response.body", "body": body})
+                return
+        await self.app(scope, receive, send)

@@ -1,0 +1,67 @@
+"""The page people open: index.html with the per-start session secret, and the static assets."""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+
+from backchannel.server.deps import services
+from backchannel.server.security import SESSION_COOKIE
+
+router = APIRouter(include_in_schema=False)
+STATIC_DIR = Path(str(resources.files("backchannel") / "web" / "static"))
+
+LOGIN_PAGE = """<!doctype html><html lang="en"><head><meta charset="utf-8"><title>backchannel: sign in</title>
+<meta name="viewport" content="width=device-width, initial-scale=1"></head>
+<body style="font-family:system-ui;max-width:28rem;margin:4rem auto">
+<h1>backchannel</h1><p>This server is reachable from the network. Enter the login secret that
+<code>backchannel serve</code> printed.</p>
+<form method="post" action="/login"><label>Login secret <input name="secret" type="password" autofocus
+required></label> <button>Sign in</button></form>{error}</body></html>"""
+
+
+def _with_cookie(response: Response, request: Request) -> Response:
+    svc = services(request)
+    response.set_cookie(
+        SESSION_COOKIE,
+        svc.guard.secrets.session,
+        httponly=True,
+        samesite="strict",
+        path="/",
+        secure=request.url.scheme == "https",
+    )
+    return response
+
+
+@router.get("/")
+async def index(request: Request) -> Response:
+    svc = services(request)
+    if svc.settings.allow_network and not svc.guard.human_credential(request, header_only=False):
+        return HTMLResponse(LOGIN_PAGE.format(error=""))
+    html = (STATIC_DIR / "index.html").read_text(encoding="utf-8")
+    html = html.replace("{{SESSION}}", svc.guard.secrets.session)
+    response = HTMLResponse(
+        html,
+        headers={
+            "Cache-Control": "no-store",
+            "Content-Security-Policy": (
+                "default-src 'self'; img-src 'self' data: blob:; style-src 'self'; script-src 'self'; "
+                "connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'"
+            ),
+            "X-Content-Type-Options": "nosniff",
+            "Referrer-Policy": "no-referrer",
+        },
+    )
+    return _with_cookie(response, request)
+
+
+@router.post("/login")
+async def login(request: Request, secret: str = Form(max_length=200)) -> Response:
+    svc = services(request)
+    svc.guard.check_origin(request)
+    if secret != svc.guard.secrets.login:
+        return HTMLResponse(LOGIN_PAGE.format(error="<p role=alert>Wrong secret.</p>"), status_code=401)
+    return _with_cookie(RedirectResponse("/", status_code=303), request)

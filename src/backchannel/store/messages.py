@@ -1,0 +1,172 @@
+"""Message rows, read cursors and full-text search. Every query walks an index; none scans a channel."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from typing import Any
+
+from backchannel.errors import InvalidInput, NotFound
+from backchannel.models import Message
+
+_SELECT = "SELECT m.*, c.name AS channel_name FROM messages m JOIN channels c ON c.id = m.channel_id"
+
+
+def row_to_message(row: sqlite3.Row) -> Message:
+    return Message(
+        id=row["id"],
+        channel=row["channel_name"],
+        sender=row["sender"],
+        kind=row["kind"],
+        type=row["type"],
+        text=row["text"],
+        reply_to=row["reply_to"],
+        attachments=json.loads(row["attachments"]),
+        metadata=json.loads(row["metadata"]),
+        created_at=row["created_at"],
+        edited_at=row["edited_at"],
+        deleted=bool(row["deleted"]),
+    )
+
+
+def insert(
+    conn: sqlite3.Connection,
+    *,
+    channel_id: int,
+    sender: str,
+    kind: str,
+    text: str,
+    agent_id: int | None = None,
+    type: str = "chat",
+    reply_to: int | None = None,
+    attachments: list[dict[str, Any]] | None = None,
+    metadata: dict[str, Any] | None = None,
+) -> Message:
+    if reply_to is not None:
+        target = conn.execute("SELECT channel_id FROM messages WHERE id = ?", (reply_to,)).fetchone()
+        if target is None:
+            raise InvalidInput(f"reply_to: no message {reply_to}")
+        if target["channel_id"] != channel_id:
+            raise InvalidInput(f"reply_to: message {reply_to} is in another channel")
+    cur = conn.execute(
+        "INSERT INTO messages(channel_id, sender, agent_id, kind, type, text, reply_to, attachments,"
+        " metadata, created_at) VALUES (?,?,?,?,?,?,?,?,?,?)",
+        (
+            channel_id,
+            sender,
+            agent_id,
+            kind,
+            type,
+            text,
+            reply_to,
+            json.dumps(attachments or []),
+            json.dumps(metadata or {}),
+            time.time(),
+        ),
+    )
+    assert cur.lastrowid is not None
+    return get(conn, cur.lastrowid)
+
+
+def get(conn: sqlite3.Connection, message_id: int) -> Message:
+    row = conn.execute(f"{_SELECT} WHERE m.id = ?", (message_id,)).fetchone()
+    if row is None:
+        raise NotFound(f"no message {message_id}")
+    return row_to_message(row)
+
+
+def agent_id_of(conn: sqlite3.Connection, message_id: int) -> int | None:
+    row = conn.execute("SELECT agent_id FROM messages WHERE id = ?", (message_id,)).fetchone()
+    return None if row is None else row["agent_id"]
+
+
+def edit(conn: sqlite3.Connection, message_id: int, text: str) -> Message:
+    current = get(conn, message_id)
+    if current.deleted:
+        raise InvalidInput(f"message {message_id} is deleted")
+    conn.execute("UPDATE messages SET text = ?, edited_at = ? WHERE id = ?", (text, time.time(), message_id))
+    return get(conn, message_id)
+
+
+def delete(conn: sqlite3.Connection, message_id: int) -> Message:
+    get(conn, message_id)
+    conn.execute(
+        "UPDATE messages SET deleted = 1, text = '', attachments = '[]', edited_at = ? WHERE id = ?",
+        (time.time(), message_id),
+    )
+    return get(conn, message_id)
+
+
+def latest(conn: sqlite3.Connection, channel_id: int, limit: int, before: int | None = None) -> list[Message]:
+    """The newest ``limit`` messages (optionally older than ``before``), oldest first."""
+    if before is None:
+        rows = conn.execute(
+            f"{_SELECT} WHERE m.channel_id = ? ORDER BY m.id DESC LIMIT ?", (channel_id, limit)
+        ).fetchall()
+    else:
+        rows = conn.execute(
+            f"{_SELECT} WHERE m.channel_id = ? AND m.id < ? ORDER BY m.id DESC LIMIT ?",
+            (channel_id, before, limit),
+        ).fetchall()
+    return [row_to_message(r) for r in reversed(rows)]
+
+
+def after(conn: sqlite3.Connection, channel_id: int, after_id: int, limit: int) -> list[Message]:
+    """The oldest ``limit`` messages newer than ``after_id``: readers never skip a message."""
+    rows = conn.execute(
+        f"{_SELECT} WHERE m.channel_id = ? AND m.id > ? ORDER BY m.id LIMIT ?", (channel_id, after_id, limit)
+    ).fetchall()
+    return [row_to_message(r) for r in rows]
+
+
+def count_after(conn: sqlite3.Connection, channel_id: int, after_id: int) -> int:
+    (n,) = conn.execute(
+        "SELECT count(*) FROM messages WHERE channel_id = ? AND id > ?", (channel_id, after_id)
+    ).fetchone()
+    return int(n)
+
+
+def last_id(conn: sqlite3.Connection, channel_id: int) -> int:
+    row = conn.execute("SELECT max(id) FROM messages WHERE channel_id = ?", (channel_id,)).fetchone()
+    return int(row[0] or 0)
+
+
+def search(conn: sqlite3.Connection, query: str, channel_id: int | None, limit: int) -> list[Message]:
+    # Quote every term so user text is never FTS5 syntax: `foo-bar` or `"` cannot raise.
+    terms = [t.replace('"', '""') for t in query.split()]
+    if not terms:
+        return []
+    match = " ".join(f'"{t}"' for t in terms)
+    sql = f"{_SELECT} JOIN messages_fts f ON f.rowid = m.id WHERE messages_fts MATCH ? AND m.deleted = 0"
+    params: list[Any] = [match]
+    if channel_id is not None:
+        sql += " AND m.channel_id = ?"
+        params.append(channel_id)
+    sql += " ORDER BY m.id DESC LIMIT ?"
+    params.append(limit)
+    return [row_to_message(r) for r in conn.execute(sql, params)]
+
+
+def get_cursor(conn: sqlite3.Connection, agent_id: int, channel_id: int) -> int | None:
+    row = conn.execute(
+        "SELECT last_id FROM cursors WHERE agent_id = ? AND channel_id = ?", (agent_id, channel_id)
+    ).fetchone()
+    return None if row is None else int(row["last_id"])
+
+
+def set_cursor(conn: sqlite3.Connection, agent_id: int, channel_id: int, last: int) -> None:
+    """Cursors only move forward, so a late write can never re-deliver what was read."""
+    conn.execute(
+        "INSERT INTO cursors(agent_id, channel_id, last_id) VALUES (?,?,?) ON CONFLICT(agent_id, channel_id)"
+        " DO UPDATE SET last_id = max(last_id, excluded.last_id)",
+        (agent_id, channel_id, last),
+    )
+
+
+def reset_cursor(conn: sqlite3.Connection, agent_id: int, channel_id: int, last: int) -> None:
+    conn.execute(
+        "INSERT INTO cursors(agent_id, channel_id, last_id) VALUES (?,?,?) ON CONFLICT(agent_id, channel_id)"
+        " DO UPDATE SET last_id = excluded.last_id",
+        (agent_id, channel_id, last),
+    )

@@ -1,0 +1,160 @@
+"""The schema as numbered migrations keyed on ``PRAGMA user_version``.
+
+Each migration runs once, in order, inside the writer's transaction. Never edit a shipped
+migration: append a new one.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+
+MIGRATIONS: list[str] = [
+    # 1: the initial schema.
+    """
+    CREATE TABLE channels (
+        id          INTEGER PRIMARY KEY,
+        name        TEXT NOT NULL UNIQUE,
+        topic       TEXT NOT NULL DEFAULT '',
+        summary     TEXT NOT NULL DEFAULT '',
+        hops        INTEGER NOT NULL DEFAULT 0,
+        paused      INTEGER NOT NULL DEFAULT 0,
+        created_at  REAL NOT NULL
+    );
+
+    CREATE TABLE agents (
+        id            INTEGER PRIMARY KEY,
+        name          TEXT NOT NULL,
+        base          TEXT NOT NULL,
+        instance_id   TEXT NOT NULL,
+        slot          INTEGER NOT NULL,
+        label         TEXT NOT NULL,
+        color         TEXT NOT NULL,
+        token_hash    TEXT,
+        left_at       REAL,
+        retired       INTEGER NOT NULL DEFAULT 0,
+        activity      TEXT NOT NULL DEFAULT 'idle',
+        last_seen     REAL NOT NULL,
+        last_channel  TEXT NOT NULL DEFAULT '',
+        role          TEXT NOT NULL DEFAULT '',
+        hat           TEXT NOT NULL DEFAULT '',
+        created_at    REAL NOT NULL
+    );
+    CREATE UNIQUE INDEX agents_live_name ON agents(name) WHERE retired = 0;
+    CREATE INDEX agents_instance ON agents(base, instance_id) WHERE retired = 0;
+    CREATE UNIQUE INDEX agents_token ON agents(token_hash) WHERE token_hash IS NOT NULL;
+
+    CREATE TABLE messages (
+        id          INTEGER PRIMARY KEY AUTOINCREMENT,
+        channel_id  INTEGER NOT NULL REFERENCES channels(id) ON DELETE CASCADE,
+        sender      TEXT NOT NULL,
+        agent_id    INTEGER REFERENCES agents(id),
+        kind        TEXT NOT NULL DEFAULT 'human',
+        type        TEXT NOT NULL DEFAULT 'chat',
+        text        TEXT NOT NULL,
+        reply_to    INTEGER,
+        attachments TEXT NOT NULL DEFAULT '[]',
+        metadata    TEXT NOT NULL DEFAULT '{}',
+        created_at  REAL NOT NULL,
+        edited_at   REAL,
+        deleted     INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE INDEX messages_channel ON messages(channel_id, id);
+    CREATE INDEX messages_agent ON messages(agent_id) WHERE agent_id IS NOT NULL;
+
+    CREATE VIRTUAL TABLE messages_fts USING fts5(text, content='messages', content_rowid='id');
+    CREATE TRIGGER messages_ai AFTER INSERT ON messages BEGIN
+        INSERT INTO messages_fts(rowid, text) VALUES (new.id, new.text);
+    END;
+    CREATE TRIGGER messages_ad AFTER DELETE ON messages BEGIN
+        INSERT INTO messages_fts(messages_fts, rowid, text) VALUES ('delete', old.id, old.text);
+    END;
+    CREATE TRIGGER messages_au AFTER UPDATE OF text ON messages BEGIN
+        INSERT INTO messages_fts(messages_fts, rowid, text) VALUES ('delete', old.id, old.text);
+        INSERT INTO messages_fts(rowid, text) VALUES (new.id, new.text);
+    END;
+
+    CREATE TABLE cursors (
+        agent_id    INTEGER NOT NULL REFERENCES agents(id),
+        channel_id  INTEGER NOT NULL REFERENCES channels(id) ON DELETE CASCADE,
+        last_id     INTEGER NOT NULL,
+        PRIMARY KEY (agent_id, channel_id)
+    ) WITHOUT ROWID;
+
+    CREATE TABLE triggers (
+        id          INTEGER PRIMARY KEY AUTOINCREMENT,
+        agent_id    INTEGER NOT NULL REFERENCES agents(id),
+        channel     TEXT NOT NULL,
+        message_id  INTEGER NOT NULL,
+        job_id      INTEGER NOT NULL DEFAULT 0,
+        sender      TEXT NOT NULL,
+        prompt      TEXT NOT NULL,
+        state       TEXT NOT NULL DEFAULT 'queued',
+        detail      TEXT NOT NULL DEFAULT '',
+        created_at  REAL NOT NULL,
+        updated_at  REAL NOT NULL
+    );
+    CREATE INDEX triggers_pending ON triggers(agent_id, id) WHERE state != 'injected';
+
+    CREATE TABLE rules (
+        id          INTEGER PRIMARY KEY AUTOINCREMENT,
+        channel     TEXT NOT NULL DEFAULT '',
+        text        TEXT NOT NULL,
+        reason      TEXT NOT NULL DEFAULT '',
+        status      TEXT NOT NULL DEFAULT 'proposed',
+        proposed_by TEXT NOT NULL,
+        created_at  REAL NOT NULL
+    );
+
+    CREATE TABLE jobs (
+        id          INTEGER PRIMARY KEY AUTOINCREMENT,
+        channel     TEXT NOT NULL,
+        title       TEXT NOT NULL,
+        body        TEXT NOT NULL DEFAULT '',
+        status      TEXT NOT NULL DEFAULT 'proposed',
+        proposed_by TEXT NOT NULL,
+        message_id  INTEGER,
+        created_at  REAL NOT NULL
+    );
+
+    -- A durable, ordered log of everything a live view must see (messages, edits, deletes, channel
+    -- changes). WebSocket clients resume from a sequence number, so nothing is lost across a
+    -- reconnect, and a future multi-replica mode can tail it.
+    CREATE TABLE events (
+        seq         INTEGER PRIMARY KEY AUTOINCREMENT,
+        kind        TEXT NOT NULL,
+        payload     TEXT NOT NULL,
+        created_at  REAL NOT NULL
+    );
+
+    CREATE TABLE settings (
+        key   TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+    );
+    """,
+]
+
+
+def migrate(conn: sqlite3.Connection) -> int:
+    """Bring the database to the latest version; returns the version it ended at."""
+    version = int(conn.execute("PRAGMA user_version").fetchone()[0])
+    for number, sql in enumerate(MIGRATIONS[version:], start=version + 1):
+        for statement in _split(sql):
+            conn.execute(statement)
+        conn.execute(f"PRAGMA user_version = {number}")
+    return len(MIGRATIONS)
+
+
+def _split(sql: str) -> list[str]:
+    """Split a migration into statements; ``sqlite3.complete_statement`` keeps triggers whole."""
+    statements: list[str] = []
+    buffer = ""
+    for line in sql.splitlines(keepends=True):
+        if line.strip().startswith("--") and not buffer.strip():
+            continue
+        buffer += line
+        if sqlite3.complete_statement(buffer):
+            statements.append(buffer.strip())
+            buffer = ""
+    if buffer.strip():
+        statements.append(buffer.strip())
+    return statements

@@ -1,0 +1,69 @@
+"""Image attachments: type sniffed from the bytes, size capped, stored under generated names.
+
+Only raster formats are accepted. SVG is refused because it is a document that can carry script;
+the name the client sent is never used on disk.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+from typing import Any
+
+from backchannel.errors import InvalidInput, PayloadTooLarge
+
+_SIGNATURES: list[tuple[bytes, str, str]] = [
+    (b"\x89PNG\r\n\x1a\n", "image/png", ".png"),
+    (b"\xff\xd8\xff", "image/jpeg", ".jpg"),
+    (b"GIF87a", "image/gif", ".gif"),
+    (b"GIF89a", "image/gif", ".gif"),
+]
+ALLOWED_TYPES = frozenset({"image/png", "image/jpeg", "image/gif", "image/webp"})
+NAME_LENGTH = 32
+
+
+def sniff(head: bytes) -> tuple[str, str]:
+    for magic, mime, ext in _SIGNATURES:
+        if head.startswith(magic):
+            return mime, ext
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "image/webp", ".webp"
+    raise InvalidInput("only PNG, JPEG, GIF and WebP images can be uploaded")
+
+
+def save(uploads_dir: Path, data: bytes, max_bytes: int, original_name: str = "") -> dict[str, Any]:
+    if len(data) > max_bytes:
+        raise PayloadTooLarge(f"image is larger than {max_bytes} bytes")
+    if not data:
+        raise InvalidInput("the upload is empty")
+    mime, ext = sniff(data[:16])
+    uploads_dir.mkdir(parents=True, exist_ok=True)
+    name = secrets.token_hex(NAME_LENGTH // 2) + ext
+    path = uploads_dir / name
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(data)
+    label = os.path.basename(original_name)[:100] if original_name else name
+    return {"url": f"/uploads/{name}", "name": label, "type": mime, "size": len(data)}
+
+
+def from_local_path(uploads_dir: Path, path: str, max_bytes: int) -> dict[str, Any]:
+    """An agent's ``image_path``: copy a local image in, refusing anything that is not an image."""
+    source = Path(os.path.expanduser(path))
+    if not source.is_file():
+        raise InvalidInput(f"image_path: no such file: {path}")
+    if source.stat().st_size > max_bytes:
+        raise PayloadTooLarge(f"image_path: file is larger than {max_bytes} bytes")
+    return save(uploads_dir, source.read_bytes(), max_bytes, source.name)
+
+
+def resolve(uploads_dir: Path, name: str) -> Path | None:
+    """The stored file for a generated name, or None; rejects anything that is not one of ours."""
+    stem, _, ext = name.partition(".")
+    if len(stem) != NAME_LENGTH or not all(c in "0123456789abcdef" for c in stem):
+        return None
+    if f".{ext}" not in {e for _, _, e in _SIGNATURES} | {".webp"}:
+        return None
+    path = uploads_dir / name
+    return path if path.is_file() else None

@@ -1,0 +1,473 @@
+"""The per-agent identity proxy: the CLI talks MCP to it, it talks to the server as the agent.
+
+Why a proxy: a CLI reads its MCP config once, so any token in that config goes stale on rotation,
+crash timeout or server restart. Here the CLI's config names only the proxy; the proxy strips any
+credential the client sent and adds the agent's *current* token, which the wrapper swaps live with
+:meth:`IdentityProxy.set_token`. Three things the CLI would otherwise see are hidden from it:
+
+* an upstream ``401`` or a ``stale ... Re-register`` tool error: the proxy asks the wrapper for a
+  fresh token (``refresh``) and replays the request;
+* ``404`` for a streamable-HTTP session the server no longer knows (it restarted): the proxy
+  replays the client's ``initialize`` + ``notifications/initialized`` to open a new session and maps
+  the client's session id onto it for good;
+* SSE ``endpoint`` events with absolute upstream URLs: rewritten so the client posts back here.
+
+Responses stream through as they arrive; only small JSON-RPC request bodies are buffered (to replay).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ipaddress
+import itertools
+import json
+import logging
+import socket
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+import anyio
+import httpx
+import uvicorn
+from starlette.types import Message, Receive, Scope, Send
+
+from backchannel.errors import STALE_TOKEN_TEXT
+from backchannel.wrapper._sse import EventParser, LineSplitter, SSEEvent
+
+logger = logging.getLogger(__name__)
+
+RefreshFn = Callable[[str], Awaitable[str | None]]
+"""Given the token that went stale, return a fresh one (or None if none could be had)."""
+
+_HOP_BY_HOP = frozenset(
+    {"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer",
+     "transfer-encoding", "upgrade", "host", "content-length"}
+)  # fmt: skip
+# Never forwarded upstream: credentials are ours to set, and identity encoding keeps streams raw.
+_STRIP_REQUEST = _HOP_BY_HOP | {"authorization", "x-agent-token", "accept-encoding", "cookie"}
+_SESSION = "mcp-session-id"
+_MCP_PATHS = ("/mcp", "/mcp/")
+_ACCEPT_BOTH = "application/json, text/event-stream"
+
+
+def is_loopback(host: str | None) -> bool:
+    if not host:
+        return False
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+@dataclass
+class _Request:
+    method: str
+    target: str  # path + query, as sent by the client
+    headers: list[tuple[str, str]]
+    body: bytes
+    client_sid: str | None
+    rpc_method: str | None
+    rpc_id: Any
+    token_used: str = ""
+
+
+@dataclass
+class _Session:
+    upstream_id: str
+    init_body: bytes
+    protocol_version: str | None = None
+
+
+class IdentityProxy:
+    """ASGI app forwarding MCP traffic to ``upstream`` with the agent's live token."""
+
+    def __init__(
+        self,
+        upstream: str,
+        token: str,
+        *,
+        transport: httpx.AsyncBaseTransport | None = None,
+        refresh: RefreshFn | None = None,
+        refresh_timeout: float = 30.0,
+    ) -> None:
+        self.upstream = upstream.rstrip("/")
+        self._token = token
+        self._refresh_fn = refresh
+        self._refresh_timeout = refresh_timeout
+        self._refresh_lock = anyio.Lock()
+        self._sessions: dict[str, _Session] = {}
+        self._session_locks: dict[str, anyio.Lock] = {}
+        self._ids = itertools.count(1)
+        timeout = httpx.Timeout(connect=10.0, read=None, write=30.0, pool=30.0)
+        self._client = httpx.AsyncClient(transport=transport, timeout=timeout, trust_env=False)
+        self.reinitialized = 0  # how many sessions were re-opened on a client's behalf
+
+    @property
+    def token(self) -> str:
+        return self._token
+
+    def set_token(self, token: str) -> None:
+        """Swap the token used for every request from now on; open client sessions are kept."""
+        self._token = token
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+    # -- ASGI entry ------------------------------------------------------------------------------
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return
+        client = scope.get("client")
+        headers = [(k.decode("latin-1").lower(), v.decode("latin-1")) for k, v in scope["headers"]]
+        if not is_loopback(client[0] if client else None) or not self._local_request(headers):
+            await _plain(send, 403, {"error": "forbidden", "detail": "the identity proxy is loopback-only"})
+            return
+        path: str = scope["path"]
+        if path not in (*_MCP_PATHS, "/sse") and not path.startswith("/messages"):
+            await _plain(send, 404, {"error": "not_found", "detail": f"the proxy does not serve {path}"})
+            return
+        body = await _read_body(receive)
+        query = scope.get("query_string", b"").decode("latin-1")
+        rpc_method, rpc_id = _rpc_of(body) if scope["method"] == "POST" else (None, None)
+        req = _Request(
+            method=scope["method"],
+            target=path + (f"?{query}" if query else ""),
+            headers=[(k, v) for k, v in headers if k not in _STRIP_REQUEST],
+            body=body,
+            client_sid=dict(headers).get(_SESSION),
+            rpc_method=rpc_method,
+            rpc_id=rpc_id,
+        )
+        try:
+            if path == "/sse":
+                await self._relay_sse_endpoint(req, send)
+            else:
+                await self._relay(req, send)
+        except httpx.TransportError as exc:
+            logger.info("upstream unreachable for %s %s: %s", req.method, req.target, exc)
+            with contextlib.suppress(Exception):  # the response may already have started
+                await _plain(send, 502, {"error": "upstream_unavailable", "detail": str(exc)})
+
+    @staticmethod
+    def _local_request(headers: list[tuple[str, str]]) -> bool:
+        """Refuse browser-driven requests (DNS rebinding, CSRF): Host and any Origin must be loopback."""
+        values = dict(headers)
+        host = urlsplit(f"//{values.get('host', '')}").hostname
+        origin = values.get("origin")
+        if origin is not None and not is_loopback(urlsplit(origin).hostname):
+            return False
+        return is_loopback(host)
+
+    # -- upstream requests -------------------------------------------------------------------------
+    def _upstream_headers(self, req: _Request, session_id: str | None) -> list[tuple[str, str]]:
+        headers = [(k, v) for k, v in req.headers if k != _SESSION]
+        if session_id is not None:
+            headers.append((_SESSION, session_id))
+            if session_id != req.client_sid:
+                # Event ids of the lost session mean nothing to the new one.
+                headers = [(k, v) for k, v in headers if k != "last-event-id"]
+        headers.append(("authorization", f"Bearer {req.token_used}"))
+        return headers
+
+    async def _open(self, req: _Request) -> httpx.Response:
+        """Send ``req`` upstream, re-opening a lost session or refreshing a stale token as needed."""
+        response: httpx.Response | None = None
+        for _attempt in range(3):
+            if response is not None:
+                await response.aclose()
+            req.token_used = self._token
+            session = self._sessions.get(req.client_sid) if req.client_sid else None
+            upstream_sid = session.upstream_id if session else req.client_sid
+            request = self._client.build_request(
+                req.method,
+                self.upstream + req.target,
+                headers=self._upstream_headers(req, upstream_sid),
+                content=req.body or None,
+            )
+            response = await self._client.send(request, stream=True)
+            if response.status_code == 401 and await self._refresh(req.token_used):
+                continue
+            if (
+                response.status_code == 404
+                and session is not None
+                and req.method != "DELETE"
+                and await self._reinitialize(req.client_sid or "", session.upstream_id)
+            ):
+                continue
+            break
+        assert response is not None
+        if req.rpc_method == "initialize" and req.client_sid is None and response.status_code == 200:
+            sid = response.headers.get(_SESSION)
+            if sid:
+                self._sessions[sid] = _Session(sid, req.body)
+        elif req.rpc_method == "notifications/initialized" and req.client_sid in self._sessions:
+            self._sessions[req.client_sid].protocol_version = dict(req.headers).get("mcp-protocol-version")
+        if req.method == "DELETE" and req.client_sid:
+            self._sessions.pop(req.client_sid, None)
+        return response
+
+    async def _refresh(self, stale: str) -> bool:
+        """Get a token newer than ``stale``; concurrent callers share one refresh."""
+        async with self._refresh_lock:
+            if self._token != stale:
+                return True
+            if self._refresh_fn is None:
+                return False
+            with anyio.move_on_after(self._refresh_timeout):
+                fresh = await self._refresh_fn(stale)
+                if fresh:
+                    self._token = fresh
+            return self._token != stale
+
+    async def _reinitialize(self, client_sid: str, lost_upstream_id: str) -> bool:
+        """Open a new upstream session for ``client_sid`` by replaying its handshake."""
+        lock = self._session_locks.setdefault(client_sid, anyio.Lock())
+        async with lock:
+            session = self._sessions.get(client_sid)
+            if session is None:
+                return False
+            if session.upstream_id != lost_upstream_id:
+                return True  # another request already re-opened it
+            init = json.loads(session.init_body)
+            init["id"] = f"backchannel-proxy-{next(self._ids)}"
+            base_headers = [
+                ("content-type", "application/json"),
+                ("accept", "application/json, text/event-stream"),
+            ]
+            for _attempt in range(2):
+                token = self._token
+                headers = [*base_headers, ("authorization", f"Bearer {token}")]
+                async with self._client.stream(
+                    "POST", self.upstream + "/mcp", headers=headers, content=json.dumps(init)
+                ) as response:
+                    if response.status_code == 401 and await self._refresh(token):
+                        continue
+                    new_sid = response.headers.get(_SESSION)
+                    if response.status_code != 200 or not new_sid:
+                        logger.warning("could not re-open the MCP session: HTTP %s", response.status_code)
+                        return False
+                    await _drain_until_reply(response)
+                break
+            else:
+                return False
+            note = {"jsonrpc": "2.0", "method": "notifications/initialized"}
+            headers = [*base_headers, (_SESSION, new_sid), ("authorization", f"Bearer {self._token}")]
+            if session.protocol_version:
+                headers.append(("mcp-protocol-version", session.protocol_version))
+            reply = await self._client.post(self.upstream + "/mcp", headers=headers, content=json.dumps(note))
+            if reply.status_code >= 400:
+                return False
+            session.upstream_id = new_sid
+            self.reinitialized += 1
+            logger.info("re-opened MCP session for the client (server had forgotten it)")
+            return True
+
+    # -- response relays ------------------------------------------------------------------------
+    async def _relay(self, req: _Request, send: Send) -> None:
+        """Stream the upstream answer; for tool calls, hide a stale-token error behind a retry."""
+        response = await self._open(req)
+        started = False
+        checks = 2 if req.rpc_method == "tools/call" and req.rpc_id is not None else 0
+        try:
+            while checks and response.status_code == 200:
+                ctype = response.headers.get("content-type", "")
+                if ctype.startswith("application/json"):
+                    data = await response.aread()
+                    if _is_stale_reply(data, req.rpc_id) and await self._refresh(req.token_used):
+                        checks -= 1
+                        await response.aclose()
+                        response = await self._open(req)
+                        continue
+                    if started:
+                        # Earlier events already went out as SSE: send the reply as one more event.
+                        event = SSEEvent([f"data: {data.decode()}"])
+                        await send({"type": "http.response.body", "body": event.encode()})
+                    else:
+                        await self._start(req, response, send, drop_length=False)
+                        await send({"type": "http.response.body", "body": data})
+                    return
+                if not ctype.startswith("text/event-stream"):
+                    break
+                retry = False
+                parser = EventParser()
+                async for chunk in response.aiter_bytes():
+                    for event in parser.feed(chunk):
+                        if (
+                            not retry
+                            and _is_stale_reply((event.data or "").encode(), req.rpc_id)
+                            and await self._refresh(req.token_used)
+                        ):
+                            retry = True
+                            break
+                        if not started:
+                            await self._start(req, response, send, drop_length=True)
+                            started = True
+                        await send({"type": "http.response.body", "body": event.encode(), "more_body": True})
+                    if retry:
+                        break
+                if not retry:
+                    if not started:
+                        await self._start(req, response, send, drop_length=True)
+                    await send({"type": "http.response.body", "body": b""})
+                    return
+                checks -= 1
+                await response.aclose()
+                response = await self._open(req)
+            if started:
+                # A retried call came back in an unexpected shape: pass its bytes on as they are.
+                async for chunk in response.aiter_bytes():
+                    await send({"type": "http.response.body", "body": chunk, "more_body": True})
+                await send({"type": "http.response.body", "body": b""})
+                return
+            await self._start(req, response, send, drop_length=False)
+            async for chunk in response.aiter_raw():
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            await send({"type": "http.response.body", "body": b""})
+        finally:
+            await response.aclose()
+
+    async def _relay_sse_endpoint(self, req: _Request, send: Send) -> None:
+        """Relay the legacy SSE stream, making the ``endpoint`` URL point back at the proxy."""
+        response = await self._open(req)
+        try:
+            await self._start(req, response, send, drop_length=True)
+            splitter = LineSplitter()
+            in_endpoint = False
+            async for chunk in response.aiter_bytes():
+                out: list[str] = []
+                for line in splitter.feed(chunk):
+                    if line.startswith("event:"):
+                        in_endpoint = line[6:].strip() == "endpoint"
+                    elif line.startswith("data:") and in_endpoint:
+                        line = "data: " + _relative(line[5:].strip())
+                    elif line == "":
+                        in_endpoint = False
+                    out.append(line + "\n")
+                if out:
+                    await send(
+                        {"type": "http.response.body", "body": "".join(out).encode(), "more_body": True}
+                    )
+            await send({"type": "http.response.body", "body": b""})
+        finally:
+            await response.aclose()
+
+    async def _start(self, req: _Request, response: httpx.Response, send: Send, *, drop_length: bool) -> None:
+        headers: list[tuple[bytes, bytes]] = []
+        for key, value in response.headers.multi_items():
+            lower = key.lower()
+            if lower in _HOP_BY_HOP and not (lower == "content-length" and not drop_length):
+                continue
+            if drop_length and lower == "content-encoding":
+                continue
+            if lower == _SESSION and req.client_sid is not None:
+                value = req.client_sid  # the client keeps its own session id across re-opens
+            headers.append((lower.encode("latin-1"), value.encode("latin-1")))
+        await send({"type": "http.response.start", "status": response.status_code, "headers": headers})
+
+
+def _relative(url: str) -> str:
+    """An absolute endpoint URL becomes origin-relative, so the client resolves it against the proxy."""
+    parts = urlsplit(url)
+    if not parts.scheme:
+        return url
+    return parts.path + (f"?{parts.query}" if parts.query else "")
+
+
+def _rpc_of(body: bytes) -> tuple[str | None, Any]:
+    try:
+        doc = json.loads(body)
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return None, None
+    if isinstance(doc, dict):
+        return doc.get("method"), doc.get("id")  # pyright: ignore[reportUnknownMemberType, reportUnknownVariableType]
+    return None, None
+
+
+def _is_stale_reply(data: bytes, rpc_id: Any) -> bool:
+    """Is this the server's reply to ``rpc_id`` saying our token is stale?"""
+    if STALE_TOKEN_TEXT.encode() not in data and b"stale_token" not in data:
+        return False
+    try:
+        doc = json.loads(data)
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return False
+    if not isinstance(doc, dict) or doc.get("id") != rpc_id:  # pyright: ignore[reportUnknownMemberType]
+        return False
+    error = doc.get("error")  # pyright: ignore[reportUnknownMemberType, reportUnknownVariableType]
+    if isinstance(error, dict):
+        return STALE_TOKEN_TEXT in str(error.get("message", ""))  # pyright: ignore[reportUnknownMemberType, reportUnknownArgumentType]
+    result = doc.get("result")  # pyright: ignore[reportUnknownMemberType, reportUnknownVariableType]
+    if not isinstance(result, dict) or not result.get("isError"):  # pyright: ignore[reportUnknownMemberType]
+        return False
+    content = result.get("content") or []  # pyright: ignore[reportUnknownMemberType, reportUnknownVariableType]
+    first = content[0] if isinstance(content, list) and content else {}  # pyright: ignore[reportUnknownVariableType]
+    text = first.get("text", "") if isinstance(first, dict) else ""  # pyright: ignore[reportUnknownMemberType, reportUnknownVariableType]
+    # SDKs prefix tool errors ("Error executing tool x: ..."); an error result this short is ours.
+    return isinstance(text, str) and STALE_TOKEN_TEXT in text and len(text) < len(STALE_TOKEN_TEXT) + 200
+
+
+async def _drain_until_reply(response: httpx.Response) -> None:
+    """Read an initialize answer (JSON or SSE) just far enough to know it arrived."""
+    if response.headers.get("content-type", "").startswith("text/event-stream"):
+        parser = EventParser()
+        async for chunk in response.aiter_bytes():
+            if any(event.data for event in parser.feed(chunk)):
+                return
+    else:
+        await response.aread()
+
+
+async def _read_body(receive: Receive) -> bytes:
+    chunks: list[bytes] = []
+    while True:
+        message: Message = await receive()
+        if message["type"] == "http.disconnect":
+            break
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body"):
+            break
+    return b"".join(chunks)
+
+
+async def _plain(send: Send, status: int, doc: dict[str, str]) -> None:
+    body = json.dumps(doc).encode()
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+class _NoSignalServer(uvicorn.Server):
+    """uvicorn would take over SIGINT/SIGTERM; the wrapper owns those, so leave them alone."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Any:
+        yield
+
+
+@contextlib.asynccontextmanager
+async def serve(
+    app: Any, host: str = "127.0.0.1", port: int = 0, *, lifespan: Literal["on", "off"] = "off"
+) -> AsyncIterator[str]:
+    """Run ``app`` with uvicorn in this event loop on ``host`` (ephemeral port); yield its base URL."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.set_inheritable(False)
+    bound_port = sock.getsockname()[1]
+    config = uvicorn.Config(app, lifespan=lifespan, log_level="warning", access_log=False)
+    server = _NoSignalServer(config)
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(server.serve, [sock])
+        try:
+            with anyio.fail_after(10):
+                while not server.started:
+                    await anyio.sleep(0.005)  # uvicorn exposes no started event; this ends in ms
+            yield f"http://{host}:{bound_port}"
+        finally:
+            server.should_exit = True
+            server.force_exit = True  # don't wait for CLIs' long-lived streams to end
+    sock.close()

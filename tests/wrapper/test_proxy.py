@@ -1,0 +1,203 @@
+"""The identity proxy against a real MCP server on a real socket, driven by the real MCP client."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+
+import anyio
+import httpx
+import httpx2
+import pytest
+from mcp import Client
+from mcp.client.sse import sse_client
+from mcp.client.streamable_http import streamable_http_client
+from mcp_types import TextContent
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import StreamingResponse
+from starlette.routing import Route
+from wrapper_upstream import Upstream
+
+from backchannel.wrapper.proxy import IdentityProxy, serve
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture(autouse=True)
+def _no_env_proxies(monkeypatch: pytest.MonkeyPatch) -> None:
+    for var in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "all_proxy"):
+        monkeypatch.delenv(var, raising=False)
+
+
+@asynccontextmanager
+async def running(upstream: Upstream, proxy_token: str = "t1", **kw: object) -> AsyncIterator[tuple[IdentityProxy, str]]:
+    async with AsyncExitStack() as stack:
+        await upstream.start()
+        stack.push_async_callback(upstream.aclose)
+        upstream_url = await stack.enter_async_context(serve(upstream))
+        proxy = IdentityProxy(upstream_url, proxy_token, **kw)  # type: ignore[arg-type]
+        stack.push_async_callback(proxy.aclose)
+        proxy_url = await stack.enter_async_context(serve(proxy))
+        yield proxy, proxy_url
+
+
+def text_of(result: object) -> str:
+    content = result.content  # type: ignore[attr-defined]
+    assert isinstance(content[0], TextContent), content
+    return content[0].text
+
+
+def legacy_client(url: str, headers: dict[str, str] | None = None) -> Client:
+    """A handshake-era client with a session id, as today's coding CLIs speak."""
+    http = httpx2.AsyncClient(headers=headers or {}, timeout=httpx2.Timeout(10, read=30))
+    return Client(streamable_http_client(url, http_client=http), mode="legacy")
+
+
+async def test_client_credentials_are_replaced_by_the_live_token() -> None:
+    upstream = Upstream({"t1"})
+    async with running(upstream) as (_, url):
+        forged = {"Authorization": "Bearer forged", "X-Agent-Token": "forged"}
+        with anyio.fail_after(10):
+            async with legacy_client(url + "/mcp", forged) as client:
+                assert text_of(await client.call_tool("whoami", {})) == "token=t1 generation=0"
+    assert upstream.seen, "the upstream saw no request"
+    assert {(auth, agent) for _, auth, agent in upstream.seen} == {("Bearer t1", None)}
+
+
+async def test_rotated_token_reaches_live_proxy_without_reconnect() -> None:
+    upstream = Upstream({"t1"})
+    async with running(upstream) as (proxy, url):
+        with anyio.fail_after(10):
+            async with legacy_client(url + "/mcp") as client:
+                assert "token=t1" in text_of(await client.call_tool("whoami", {}))
+                upstream.tokens = {"t2"}
+                proxy.set_token("t2")
+                assert "token=t2" in text_of(await client.call_tool("whoami", {}))
+
+
+@pytest.mark.parametrize("http_401", [False, True], ids=["tool-error", "http-401"])
+async def test_stale_token_is_refreshed_and_the_call_replayed(http_401: bool) -> None:
+    upstream = Upstream({"t1"}, http_401=http_401)
+    refreshed: list[str] = []
+
+    async def refresh(stale: str) -> str:
+        refreshed.append(stale)
+        return "t2"
+
+    async with running(upstream, refresh=refresh) as (proxy, url):
+        with anyio.fail_after(10):
+            async with legacy_client(url + "/mcp") as client:
+                assert "token=t1" in text_of(await client.call_tool("whoami", {}))
+                upstream.tokens = {"t2"}  # revoked behind the proxy's back
+                result = await client.call_tool("whoami", {})
+                assert not result.is_error, text_of(result)
+                assert "token=t2" in text_of(result)
+    assert refreshed == ["t1"]
+    assert proxy.token == "t2"
+
+
+async def test_stale_error_passes_through_when_no_fresh_token_exists() -> None:
+    upstream = Upstream({"t1"})
+
+    async def refresh(stale: str) -> None:
+        return None
+
+    async with running(upstream, refresh=refresh) as (_, url):
+        with anyio.fail_after(10):
+            async with legacy_client(url + "/mcp") as client:
+                upstream.tokens = set()
+                result = await client.call_tool("whoami", {})
+    assert result.is_error
+    assert "Re-register" in text_of(result)
+
+
+async def test_server_restart_reopens_the_session_for_the_client() -> None:
+    upstream = Upstream({"t1"})
+    async with running(upstream) as (proxy, url):
+        with anyio.fail_after(10):
+            async with legacy_client(url + "/mcp") as client:
+                assert "generation=0" in text_of(await client.call_tool("whoami", {}))
+                await upstream.restart()
+                result = await client.call_tool("whoami", {})
+                assert not result.is_error, text_of(result)
+                assert "generation=1" in text_of(result)
+                assert "generation=1" in text_of(await client.call_tool("whoami", {}))
+    assert proxy.reinitialized == 1
+
+
+async def test_modern_stateless_clients_pass_straight_through() -> None:
+    upstream = Upstream({"t1"})
+    async with running(upstream) as (_, url):
+        with anyio.fail_after(10):
+            async with Client(url + "/mcp") as client:
+                assert "token=t1" in text_of(await client.call_tool("whoami", {}))
+
+
+async def test_legacy_sse_transport_posts_back_through_the_proxy() -> None:
+    upstream = Upstream({"t1"})
+    async with running(upstream) as (_, url):
+        with anyio.fail_after(10):
+            async with Client(sse_client(url + "/sse"), mode="legacy") as client:
+                assert "token=t1" in text_of(await client.call_tool("whoami", {}))
+    paths = {path for path, _, _ in upstream.seen}
+    assert "/sse" in paths and "/messages/" in paths
+    assert {auth for _, auth, _ in upstream.seen} == {"Bearer t1"}
+
+
+async def test_absolute_sse_endpoint_is_rewritten_and_events_stream_unbuffered() -> None:
+    release = anyio.Event()
+
+    async def sse(request: Request) -> StreamingResponse:
+        async def events() -> AsyncIterator[bytes]:
+            yield b"event: endpoint\r\ndata: http://127.0.0.1:9/messages/?session_id=abc\r\n\r\n"
+            await release.wait()  # nothing more until the client proved it got the first event
+            yield b"event: message\r\ndata: {}\r\n\r\n"
+
+        return StreamingResponse(events(), media_type="text/event-stream")
+
+    app = Starlette(routes=[Route("/sse", sse)])
+    async with serve(app) as upstream_url, serve(IdentityProxy(upstream_url, "t1")) as url:
+        with anyio.fail_after(10):
+            async with httpx.AsyncClient(trust_env=False) as http, http.stream("GET", url + "/sse") as response:
+                lines = response.aiter_lines()
+                assert await anext(lines) == "event: endpoint"
+                assert await anext(lines) == "data: /messages/?session_id=abc"
+                release.set()
+                rest = [line async for line in lines]
+    assert "data: {}" in rest
+
+
+@pytest.mark.parametrize(
+    ("client", "headers", "status"),
+    [
+        (("10.1.2.3", 5000), {}, 403),
+        (("127.0.0.1", 5000), {"origin": "https://evil.example"}, 403),
+        (("127.0.0.1", 5000), {"host": "evil.example"}, 403),
+        (("127.0.0.1", 5000), {}, 404),
+    ],
+    ids=["remote-peer", "browser-origin", "rebound-host", "loopback-unknown-path"],
+)
+async def test_only_local_non_browser_peers_are_served(
+    client: tuple[str, int], headers: dict[str, str], status: int
+) -> None:
+    proxy = IdentityProxy("http://127.0.0.1:9", "t1")
+    transport = httpx.ASGITransport(app=proxy, client=client)
+    async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1:5") as http:
+        response = await http.get("/not-mcp", headers=headers)
+    await proxy.aclose()
+    assert response.status_code == status, response.text
+
+
+async def test_unreachable_server_is_a_clean_502() -> None:
+    async with serve(Starlette()) as dead_url:
+        pass  # the port is closed again now
+    async with serve(IdentityProxy(dead_url, "t1")) as url, httpx.AsyncClient(trust_env=False) as http:
+        response = await http.post(url + "/mcp", json={"jsonrpc": "2.0", "id": 1, "method": "ping"})
+    assert response.status_code == 502
+    assert response.json()["error"] == "upstream_unavailable"
