@@ -24,22 +24,12 @@ from backchannel.wrapper.proxy import IdentityProxy, serve
 pytestmark = pytest.mark.anyio
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-@pytest.fixture(autouse=True)
-def _no_env_proxies(monkeypatch: pytest.MonkeyPatch) -> None:
-    for var in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "all_proxy"):
-        monkeypatch.delenv(var, raising=False)
-
-
 @asynccontextmanager
-async def running(upstream: Upstream, proxy_token: str = "t1", **kw: object) -> AsyncIterator[tuple[IdentityProxy, str]]:
+async def running(
+    upstream: Upstream, proxy_token: str = "t1", **kw: object
+) -> AsyncIterator[tuple[IdentityProxy, str]]:
     async with AsyncExitStack() as stack:
-        await upstream.start()
-        stack.push_async_callback(upstream.aclose)
+        await stack.enter_async_context(upstream.running())
         upstream_url = await stack.enter_async_context(serve(upstream))
         proxy = IdentityProxy(upstream_url, proxy_token, **kw)  # type: ignore[arg-type]
         stack.push_async_callback(proxy.aclose)
@@ -164,7 +154,10 @@ async def test_absolute_sse_endpoint_is_rewritten_and_events_stream_unbuffered()
     app = Starlette(routes=[Route("/sse", sse)])
     async with serve(app) as upstream_url, serve(IdentityProxy(upstream_url, "t1")) as url:
         with anyio.fail_after(10):
-            async with httpx.AsyncClient(trust_env=False) as http, http.stream("GET", url + "/sse") as response:
+            async with (
+                httpx.AsyncClient(trust_env=False) as http,
+                http.stream("GET", url + "/sse") as response,
+            ):
                 lines = response.aiter_lines()
                 assert await anext(lines) == "event: endpoint"
                 assert await anext(lines) == "data: /messages/?session_id=abc"

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import contextlib
+from collections.abc import AsyncIterator
 from typing import Any
 
+import anyio
+import anyio.abc
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 from starlette.applications import Starlette
@@ -25,7 +28,9 @@ class Upstream:
         self.http_401 = http_401
         self.seen: list[tuple[str, str | None, str | None]] = []  # (path, authorization, x-agent-token)
         self.generation = 0
-        self._stack = contextlib.AsyncExitStack()
+        self._tg: anyio.abc.TaskGroup | None = None
+        self._stop = anyio.Event()
+        self._done = anyio.Event()
         self._mcp: Starlette | None = None
         self._sse: Starlette | None = None
 
@@ -46,21 +51,40 @@ class Upstream:
         auth = headers.get("authorization")
         return auth.removeprefix("Bearer ") if auth else None
 
-    async def start(self) -> None:
+    @contextlib.asynccontextmanager
+    async def running(self) -> AsyncIterator[Upstream]:
+        """Serve generations from a task of our own, so a restart never unwinds someone else's scope."""
+        async with anyio.create_task_group() as tg:
+            self._tg = tg
+            await tg.start(self._generation)
+            try:
+                yield self
+            finally:
+                self._stop.set()
+
+    async def _generation(
+        self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED
+    ) -> None:
         server = self._build()
-        self._mcp = server.streamable_http_app()
-        self._sse = server.sse_app()
-        await self._stack.enter_async_context(self._mcp.router.lifespan_context(self._mcp))
+        mcp_app = server.streamable_http_app()
+        self._stop = anyio.Event()
+        self._done = anyio.Event()
+        try:
+            async with mcp_app.router.lifespan_context(mcp_app):
+                self._mcp, self._sse = mcp_app, server.sse_app()
+                task_status.started()
+                await self._stop.wait()
+        finally:
+            self._done.set()
 
     async def restart(self) -> None:
         """Like a server restart: all MCP sessions are gone, tokens survive."""
-        await self._stack.aclose()
-        self._stack = contextlib.AsyncExitStack()
+        done = self._done
+        self._stop.set()
+        await done.wait()
         self.generation += 1
-        await self.start()
-
-    async def aclose(self) -> None:
-        await self._stack.aclose()
+        assert self._tg is not None
+        await self._tg.start(self._generation)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
