@@ -60,7 +60,6 @@ class Registry:
         self.store = store
         self.bus = bus
         self.settings = settings
-        self._flushed: dict[int, float] = {}
         self._presence: dict[str, Presence] = {}
 
     async def register(self, base: str, instance_id: str, label: str | None) -> tuple[Agent, str]:
@@ -79,7 +78,6 @@ class Registry:
             crash_timeout=self.settings.crash_timeout,
             color_for=color_for,
         )
-        self._flushed[agent.id] = agent.last_seen
         self.bus.publish(agent_topic(agent.id), {"kind": "token_changed"})
         await self.publish_presence(agent)
         return agent, token
@@ -103,13 +101,13 @@ class Registry:
         return agent
 
     async def touch(self, agent: Agent, activity: str | None = None) -> None:
-        """Count any call as liveness; writes are throttled to one per second per agent."""
+        """Count any call as liveness; writes are throttled so busy agents don't write per call."""
         now = time.time()
-        was = self._presence.get(agent.name)
-        if activity is not None or now - self._flushed.get(agent.id, 0.0) >= 1.0 or was == "offline":
-            self._flushed[agent.id] = now
+        was_offline = not agent.is_online(now, self.settings.crash_timeout)
+        stale_after = min(1.0, self.settings.crash_timeout / 4)
+        if activity is not None or was_offline or now - agent.last_seen >= stale_after:
             await self.store.touch_agent(agent.id, now, activity)
-            if activity is not None or was in (None, "offline"):
+            if was_offline or (activity is not None and activity != agent.activity):
                 await self.publish_presence(await self.store.agent_by_id(agent.id))
 
     async def heartbeat(self, token: str | None, name: str, activity: str | None) -> Agent:

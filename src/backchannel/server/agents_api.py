@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 from typing import Annotated, Any, Literal
 
 import anyio
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Depends, Path, Request, Response
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
@@ -79,7 +79,11 @@ async def leave(request: Request, name: str, token: Token) -> Response:
 
 @router.post("/api/agents/{name}/triggers/{trigger_id}")
 async def report_trigger(
-    request: Request, name: str, trigger_id: int, token: Token, body: TriggerReport
+    request: Request,
+    name: str,
+    trigger_id: Annotated[int, Path(ge=1, le=2**62)],
+    token: Token,
+    body: TriggerReport,
 ) -> dict[str, Any]:
     svc = services(request)
     svc.guard.require_agent_origin(request)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from fastapi.responses import FileResponse
 from pydantic import BaseModel, Field
 
@@ -17,6 +17,8 @@ router = APIRouter()
 Reader = [Depends(human_reader)]
 Writer = [Depends(human_writer)]
 MessageId = Annotated[int, Field(ge=1, le=2**62)]
+# Path ids are bounded too: SQLite integers are 64-bit, and a bigger one must be a 4xx, not a 500.
+RowId = Annotated[int, Path(ge=1, le=2**62)]
 
 
 class Health(BaseModel):
@@ -130,17 +132,17 @@ def name_hint_bytes(name: str) -> bytes:
 
 
 @router.get("/api/messages/{message_id}", dependencies=Reader, tags=["messages"])
-async def get_message(request: Request, message_id: int) -> dict[str, Any]:
+async def get_message(request: Request, message_id: RowId) -> dict[str, Any]:
     return (await services(request).room.message(message_id)).public()
 
 
 @router.patch("/api/messages/{message_id}", dependencies=Writer, tags=["messages"])
-async def edit_message(request: Request, message_id: int, body: EditIn) -> dict[str, Any]:
+async def edit_message(request: Request, message_id: RowId, body: EditIn) -> dict[str, Any]:
     return (await services(request).room.edit(message_id, body.text)).public()
 
 
 @router.delete("/api/messages/{message_id}", dependencies=Writer, tags=["messages"])
-async def delete_message(request: Request, message_id: int) -> dict[str, Any]:
+async def delete_message(request: Request, message_id: RowId) -> dict[str, Any]:
     return (await services(request).room.delete(message_id)).public()
 
 
@@ -218,7 +220,7 @@ async def list_rules(request: Request) -> list[dict[str, Any]]:
 
 
 @router.post("/api/rules/{rule_id}", dependencies=Writer, tags=["rules"])
-async def decide_rule(request: Request, rule_id: int, body: RuleDecision) -> dict[str, Any]:
+async def decide_rule(request: Request, rule_id: RowId, body: RuleDecision) -> dict[str, Any]:
     return asdict(await services(request).store.set_rule_status(rule_id, body.status))
 
 

@@ -119,6 +119,12 @@ class Store:
                 attachments=attachments,
                 metadata=metadata,
             )
+            if agent_id is not None:
+                # An agent that had read everything has also "read" its own message; one that had not
+                # keeps its cursor, so sending never skips messages it has not seen.
+                cursor = messages.get_cursor(c, agent_id, ch.id)
+                if cursor is not None and not messages.any_between(c, ch.id, cursor, msg.id):
+                    messages.set_cursor(c, agent_id, ch.id, msg.id)
             evs = [events.append(c, "message", {"message": msg.public()})]
             made: list[tuple[Agent, Trigger]] = []
             notices: list[Message] = []

@@ -120,11 +120,23 @@ def after(conn: sqlite3.Connection, channel_id: int, after_id: int, limit: int) 
     return [row_to_message(r) for r in rows]
 
 
+COUNT_CAP = 10_000
+
+
 def count_after(conn: sqlite3.Connection, channel_id: int, after_id: int) -> int:
+    """Unread messages after ``after_id``, counted up to COUNT_CAP so the cost stays bounded."""
     (n,) = conn.execute(
-        "SELECT count(*) FROM messages WHERE channel_id = ? AND id > ?", (channel_id, after_id)
+        "SELECT count(*) FROM (SELECT 1 FROM messages WHERE channel_id = ? AND id > ? LIMIT ?)",
+        (channel_id, after_id, COUNT_CAP),
     ).fetchone()
     return int(n)
+
+
+def any_between(conn: sqlite3.Connection, channel_id: int, low: int, high: int) -> bool:
+    row = conn.execute(
+        "SELECT 1 FROM messages WHERE channel_id = ? AND id > ? AND id < ? LIMIT 1", (channel_id, low, high)
+    ).fetchone()
+    return row is not None
 
 
 def last_id(conn: sqlite3.Connection, channel_id: int) -> int:

@@ -1,0 +1,174 @@
+"""Every chat tool against the real server over the real MCP client (streamable HTTP and SSE)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from backchannel.errors import STALE_TOKEN_TEXT
+from tests.conftest import RunningServer, mcp_client, register, text_of
+
+pytestmark = pytest.mark.anyio
+
+
+async def human_post(server: RunningServer, text: str, channel: str = "general", sender: str = "ben") -> int:
+    async with server.human() as human:
+        response = await human.post(
+            f"/api/channels/{channel}/messages", json={"text": text, "sender": sender}
+        )
+        assert response.status_code == 201, response.text
+        return int(response.json()["id"])
+
+
+async def messages(server: RunningServer, channel: str = "general") -> list[dict]:
+    async with server.human() as human:
+        return (await human.get(f"/api/channels/{channel}/messages", params={"limit": 200})).json()[
+            "messages"
+        ]
+
+
+@pytest.mark.parametrize("transport", ["http", "sse"])
+@pytest.mark.parametrize("header", ["authorization", "x-agent-token"])
+async def test_sender_argument_cannot_impersonate(server: RunningServer, transport: str, header: str) -> None:
+    me = await register(server.url, "codex", "c-1")
+    await register(server.url, "claude", "k-1")
+    async with mcp_client(server.url, me["token"], transport=transport, header=header) as client:
+        result = await client.call_tool("chat_send", {"message": "I am codex", "sender": "claude"})
+    assert not result.is_error, text_of(result)
+    assert [(m["sender"], m["kind"]) for m in await messages(server)] == [("codex", "agent")]
+
+
+@pytest.mark.parametrize("transport", ["http", "sse"])
+async def test_without_or_with_a_stale_token_tools_refuse(server: RunningServer, transport: str) -> None:
+    async with mcp_client(server.url, None, transport=transport) as client:
+        result = await client.call_tool("chat_send", {"message": "hi", "sender": "claude"})
+        assert result.is_error and text_of(result) == STALE_TOKEN_TEXT
+    async with mcp_client(server.url, "not-a-real-token", transport=transport) as client:
+        result = await client.call_tool("chat_read", {})
+        assert result.is_error and text_of(result) == STALE_TOKEN_TEXT
+    assert await messages(server) == []
+
+
+async def test_cursor_first_read_recent_then_only_new_oldest_first(server: RunningServer) -> None:
+    for i in range(5):
+        await human_post(server, f"old {i}")
+    me = await register(server.url)
+    async with mcp_client(server.url, me["token"]) as client:
+        first = json.loads(text_of(await client.call_tool("chat_read", {"limit": 3})))
+        assert [m["text"] for m in first] == ["old 2", "old 3", "old 4"]
+        empty = await client.call_tool("chat_read", {})
+        assert "Stop polling" in text_of(empty)
+        for i in range(7):
+            await human_post(server, f"new {i}")
+        page = await client.call_tool("chat_read", {"limit": 4})
+        assert [m["text"] for m in page.structured_content["messages"]] == [f"new {i}" for i in range(4)]
+        assert page.structured_content["remaining"] == 3 and "3 more unread" in text_of(page)
+        rest = await client.call_tool("chat_read", {"limit": 4})
+        assert [m["text"] for m in rest.structured_content["messages"]] == ["new 4", "new 5", "new 6"]
+
+
+async def test_sending_never_skips_unread_messages(server: RunningServer) -> None:
+    me = await register(server.url)
+    async with mcp_client(server.url, me["token"]) as client:
+        await client.call_tool("chat_read", {})
+        await human_post(server, "unread question")
+        await client.call_tool("chat_send", {"message": "my reply"})
+        got = await client.call_tool("chat_read", {})
+        assert [m["text"] for m in got.structured_content["messages"]] == ["unread question", "my reply"]
+        # Nothing unread before sending: the agent's own message does not come back.
+        await client.call_tool("chat_send", {"message": "another"})
+        assert "Stop polling" in text_of(await client.call_tool("chat_read", {}))
+
+
+async def test_since_id_zero_is_honoured_and_limit_is_bounded(server: RunningServer) -> None:
+    for i in range(3):
+        await human_post(server, f"m{i}")
+    me = await register(server.url)
+    async with mcp_client(server.url, me["token"]) as client:
+        everything = await client.call_tool("chat_read", {"since_id": 0, "limit": 10_000})
+        assert [m["text"] for m in everything.structured_content["messages"]] == ["m0", "m1", "m2"]
+        bad = await client.call_tool("chat_read", {"limit": 0})
+        assert bad.is_error and "limit" in text_of(bad)
+
+
+async def test_send_without_channel_goes_where_the_agent_last_read(server: RunningServer) -> None:
+    async with server.human() as human:
+        await human.post("/api/channels", json={"name": "ops"})
+    me = await register(server.url)
+    async with mcp_client(server.url, me["token"]) as client:
+        await client.call_tool("chat_read", {"channel": "ops"})
+        await client.call_tool("chat_send", {"message": "in ops"})
+    assert [m["text"] for m in await messages(server, "ops")] == ["in ops"]
+
+
+async def test_reply_choices_and_resync(server: RunningServer) -> None:
+    question = await human_post(server, "tabs or spaces?")
+    me = await register(server.url)
+    async with mcp_client(server.url, me["token"]) as client:
+        sent = await client.call_tool(
+            "chat_send", {"message": "pick one", "reply_to": question, "choices": ["tabs", "spaces"]}
+        )
+        assert not sent.is_error
+        bad = await client.call_tool("chat_send", {"message": "x", "reply_to": 999_999})
+        assert bad.is_error and "reply_to" in text_of(bad)
+        synced = await client.call_tool("chat_resync", {"limit": 1})
+        (latest,) = synced.structured_content["messages"]
+        assert latest["reply_to"] == question and latest["choices"] == ["tabs", "spaces"]
+        assert latest["type"] == "decision"
+        assert "Stop polling" in text_of(await client.call_tool("chat_read", {}))
+
+
+async def test_join_who_and_channels(server: RunningServer) -> None:
+    me = await register(server.url)
+    await register(server.url, "codex", "c-1")
+    async with mcp_client(server.url, me["token"]) as client:
+        joined = text_of(await client.call_tool("chat_join", {"channel": "review"}))
+        assert joined.startswith("Joined #review.") and "claude" in joined and "codex" in joined
+        assert text_of(await client.call_tool("chat_who", {})) == "Online: claude, codex"
+        channels = await client.call_tool("chat_channels", {})
+        assert json.loads(text_of(channels)) == ["general", "review"]
+        assert channels.structured_content == {"channels": ["general", "review"]}
+        bad = await client.call_tool("chat_join", {"channel": "../etc"})
+        assert bad.is_error and "invalid channel name" in text_of(bad)
+        await client.call_tool("chat_send", {"message": "joined here"})
+    assert [m["text"] for m in await messages(server, "review")] == ["joined here"]
+
+
+async def test_rules_summary_and_job_proposals(server: RunningServer) -> None:
+    me = await register(server.url)
+    async with mcp_client(server.url, me["token"]) as client:
+        assert text_of(await client.call_tool("chat_rules", {})) == "No active rules."
+        proposed = await client.call_tool("chat_rules", {"action": "propose", "rule": "Run tests first"})
+        assert "Rule proposed" in text_of(proposed)
+        rule_id = proposed.structured_content["id"]
+        async with server.human() as human:
+            assert (await human.post(f"/api/rules/{rule_id}", json={"status": "active"})).status_code == 200
+        listed = await client.call_tool("chat_decision", {"action": "list"})
+        assert listed.structured_content["rules"][0]["rule"] == "Run tests first"
+        too_long = await client.call_tool("chat_summary", {"action": "write", "text": "x" * 1001})
+        assert too_long.is_error
+        await client.call_tool("chat_summary", {"action": "write", "text": "We ship on Friday."})
+        assert text_of(await client.call_tool("chat_summary", {})) == "We ship on Friday."
+        job = await client.call_tool("chat_propose_job", {"title": "Fix flaky test", "body": "tests/e2e"})
+        assert "Job proposed" in text_of(job)
+        assert (await client.call_tool("chat_propose_job", {"title": "x" * 81})).is_error
+    kinds = [m["type"] for m in await messages(server)]
+    assert kinds == ["rule_proposal", "job_proposal"]
+
+
+async def test_image_path_attaches_an_image_and_refuses_other_files(server: RunningServer, tmp_path) -> None:
+    png = tmp_path / "shot.png"
+    png.write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 32)
+    secret = tmp_path / "secret.txt"
+    secret.write_text("password")
+    me = await register(server.url)
+    async with mcp_client(server.url, me["token"]) as client:
+        assert not (await client.call_tool("chat_send", {"message": "see", "image_path": str(png)})).is_error
+        refused = await client.call_tool("chat_send", {"message": "steal", "image_path": str(secret)})
+        assert refused.is_error and "only PNG" in text_of(refused)
+    (msg,) = await messages(server)
+    async with server.human() as human:
+        image = await human.get(msg["attachments"][0]["url"])
+    assert image.status_code == 200 and image.content == png.read_bytes()
+    assert "sandbox" in image.headers["content-security-policy"]
