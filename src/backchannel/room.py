@@ -238,6 +238,8 @@ class Room:
             raise InvalidInput("search query is empty")
         if len(query) > 200:
             raise InvalidInput("search query is longer than 200 characters")
+        if "\x00" in query:  # FTS5 ends a quoted term at NUL ("unterminated string"), so refuse it here
+            raise InvalidInput("search query contains a NUL character")
         return await self.store.search(
             query, validate_channel(channel) if channel else None, self._limit(limit)
         )

@@ -55,6 +55,8 @@ def tool_errors(fn: Callable[P, Awaitable[CallToolResult]]) -> Callable[P, Await
             return await fn(*args, **kwargs)
         except BackchannelError as exc:
             return error(exc.detail)
+        except OverflowError:  # an int argument beyond SQLite's 64 bits, e.g. since_id=10**30
+            return error(f"{fn.__name__}: a number argument is too large (at most {2**63 - 1})")
         except Exception:
             logger.exception("tool %s failed", fn.__name__)
             return error(f"{fn.__name__} failed with an internal error; the server log has details.")
