@@ -1,0 +1,106 @@
+"""The only module that talks to tmux: a thin async wrapper over the ``tmux`` command.
+
+We call the binary directly instead of going through libtmux: every operation we need is one tmux
+command, and ``-L <socket>`` keeps tests (and concurrent wrappers, if asked) on private servers.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from collections.abc import Sequence
+from pathlib import Path
+
+import anyio
+
+
+class TmuxError(RuntimeError):
+    """A tmux command failed; the message carries tmux's own stderr."""
+
+
+def available(binary: str = "tmux") -> bool:
+    return shutil.which(binary) is not None
+
+
+class Tmux:
+    """A tmux server, the default one or a private one named by ``socket_name`` (``tmux -L``)."""
+
+    def __init__(self, socket_name: str | None = None, binary: str = "tmux") -> None:
+        self.socket_name = socket_name
+        self.binary = binary
+
+    def argv(self, *args: str) -> list[str]:
+        prefix = [self.binary] + (["-L", self.socket_name] if self.socket_name else [])
+        return [*prefix, *args]
+
+    async def run(self, *args: str, stdin: bytes | None = None, check: bool = True) -> str:
+        result = await anyio.run_process(self.argv(*args), input=stdin, check=False)
+        if check and result.returncode != 0:
+            stderr = result.stderr.decode(errors="replace").strip()
+            raise TmuxError(f"tmux {args[0]} failed ({result.returncode}): {stderr}")
+        return result.stdout.decode(errors="replace")
+
+    @staticmethod
+    def target(session: str) -> str:
+        return f"={session}:"  # '=' asks for this exact session, never a prefix match
+
+    async def has_session(self, session: str) -> bool:
+        result = await anyio.run_process(self.argv("has-session", "-t", f"={session}"), check=False)
+        return result.returncode == 0
+
+    async def new_session(
+        self, session: str, argv: Sequence[str], *, cwd: Path, width: int = 200, height: int = 50
+    ) -> None:
+        """Start ``argv`` (exec'd directly, several args so no shell) in a detached session."""
+        await self.run(
+            "new-session",
+            "-d",
+            "-s",
+            session,
+            "-x",
+            str(width),
+            "-y",
+            str(height),
+            "-c",
+            str(cwd),
+            "--",
+            *argv,
+        )
+
+    async def kill_session(self, session: str) -> None:
+        await self.run("kill-session", "-t", f"={session}", check=False)
+
+    async def kill_server(self) -> None:
+        await self.run("kill-server", check=False)
+
+    async def send_literal(self, session: str, text: str) -> None:
+        """Type ``text`` as-is: ``-l`` stops tmux from reading words like ``Enter`` or ``C-c`` as keys."""
+        for start in range(0, len(text), 1024):  # keep each command line modest
+            await self.run("send-keys", "-t", self.target(session), "-l", "--", text[start : start + 1024])
+
+    async def send_key(self, session: str, key: str) -> None:
+        await self.run("send-keys", "-t", self.target(session), key)
+
+    async def capture(self, session: str) -> list[str]:
+        """The visible screen of the session's active pane, one string per row."""
+        out = await self.run("capture-pane", "-p", "-t", self.target(session))
+        return out.split("\n")[:-1] if out.endswith("\n") else out.split("\n")
+
+    async def display(self, session: str, fmt: str) -> str:
+        return (await self.run("display-message", "-p", "-t", self.target(session), fmt)).strip()
+
+    async def cursor_row(self, session: str) -> int:
+        return int(await self.display(session, "#{cursor_y}"))
+
+    async def pane_pid(self, session: str) -> int:
+        return int(await self.display(session, "#{pane_pid}"))
+
+
+def attach_hint(session: str, socket_name: str | None) -> str:
+    sock = f" -L {socket_name}" if socket_name else ""
+    return f"tmux{sock} attach -t {session}"
+
+
+def run_sync(tmux: Tmux, *args: str) -> None:
+    """Best-effort synchronous call, for cleanup paths that may run without an event loop."""
+    subprocess.run(tmux.argv(*args), capture_output=True, check=False)
