@@ -1,0 +1,125 @@
+"""Cross-site and local-trust checks: every state-changing route and the WebSocket."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from backchannel.server.security import SESSION_HEADER
+from tests.conftest import RunningServer, register
+
+pytestmark = pytest.mark.anyio
+
+EVIL = "http://evil.example"
+
+# Every state-changing route people use, with a valid body, so only the guard can refuse it.
+STATE_CHANGING = [
+    ("POST", "/api/channels", {"name": "x1"}),
+    ("PATCH", "/api/channels/dev", {"name": "dev2"}),
+    ("DELETE", "/api/channels/dev", None),
+    ("POST", "/api/channels/dev/continue", None),
+    ("POST", "/api/channels/general/messages", {"text": "hi", "sender": "ben"}),
+    ("PATCH", "/api/messages/1", {"text": "edited"}),
+    ("DELETE", "/api/messages/1", None),
+    ("POST", "/api/uploads", None),
+    ("PATCH", "/api/agents/claude", {"label": "x"}),
+    ("POST", "/api/agents/claude/rotate", None),
+    ("POST", "/api/rules/1", {"status": "active"}),
+]
+
+
+async def seeded(server: RunningServer) -> None:
+    await register(server.url)
+    async with server.human() as human:
+        await human.post("/api/channels", json={"name": "dev"})
+        await human.post("/api/channels/general/messages", json={"text": "first", "sender": "ben"})
+
+
+def test_every_state_changing_route_is_in_the_list(server: RunningServer) -> None:
+    """If someone adds a route, this test makes them add it to the cross-site checks too."""
+    people_routes = set()
+    for route in server.app.routes:
+        methods = getattr(route, "methods", None) or set()
+        path = getattr(route, "path", "")
+        if path.startswith("/api/") and "/api/agents/register" != path and "{name}/heartbeat" not in path:
+            for method in methods - {"GET", "HEAD"}:
+                if path.startswith("/api/agents/{name}/triggers") or (
+                    method == "DELETE" and path == "/api/agents/{name}"
+                ):
+                    continue  # agent protocol: token-authenticated, refuses any Origin (tested below)
+                people_routes.add((method, path))
+    listed = {(m, p) for m, p, _ in STATE_CHANGING}
+    normalised = {
+        (
+            m,
+            p.replace("/dev", "/{name}")
+            .replace("/general", "/{name}")
+            .replace("/claude", "/{name}")
+            .replace("/messages/1", "/messages/{message_id}")
+            .replace("/rules/1", "/rules/{rule_id}"),
+        )
+        for m, p in listed
+    }
+    assert people_routes <= normalised, people_routes - normalised
+
+
+@pytest.mark.parametrize(("method", "path", "body"), STATE_CHANGING)
+async def test_foreign_origin_is_refused_even_with_the_secret(
+    server: RunningServer, method, path, body
+) -> None:
+    await seeded(server)
+    async with server.human() as human:
+        response = await human.request(method, path, json=body, headers={"Origin": EVIL})
+    assert response.status_code == 403, response.text
+
+
+@pytest.mark.parametrize(("method", "path", "body"), STATE_CHANGING)
+async def test_missing_secret_is_refused_even_with_the_cookie(
+    server: RunningServer, method, path, body
+) -> None:
+    await seeded(server)
+    async with server.human() as human:
+        session = (await human.get("/")).cookies.get("bc_session")
+    assert session
+    async with httpx.AsyncClient(base_url=server.url, cookies={"bc_session": session}) as browser:
+        response = await browser.request(method, path, json=body, headers={"Origin": server.url})
+    assert response.status_code == 401, response.text
+
+
+async def test_page_secret_and_same_origin_are_accepted(server: RunningServer) -> None:
+    async with httpx.AsyncClient(base_url=server.url) as browser:
+        page = await browser.get("/")
+        secret = page.text.split('name="bc-session" content="')[1].split('"')[0]
+        assert page.cookies["bc_session"] == secret
+        assert "samesite=strict" in page.headers["set-cookie"].lower()
+        assert "httponly" in page.headers["set-cookie"].lower()
+        ok = await browser.post(
+            "/api/channels/general/messages",
+            json={"text": "hi", "sender": "ben"},
+            headers={"Origin": server.url, SESSION_HEADER: secret},
+        )
+    assert ok.status_code == 201
+
+
+async def test_reads_need_the_session_and_dns_rebinding_host_is_refused(server: RunningServer) -> None:
+    async with httpx.AsyncClient(base_url=server.url) as anonymous:
+        assert (await anonymous.get("/api/channels/general/messages")).status_code == 401
+        assert (await anonymous.get("/api/health")).status_code == 200
+        rebinding = await anonymous.get("/api/health", headers={"Host": "evil.example:8300"})
+    assert rebinding.status_code == 403
+
+
+async def test_agent_endpoints_refuse_browser_origins(server: RunningServer) -> None:
+    agent = await register(server.url)
+    headers = {"Authorization": f"Bearer {agent['token']}", "Origin": server.url}
+    async with httpx.AsyncClient(base_url=server.url) as client:
+        assert (await client.post("/api/agents/claude/heartbeat", headers=headers)).status_code == 403
+        assert (await client.delete("/api/agents/claude", headers=headers)).status_code == 403
+        assert (await client.get("/api/agents/claude/triggers", headers=headers)).status_code == 403
+
+
+async def test_human_cannot_post_as_an_agent(server: RunningServer) -> None:
+    await register(server.url)
+    async with server.human() as human:
+        response = await human.post("/api/channels/general/messages", json={"text": "x", "sender": "claude"})
+    assert response.status_code == 400 and "agent" in response.json()["detail"]
