@@ -8,7 +8,6 @@ import subprocess
 import sys
 
 import anyio
-import pytest
 from typer.testing import CliRunner
 
 from backchannel.cli import app

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 from collections import defaultdict
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any, Protocol
 
 # Topics: "room" (everything a live view shows), "agent:<id>" (wake-ups for one agent).
@@ -18,12 +18,6 @@ ROOM = "room"
 
 def agent_topic(agent_id: int) -> str:
     return f"agent:{agent_id}"
-
-
-class EventBus(Protocol):
-    def publish(self, topic: str, item: dict[str, Any]) -> None: ...
-
-    def subscribe(self, topic: str) -> Any: ...
 
 
 class Subscription:
@@ -41,6 +35,14 @@ class Subscription:
 
     async def get(self) -> dict[str, Any]:
         return await self.queue.get()
+
+
+class EventBus(Protocol):
+    """Publish to a topic; subscribe for a bounded queue of what is published while subscribed."""
+
+    def publish(self, topic: str, item: dict[str, Any]) -> None: ...
+
+    def subscribe(self, topic: str) -> AbstractAsyncContextManager[Subscription]: ...
 
 
 class InMemoryEventBus:

@@ -14,10 +14,11 @@ import secrets
 import time
 from typing import Any
 
-from backchannel.bus import ROOM, InMemoryEventBus, agent_topic
+from backchannel.bus import ROOM, EventBus, agent_topic
 from backchannel.config import Settings
 from backchannel.errors import InvalidInput, NotFound, StaleToken
 from backchannel.models import Agent, Presence
+from backchannel.store import Store
 
 BASE_RE = re.compile(r"^[a-z][a-z0-9-]{0,31}$")
 NAME_RE = re.compile(r"^[a-z][a-z0-9-]{0,39}$")
@@ -56,7 +57,7 @@ def validate_name(name: str) -> str:
 
 
 class Registry:
-    def __init__(self, store: Any, bus: InMemoryEventBus, settings: Settings) -> None:
+    def __init__(self, store: Store, bus: EventBus, settings: Settings) -> None:
         self.store = store
         self.bus = bus
         self.settings = settings

@@ -11,7 +11,7 @@ import re
 import time
 from typing import Any
 
-from backchannel.bus import ROOM, InMemoryEventBus, agent_topic
+from backchannel.bus import ROOM, EventBus, agent_topic
 from backchannel.config import Settings
 from backchannel.errors import Forbidden, InvalidInput, NotFound
 from backchannel.models import Agent, Channel, Event, Message, SenderKind
@@ -34,7 +34,7 @@ def validate_channel(name: Any) -> str:
 
 
 class Room:
-    def __init__(self, store: Store, bus: InMemoryEventBus, registry: Registry, settings: Settings) -> None:
+    def __init__(self, store: Store, bus: EventBus, registry: Registry, settings: Settings) -> None:
         self.store = store
         self.bus = bus
         self.registry = registry

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from fastapi import Request
 
-from backchannel.bus import InMemoryEventBus
+from backchannel.bus import EventBus
 from backchannel.config import Settings
 from backchannel.errors import StaleToken
 from backchannel.registry import Registry
@@ -19,7 +19,7 @@ from backchannel.store import Store
 class Services:
     settings: Settings
     store: Store
-    bus: InMemoryEventBus
+    bus: EventBus
     registry: Registry
     room: Room
     guard: Guard
