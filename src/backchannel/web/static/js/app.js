@@ -1,0 +1,502 @@
+// The controller: state of the room, the live feed, and the wiring between the parts.
+import { api } from "./api.js";
+import { Composer } from "./composer.js";
+import { $, colorFor, el, openDialog, snippet, toast } from "./dom.js";
+import { hydrateIcons } from "./icons.js";
+import { Live } from "./live.js";
+import { Search } from "./search.js";
+import { renderChannels, renderRoster } from "./sidebar.js";
+import { Timeline } from "./timeline.js";
+
+const store = {
+  get: (key, fallback) => {
+    try {
+      const raw = localStorage.getItem(`bc.${key}`);
+      return raw == null ? fallback : JSON.parse(raw);
+    } catch {
+      return fallback;
+    }
+  },
+  set: (key, value) => {
+    try {
+      localStorage.setItem(`bc.${key}`, JSON.stringify(value));
+    } catch {
+      /* private mode: settings last for this page only */
+    }
+  },
+};
+const HUMAN_NAME = /^[A-Za-z][A-Za-z0-9 _.-]{0,31}$/;
+const CONN_TEXT = { connecting: "Connecting…", live: "Live", reconnecting: "Reconnecting…" };
+
+class App {
+  constructor() {
+    this.channels = new Map();
+    this.agents = new Map();
+    this.unread = new Map();
+    this.lastRead = store.get("read", {});
+    this.channel = null;
+    this.name = store.get("name", null);
+    this.sound = store.get("sound", false);
+    this.notify = store.get("notify", false) && "Notification" in window;
+    this.timeline = new Timeline(this);
+    this.composer = new Composer(this);
+    this.search = new Search(this);
+    this.live = new Live({
+      onEvent: (e) => this.onEvent(e),
+      onState: (s) => this.setConn(s),
+      onConnected: (first) => this.sync(first),
+    });
+  }
+
+  start() {
+    hydrateIcons();
+    this.showName();
+    this.wire();
+    this.live.start();
+    if (this.name == null) this.askName(true);
+  }
+
+  wire() {
+    $("new-channel").addEventListener("click", () => this.createChannel());
+    $("rename-channel").addEventListener("click", () => this.renameChannel());
+    $("delete-channel").addEventListener("click", () => this.deleteChannel());
+    $("paused-continue").addEventListener("click", () => this.resume());
+    $("me-button").addEventListener("click", () => this.askName(false));
+    $("menu-toggle").addEventListener("click", () => this.toggleSidebar());
+    $("scrim").addEventListener("click", () => this.closeSidebar());
+    const sound = $("sound-toggle");
+    sound.setAttribute("aria-pressed", String(this.sound));
+    sound.addEventListener("click", () => {
+      this.sound = !this.sound;
+      store.set("sound", this.sound);
+      sound.setAttribute("aria-pressed", String(this.sound));
+      if (this.sound) beep();
+    });
+    const notify = $("notify-toggle");
+    notify.setAttribute("aria-pressed", String(this.notify));
+    notify.hidden = !("Notification" in window);
+    notify.addEventListener("click", async () => {
+      if (!this.notify && Notification.permission !== "granted") {
+        const answer = await Notification.requestPermission();
+        if (answer !== "granted") return toast("Notifications are blocked for this page in the browser.");
+      }
+      this.notify = !this.notify;
+      store.set("notify", this.notify);
+      notify.setAttribute("aria-pressed", String(this.notify));
+    });
+    document.addEventListener("visibilitychange", () => {
+      if (!document.hidden) this.timeline.onScroll();
+      this.updateTitle();
+    });
+    document.addEventListener("keydown", (ev) => {
+      if (ev.key === "/" && ev.ctrlKey) {
+        ev.preventDefault();
+        $("search-input").focus();
+      }
+    });
+  }
+
+  // -- identity -----------------------------------------------------------------------------------
+  me() {
+    return this.name || "you";
+  }
+
+  showName() {
+    $("me-name").textContent = this.me();
+    const face = $("me-avatar");
+    face.textContent = this.me().charAt(0).toUpperCase();
+    face.style.setProperty("--c", colorFor(this.me()));
+  }
+
+  async askName(first) {
+    const result = await openDialog({
+      title: first ? "Welcome to backchannel" : "Your display name",
+      text: "This is the name your messages are sent under. Agents see it when you mention them.",
+      fields: [{ name: "name", label: "Display name", value: this.me(), maxLength: 32 }],
+      ok: "Save",
+      submit: ({ name }) => this.setName(name),
+    });
+    if (result == null && first) this.setName("you");
+  }
+
+  setName(name) {
+    if (!HUMAN_NAME.test(name)) throw new Error("Use 1–32 letters, digits, spaces, '.', '_' or '-', starting with a letter.");
+    if (this.agents.has(name.toLowerCase())) throw new Error(`${name} is an agent's name; pick another.`);
+    this.name = name;
+    store.set("name", name);
+    this.showName();
+    this.timeline.refreshAll();
+  }
+
+  // -- agents and mentions ----------------------------------------------------------------------
+  agent(name) {
+    return this.agents.get(name) || null;
+  }
+
+  agentList() {
+    return [...this.agents.values()];
+  }
+
+  people() {
+    const names = this.timeline.knownPeople();
+    names.delete(this.me());
+    return names;
+  }
+
+  mention(name) {
+    const lower = name.toLowerCase();
+    const agent = this.agents.get(lower);
+    const isMe = lower === this.me().toLowerCase();
+    if (!agent && !isMe && lower !== "all" && !this.timeline.knownPeople().has(name)) return null;
+    const span = el("span", `mention${isMe ? " me" : ""}${agent ? " agent" : ""}`, `@${name}`);
+    if (agent) {
+      span.style.setProperty("--c", colorFor(name, agent));
+      span.title = `${agent.label} · ${agent.state}`;
+    }
+    return span;
+  }
+
+  isMention(msg) {
+    if (msg.kind === "system" || (msg.kind === "human" && msg.sender === this.me())) return false;
+    const me = this.me().toLowerCase().replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+    return new RegExp(`(?<![\\w@./-])@(${me}|all)(?![\\w-])`, "i").test(msg.text);
+  }
+
+  // -- loading ------------------------------------------------------------------------------------
+  async sync(fresh) {
+    try {
+      const [channels, agents] = await Promise.all([api.channels(), api.agents()]);
+      this.channels = new Map(channels.map((c) => [c.name, c]));
+      this.agents = new Map(agents.map((a) => [a.name, a]));
+      renderRoster(this);
+      const wanted = this.channel || store.get("channel", "general");
+      if (fresh || !this.channel || !this.channels.has(this.channel)) {
+        await this.open(this.channels.has(wanted) ? wanted : "general", { keepSidebar: true });
+        await this.countUnread();
+      } else {
+        renderChannels(this);
+        this.updateBanner();
+      }
+    } catch (err) {
+      toast(`Could not load the room: ${err.message}`);
+    }
+  }
+
+  async countUnread() {
+    await Promise.all(
+      [...this.channels.keys()].map(async (name) => {
+        if (name === this.channel) return;
+        const page = await api.history(name, { after: this.lastRead[name] ?? 0, limit: 100 });
+        const count = page.messages.filter((m) => !(m.kind === "human" && m.sender === this.me())).length;
+        this.unread.set(name, page.has_more ? 100 : count);
+      }),
+    );
+    renderChannels(this);
+    this.updateTitle();
+  }
+
+  async open(name, { keepSidebar = false } = {}) {
+    this.channel = name;
+    store.set("channel", name);
+    this.unread.set(name, 0);
+    $("channel-title").replaceChildren(el("span", "hash", "#"), name);
+    document.title = `#${name} · backchannel`;
+    const fixed = name === "general";
+    $("rename-channel").hidden = fixed;
+    $("delete-channel").hidden = fixed;
+    this.composer.setChannel(name);
+    renderChannels(this);
+    this.updateBanner();
+    if (!keepSidebar) this.closeSidebar();
+    try {
+      await this.timeline.open(name, this.lastRead[name]);
+    } catch (err) {
+      toast(`Could not open #${name}: ${err.message}`);
+    }
+    this.updateTitle();
+  }
+
+  onSeen(id) {
+    if (!this.channel || document.hidden) return;
+    if ((this.lastRead[this.channel] ?? 0) < id) {
+      this.lastRead[this.channel] = id;
+      store.set("read", this.lastRead);
+    }
+  }
+
+  onSent(msg) {
+    if (msg.channel === this.channel) {
+      this.timeline.add(msg);
+      this.timeline.jumpToLatest();
+    }
+  }
+
+  async jump(id, channel) {
+    const target = channel || this.timeline.msgs.get(id)?.channel || (await api.message(id).catch(() => null))?.channel;
+    if (!target) return toast("That message is no longer available.");
+    if (target !== this.channel) await this.open(target);
+    await this.timeline.jumpTo(id);
+  }
+
+  // -- live events ------------------------------------------------------------------------------
+  onEvent(e) {
+    switch (e.kind) {
+      case "message":
+        return this.onMessage(e.message);
+      case "message_edited":
+      case "message_deleted":
+        return this.timeline.update(e.message);
+      case "channel_created":
+        this.channels.set(e.channel.name, e.channel);
+        return renderChannels(this);
+      case "channel_renamed":
+        return this.onChannelRenamed(e.old, e.channel);
+      case "channel_deleted":
+        return this.onChannelDeleted(e.name);
+      case "presence":
+        this.agents.set(e.agent.name, { ...this.agents.get(e.agent.name), ...e.agent });
+        return renderRoster(this);
+      case "agent_renamed": {
+        const old = this.agents.get(e.old);
+        this.agents.delete(e.old);
+        this.agents.set(e.agent.name, { ...old, ...e.agent });
+        renderRoster(this);
+        return this.timeline.refreshAll();
+      }
+      case "delivery": {
+        const agent = this.agents.get(e.agent);
+        if (agent) {
+          agent.delivery = e.state;
+          renderRoster(this);
+        }
+        return;
+      }
+      case "reset":
+        return this.sync(true);
+      default:
+        return; // ping and kinds this page does not show
+    }
+  }
+
+  onMessage(msg) {
+    const channel = this.channels.get(msg.channel);
+    if (msg.kind === "system" && channel) {
+      if (/^Loop guard:/.test(msg.text)) channel.paused = true;
+      else if (/resumed agent routing/.test(msg.text)) channel.paused = false;
+      this.updateBanner();
+    }
+    const mine = msg.kind === "human" && msg.sender === this.me();
+    if (msg.channel === this.channel) {
+      const isNew = this.timeline.add(msg);
+      if (isNew && !mine && document.hidden) this.bump(msg.channel);
+    } else if (!mine && channel) {
+      this.bump(msg.channel);
+    }
+    if (!mine) this.alert(msg);
+  }
+
+  bump(channel) {
+    this.unread.set(channel, (this.unread.get(channel) || 0) + 1);
+    renderChannels(this);
+    this.updateTitle();
+  }
+
+  updateTitle() {
+    if (!document.hidden && this.channel) this.unread.set(this.channel, 0);
+    let total = 0;
+    for (const n of this.unread.values()) total += n;
+    document.title = `${total ? `(${total > 99 ? "99+" : total}) ` : ""}#${this.channel || "general"} · backchannel`;
+    if (!document.hidden) renderChannels(this);
+  }
+
+  alert(msg) {
+    const mentioned = this.isMention(msg);
+    const answered = msg.kind === "agent" && document.hidden;
+    if (!mentioned && !answered) return;
+    if (this.sound) beep();
+    if (this.notify && document.hidden && Notification.permission === "granted") {
+      const n = new Notification(`${msg.sender} in #${msg.channel}`, {
+        body: snippet(msg.text, 140),
+        tag: `bc-${msg.channel}`,
+      });
+      n.onclick = () => {
+        window.focus();
+        this.jump(msg.id, msg.channel);
+      };
+    }
+  }
+
+  setConn(state) {
+    const box = $("conn");
+    box.dataset.state = state;
+    box.querySelector(".conn-text").textContent = CONN_TEXT[state] || state;
+  }
+
+  updateBanner() {
+    const ch = this.channels.get(this.channel);
+    $("paused-banner").hidden = !ch?.paused;
+  }
+
+  // -- channels ---------------------------------------------------------------------------------
+  async createChannel(initial = "") {
+    const created = await openDialog({
+      title: "Create a channel",
+      fields: [{ name: "name", label: "Name", value: initial, placeholder: "e.g. frontend", maxLength: 32 }],
+      ok: "Create",
+      submit: ({ name }) => api.createChannel(name),
+    });
+    if (created) {
+      this.channels.set(created.name, created);
+      await this.open(created.name);
+      this.composer.focus();
+    }
+  }
+
+  async renameChannel() {
+    const old = this.channel;
+    const renamed = await openDialog({
+      title: `Rename #${old}`,
+      fields: [{ name: "name", label: "New name", value: old, maxLength: 32 }],
+      ok: "Rename",
+      submit: ({ name }) => api.renameChannel(old, name),
+    });
+    if (renamed) this.onChannelRenamed(old, renamed);
+  }
+
+  async deleteChannel() {
+    const name = this.channel;
+    await openDialog({
+      title: `Delete #${name}?`,
+      text: `This deletes #${name} and its messages for everyone. It cannot be undone.`,
+      ok: "Delete channel",
+      danger: true,
+      submit: () => api.deleteChannel(name),
+    });
+  }
+
+  onChannelRenamed(old, channel) {
+    if (!this.channels.has(old) && this.channels.has(channel.name)) return;
+    this.channels.delete(old);
+    this.channels.set(channel.name, channel);
+    if (old in this.lastRead) {
+      this.lastRead[channel.name] = this.lastRead[old];
+      delete this.lastRead[old];
+      store.set("read", this.lastRead);
+    }
+    this.unread.set(channel.name, this.unread.get(old) || 0);
+    this.unread.delete(old);
+    if (this.channel === old) {
+      this.channel = channel.name;
+      this.timeline.channel = channel.name;
+      store.set("channel", channel.name);
+      $("channel-title").replaceChildren(el("span", "hash", "#"), channel.name);
+      this.composer.setChannel(channel.name);
+      this.updateTitle();
+    }
+    renderChannels(this);
+  }
+
+  onChannelDeleted(name) {
+    this.channels.delete(name);
+    this.unread.delete(name);
+    delete this.lastRead[name];
+    store.set("read", this.lastRead);
+    if (this.channel === name) {
+      toast(`#${name} was deleted.`);
+      this.open("general");
+    } else {
+      renderChannels(this);
+    }
+  }
+
+  async resume() {
+    try {
+      await api.resume(this.channel, this.me());
+      const ch = this.channels.get(this.channel);
+      if (ch) ch.paused = false;
+      this.updateBanner();
+    } catch (err) {
+      toast(`Could not resume: ${err.message}`);
+    }
+  }
+
+  async renameAgent(agent) {
+    await openDialog({
+      title: `Rename ${agent.label || agent.name}`,
+      text: "The label is what people see; the handle is what you @mention.",
+      fields: [
+        { name: "label", label: "Label", value: agent.label || "", maxLength: 64 },
+        { name: "name", label: "Handle", value: agent.name, maxLength: 64 },
+      ],
+      ok: "Save",
+      submit: async ({ label, name }) => {
+        const patch = {};
+        if (label && label !== agent.label) patch.label = label;
+        if (name && name !== agent.name) patch.name = name.toLowerCase();
+        if (!Object.keys(patch).length) return {};
+        const updated = await api.updateAgent(agent.name, patch);
+        const old = this.agents.get(agent.name);
+        this.agents.delete(agent.name);
+        this.agents.set(updated.name, { ...old, ...updated });
+        renderRoster(this);
+        return updated;
+      },
+    });
+  }
+
+  async command(name, arg) {
+    switch (name) {
+      case "continue":
+        return this.resume();
+      case "search":
+        return arg ? this.search.run(arg) : $("search-input").focus();
+      case "new":
+        return this.createChannel(arg);
+      case "name":
+        if (!arg) return this.askName(false);
+        try {
+          this.setName(arg);
+          toast(`You now post as ${arg}.`);
+        } catch (err) {
+          toast(err.message);
+        }
+    }
+  }
+
+  // -- narrow screens -----------------------------------------------------------------------------
+  toggleSidebar() {
+    const open = !document.body.classList.contains("sidebar-open");
+    document.body.classList.toggle("sidebar-open", open);
+    $("menu-toggle").setAttribute("aria-expanded", String(open));
+    $("scrim").hidden = !open;
+    if (open) $("sidebar").querySelector("button")?.focus();
+  }
+
+  closeSidebar() {
+    if (!document.body.classList.contains("sidebar-open")) return;
+    document.body.classList.remove("sidebar-open");
+    $("menu-toggle").setAttribute("aria-expanded", "false");
+    $("scrim").hidden = true;
+  }
+}
+
+let audio = null;
+function beep() {
+  try {
+    audio ??= new AudioContext();
+    const osc = audio.createOscillator();
+    const gain = audio.createGain();
+    osc.frequency.value = 880;
+    gain.gain.setValueAtTime(0.08, audio.currentTime);
+    gain.gain.exponentialRampToValueAtTime(0.0001, audio.currentTime + 0.25);
+    osc.connect(gain).connect(audio.destination);
+    osc.start();
+    osc.stop(audio.currentTime + 0.25);
+  } catch {
+    /* no audio output: the visual highlight is enough */
+  }
+}
+
+const app = new App();
+window.backchannel = app; // handy from the devtools console; nothing else relies on it
+app.start();

@@ -1,0 +1,349 @@
+// The message box: Enter to send, @mention and /command menus, images, reply-to and editing.
+import { api } from "./api.js";
+import { $, avatar, el, snippet, toast } from "./dom.js";
+import { icon } from "./icons.js";
+
+const IMAGE_TYPES = new Set(["image/png", "image/jpeg", "image/gif", "image/webp"]);
+const MENTION_BEFORE_CARET = /(?:^|[^\w@./-])@([A-Za-z0-9_-]*)$/;
+const STATE_RANK = { online: 0, busy: 0, idle: 1, offline: 2 };
+
+export const COMMANDS = [
+  { name: "continue", hint: "Resume agent routing after the loop guard paused it" },
+  { name: "search", args: "text", hint: "Search messages in all channels" },
+  { name: "new", args: "channel", hint: "Create a channel and open it" },
+  { name: "name", args: "display name", hint: "Change the name you post as" },
+];
+
+export class Composer {
+  constructor(app) {
+    this.app = app;
+    this.form = $("composer");
+    this.input = $("composer-input");
+    this.suggestBox = $("suggest");
+    this.previews = $("attachment-previews");
+    this.context = $("composer-context");
+    this.contextText = $("composer-context-text");
+    this.fileInput = $("file-input");
+    this.items = []; // suggestions on screen
+    this.active = 0;
+    this.mode = null; // {kind: "reply"|"edit", msg}
+    this.uploads = []; // {file, url, done: Promise, result, node}
+
+    this.form.addEventListener("submit", (ev) => {
+      ev.preventDefault();
+      this.submit();
+    });
+    this.input.addEventListener("keydown", (ev) => this.onKey(ev));
+    this.input.addEventListener("input", () => {
+      this.autosize();
+      this.suggest();
+    });
+    this.input.addEventListener("blur", () => setTimeout(() => this.closeSuggest(), 150));
+    this.input.addEventListener("paste", (ev) => {
+      const files = [...(ev.clipboardData?.files || [])];
+      if (files.length) {
+        ev.preventDefault();
+        files.forEach((f) => this.attach(f));
+      }
+    });
+    $("attach-button").addEventListener("click", () => this.fileInput.click());
+    this.fileInput.addEventListener("change", () => {
+      [...this.fileInput.files].forEach((f) => this.attach(f));
+      this.fileInput.value = "";
+    });
+    $("composer-context-cancel").addEventListener("click", () => this.cancelMode());
+    const main = $("main");
+    main.addEventListener("dragover", (ev) => {
+      if ([...(ev.dataTransfer?.types || [])].includes("Files")) {
+        ev.preventDefault();
+        main.classList.add("dropping");
+      }
+    });
+    main.addEventListener("dragleave", (ev) => {
+      if (ev.target === main || !main.contains(ev.relatedTarget)) main.classList.remove("dropping");
+    });
+    main.addEventListener("drop", (ev) => {
+      main.classList.remove("dropping");
+      const files = [...(ev.dataTransfer?.files || [])];
+      if (files.length) {
+        ev.preventDefault();
+        files.forEach((f) => this.attach(f));
+        this.input.focus();
+      }
+    });
+  }
+
+  setChannel(name) {
+    this.input.placeholder = `Message #${name}`;
+    this.input.setAttribute("aria-label", `Message #${name}`);
+  }
+
+  focus() {
+    this.input.focus();
+  }
+
+  insertText(text) {
+    const { selectionStart: a, selectionEnd: b, value } = this.input;
+    const before = value.slice(0, a);
+    const pad = before && !/\s$/.test(before) ? " " : "";
+    this.input.value = before + pad + text + value.slice(b);
+    const caret = a + pad.length + text.length;
+    this.input.setSelectionRange(caret, caret);
+    this.autosize();
+    this.input.focus();
+  }
+
+  autosize() {
+    this.input.style.height = "auto";
+    this.input.style.height = `${Math.min(this.input.scrollHeight, 240)}px`;
+  }
+
+  // -- reply and edit -------------------------------------------------------------------------
+  replyTo(msg) {
+    this.mode = { kind: "reply", msg };
+    this.showContext(`Replying to ${msg.sender}: ${snippet(msg.text, 70) || "(image)"}`);
+    this.input.focus();
+  }
+
+  edit(msg) {
+    this.mode = { kind: "edit", msg };
+    this.showContext("Editing your message · Esc to cancel");
+    this.input.value = msg.text;
+    this.autosize();
+    this.input.focus();
+    this.input.setSelectionRange(msg.text.length, msg.text.length);
+  }
+
+  showContext(text) {
+    this.contextText.textContent = text;
+    this.context.hidden = false;
+    this.context.classList.toggle("editing", this.mode?.kind === "edit");
+  }
+
+  cancelMode() {
+    if (this.mode?.kind === "edit") {
+      this.input.value = "";
+      this.autosize();
+    }
+    this.mode = null;
+    this.context.hidden = true;
+    this.input.focus();
+  }
+
+  // -- keys and menus -------------------------------------------------------------------------
+  onKey(ev) {
+    if (ev.isComposing) return;
+    const open = !this.suggestBox.hidden && this.items.length;
+    if (open) {
+      if (ev.key === "ArrowDown" || ev.key === "ArrowUp") {
+        ev.preventDefault();
+        const step = ev.key === "ArrowDown" ? 1 : -1;
+        this.highlight((this.active + step + this.items.length) % this.items.length);
+        return;
+      }
+      if (ev.key === "Enter" || ev.key === "Tab") {
+        const item = this.items[this.active];
+        // "/continue" is complete by itself: Enter runs it instead of just picking it.
+        if (!(ev.key === "Enter" && item.kind === "command" && this.input.value.trim() === `/${item.name}`)) {
+          ev.preventDefault();
+          this.choose(item);
+          return;
+        }
+      }
+      if (ev.key === "Escape") {
+        ev.preventDefault();
+        this.closeSuggest();
+        return;
+      }
+    }
+    if (ev.key === "Enter" && !ev.shiftKey) {
+      ev.preventDefault();
+      this.submit();
+    } else if (ev.key === "Escape" && this.mode) {
+      ev.preventDefault();
+      this.cancelMode();
+    } else if (ev.key === "ArrowUp" && !this.input.value && !this.mode) {
+      const last = this.app.timeline.lastOwnMessage();
+      if (last) {
+        ev.preventDefault();
+        this.edit(last);
+      }
+    }
+  }
+
+  suggest() {
+    const caret = this.input.selectionStart;
+    const before = this.input.value.slice(0, caret);
+    const cmd = /^\/(\w*)$/.exec(before);
+    if (cmd && this.input.value.indexOf("\n") === -1) {
+      const q = cmd[1].toLowerCase();
+      this.items = COMMANDS.filter((c) => c.name.startsWith(q)).map((c) => ({ kind: "command", ...c }));
+      return this.showSuggest();
+    }
+    const mention = MENTION_BEFORE_CARET.exec(before);
+    if (mention) {
+      const q = mention[1].toLowerCase();
+      this.mentionStart = caret - mention[1].length - 1;
+      const agents = this.app
+        .agentList()
+        .filter((a) => a.name.startsWith(q) || (a.label || "").toLowerCase().startsWith(q))
+        .sort((a, b) => (STATE_RANK[a.state] ?? 3) - (STATE_RANK[b.state] ?? 3) || a.name.localeCompare(b.name))
+        .map((a) => ({ kind: "agent", name: a.name, agent: a }));
+      const people = [...this.app.people()]
+        .filter((p) => p.toLowerCase().startsWith(q) && !/\s/.test(p))
+        .map((p) => ({ kind: "person", name: p }));
+      const all = "all".startsWith(q) ? [{ kind: "all", name: "all" }] : [];
+      this.items = [...agents, ...people, ...all].slice(0, 8);
+      return this.showSuggest();
+    }
+    this.closeSuggest();
+  }
+
+  showSuggest() {
+    if (!this.items.length) return this.closeSuggest();
+    this.suggestBox.replaceChildren();
+    this.items.forEach((item, i) => {
+      const li = el("li", `suggest-item ${item.kind}`);
+      li.id = `suggest-${i}`;
+      li.setAttribute("role", "option");
+      if (item.kind === "command") {
+        li.append(el("span", "cmd", `/${item.name}`));
+        if (item.args) li.append(el("span", "args", item.args));
+        li.append(el("span", "hint", item.hint));
+      } else {
+        li.append(avatar(item.name, item.agent, true));
+        li.append(el("span", "name", `@${item.name}`));
+        const hint = item.agent ? `${item.agent.label} · ${stateText(item.agent.state)}` : item.kind === "all" ? "every online agent" : "person";
+        li.append(el("span", "hint", hint));
+        if (item.agent) li.dataset.state = item.agent.state;
+      }
+      li.addEventListener("mousedown", (ev) => {
+        ev.preventDefault();
+        this.choose(item);
+      });
+      this.suggestBox.append(li);
+    });
+    this.suggestBox.hidden = false;
+    this.input.setAttribute("aria-expanded", "true");
+    this.highlight(0);
+  }
+
+  highlight(i) {
+    this.active = i;
+    [...this.suggestBox.children].forEach((li, n) => li.setAttribute("aria-selected", String(n === i)));
+    this.input.setAttribute("aria-activedescendant", `suggest-${i}`);
+  }
+
+  closeSuggest() {
+    this.items = [];
+    this.suggestBox.hidden = true;
+    this.input.setAttribute("aria-expanded", "false");
+    this.input.removeAttribute("aria-activedescendant");
+  }
+
+  choose(item) {
+    const value = this.input.value;
+    const caret = this.input.selectionStart;
+    if (item.kind === "command") {
+      this.input.value = `/${item.name}${item.args ? " " : ""}`;
+    } else {
+      const text = `@${item.name} `;
+      this.input.value = value.slice(0, this.mentionStart) + text + value.slice(caret);
+      const pos = this.mentionStart + text.length;
+      this.input.setSelectionRange(pos, pos);
+    }
+    this.closeSuggest();
+    this.autosize();
+    this.input.focus();
+  }
+
+  // -- images -----------------------------------------------------------------------------------
+  attach(file) {
+    if (!IMAGE_TYPES.has(file.type)) {
+      toast(`${file.name || "That file"}: only PNG, JPEG, GIF and WebP images can be attached.`);
+      return;
+    }
+    const item = { file, url: URL.createObjectURL(file), result: null };
+    const li = el("li", "preview uploading");
+    const img = el("img");
+    img.src = item.url;
+    img.alt = file.name || "image";
+    const remove = el("button", "icon-btn small remove");
+    remove.type = "button";
+    remove.setAttribute("aria-label", `Remove ${file.name || "image"}`);
+    remove.append(icon("x", 14));
+    remove.addEventListener("click", () => this.dropUpload(item));
+    li.append(img, remove);
+    item.node = li;
+    this.previews.append(li);
+    this.uploads.push(item);
+    item.done = api.upload(file).then(
+      (result) => {
+        item.result = result;
+        li.classList.remove("uploading");
+      },
+      (err) => {
+        toast(`Upload failed: ${err.message}`);
+        this.dropUpload(item);
+      },
+    );
+  }
+
+  dropUpload(item) {
+    this.uploads = this.uploads.filter((u) => u !== item);
+    item.node.remove();
+    URL.revokeObjectURL(item.url);
+  }
+
+  // -- sending ----------------------------------------------------------------------------------
+  async submit() {
+    const text = this.input.value;
+    const trimmed = text.trim();
+    if (this.mode?.kind === "edit") {
+      if (!trimmed) return;
+      try {
+        const msg = await api.edit(this.mode.msg.id, text);
+        this.app.timeline.update(msg);
+        this.input.value = "";
+        this.cancelMode();
+      } catch (err) {
+        toast(`Could not edit: ${err.message}`);
+      }
+      return;
+    }
+    const command = /^\/(\w+)(?:\s+([\s\S]*))?$/.exec(trimmed);
+    if (command && COMMANDS.some((c) => c.name === command[1])) {
+      this.input.value = "";
+      this.autosize();
+      this.closeSuggest();
+      await this.app.command(command[1], (command[2] || "").trim());
+      return;
+    }
+    await Promise.all(this.uploads.map((u) => u.done));
+    const attachments = this.uploads.filter((u) => u.result).map((u) => u.result);
+    if (!trimmed && !attachments.length) return;
+    const payload = { text, sender: this.app.me(), attachments };
+    if (this.mode?.kind === "reply") payload.reply_to = this.mode.msg.id;
+    this.input.value = "";
+    this.autosize();
+    this.closeSuggest();
+    try {
+      const msg = await api.post(this.app.channel, payload);
+      this.app.onSent(msg);
+      this.uploads.forEach((u) => {
+        u.node.remove();
+        URL.revokeObjectURL(u.url);
+      });
+      this.uploads = [];
+      if (this.mode) this.cancelMode();
+    } catch (err) {
+      if (!this.input.value) this.input.value = text; // keep what was typed
+      this.autosize();
+      toast(`Not sent: ${err.message}`);
+    }
+  }
+}
+
+export function stateText(state) {
+  return { online: "online", busy: "working", idle: "idle", offline: "offline" }[state] || state;
+}

@@ -1,0 +1,93 @@
+// The sidebar: channel list with unread counts, and the agent roster.
+import { $, avatar, el, fmtAgo } from "./dom.js";
+import { icon } from "./icons.js";
+import { stateText } from "./composer.js";
+
+const DELIVERY = {
+  queued: ["queued", "Latest wake-up is queued"],
+  injected: ["delivered", "Latest wake-up was delivered"],
+  failed: ["failed", "Latest wake-up could not be delivered"],
+};
+const ORDER = { busy: 0, online: 1, idle: 2, offline: 3 };
+
+export function renderChannels(app) {
+  const list = $("channel-list");
+  list.replaceChildren();
+  const names = [...app.channels.keys()].sort((a, b) =>
+    a === "general" ? -1 : b === "general" ? 1 : a.localeCompare(b),
+  );
+  for (const name of names) {
+    const li = el("li");
+    const btn = el("button", "channel");
+    btn.type = "button";
+    btn.dataset.channel = name;
+    const unread = app.unread.get(name) || 0;
+    const label = el("span", "channel-name");
+    label.append(el("span", "hash", "#"), name);
+    btn.append(label);
+    if (name === app.channel) btn.setAttribute("aria-current", "page");
+    if (app.channels.get(name).paused) btn.append(el("span", "paused-dot", "paused"));
+    if (unread && name !== app.channel) {
+      btn.classList.add("has-unread");
+      const badge = el("span", "badge", unread > 99 ? "99+" : String(unread));
+      badge.setAttribute("aria-hidden", "true");
+      btn.append(badge);
+      btn.setAttribute("aria-label", `${name}, ${unread > 99 ? "more than 99" : unread} unread`);
+    }
+    btn.addEventListener("click", () => app.open(name));
+    li.append(btn);
+    list.append(li);
+  }
+}
+
+export function renderRoster(app) {
+  const list = $("roster");
+  list.replaceChildren();
+  const agents = app.agentList().sort(
+    (a, b) => (ORDER[a.state] ?? 9) - (ORDER[b.state] ?? 9) || a.name.localeCompare(b.name),
+  );
+  $("roster-empty").hidden = agents.length > 0;
+  const online = agents.filter((a) => a.state !== "offline").length;
+  $("agent-count").textContent = agents.length ? `${online}/${agents.length}` : "";
+  $("agent-count").title = `${online} of ${agents.length} online`;
+  for (const agent of agents) {
+    const li = el("li", `agent state-${agent.state}`);
+    li.dataset.agent = agent.name;
+    const main = el("button", "agent-main");
+    main.type = "button";
+    main.title = `Mention @${agent.name}`;
+    const face = avatar(agent.name, agent);
+    const dot = el("span", "presence-dot");
+    face.append(dot);
+    const text = el("span", "agent-text");
+    const top = el("span", "agent-name");
+    top.append(el("span", "label", agent.label || agent.name));
+    if (agent.label && agent.label.toLowerCase() !== agent.name) top.append(el("span", "handle", `@${agent.name}`));
+    const status = el("span", "agent-status");
+    const state = el("span", "state", stateText(agent.state));
+    status.append(state);
+    if (agent.state === "offline" && agent.last_seen) status.append(` · ${fmtAgo(agent.last_seen)}`);
+    const delivery = DELIVERY[agent.delivery];
+    if (delivery) {
+      const badge = el("span", `delivery delivery-${agent.delivery}`, delivery[0]);
+      badge.title = delivery[1];
+      status.append(badge);
+    }
+    text.append(top, status);
+    main.append(face, text);
+    const stateLabel = `${stateText(agent.state)}${delivery ? `, last wake-up ${delivery[0]}` : ""}`;
+    main.setAttribute("aria-label", `${agent.label || agent.name} (@${agent.name}), ${stateLabel}. Mention`);
+    main.addEventListener("click", () => {
+      app.composer.insertText(`@${agent.name} `);
+      app.closeSidebar();
+    });
+    const rename = el("button", "icon-btn small rename");
+    rename.type = "button";
+    rename.setAttribute("aria-label", `Rename ${agent.name}`);
+    rename.title = "Rename";
+    rename.append(icon("edit", 14));
+    rename.addEventListener("click", () => app.renameAgent(agent));
+    li.append(main, rename);
+    list.append(li);
+  }
+}
