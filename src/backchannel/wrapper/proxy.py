@@ -142,15 +142,25 @@ class IdentityProxy:
             rpc_method=rpc_method,
             rpc_id=rpc_id,
         )
+        started = False
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
         try:
             if path == "/sse":
-                await self._relay_sse_endpoint(req, send)
+                await self._relay_sse_endpoint(req, tracking_send)
             else:
-                await self._relay(req, send)
+                await self._relay(req, tracking_send)
         except httpx.TransportError as exc:
             logger.info("upstream unreachable for %s %s: %s", req.method, req.target, exc)
-            with contextlib.suppress(Exception):  # the response may already have started
+            if not started:
                 await _plain(send, 502, {"error": "upstream_unavailable", "detail": str(exc)})
+            else:  # the server went away mid-stream: end the stream; the client reconnects
+                with contextlib.suppress(Exception):
+                    await send({"type": "http.response.body", "body": b""})
 
     @staticmethod
     def _local_request(headers: list[tuple[str, str]]) -> bool:

@@ -1,0 +1,133 @@
+"""The wrapper's side of the agent protocol (register, heartbeat, leave, triggers, delivery reports)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import httpx
+
+from backchannel.wrapper._sse import EventParser
+from backchannel.wrapper.settings_lease import write_private
+
+
+class StaleIdentity(Exception):
+    """The server answered ``401``: our token is unknown or revoked; re-register."""
+
+
+@dataclass(frozen=True, slots=True)
+class Identity:
+    name: str
+    token: str
+    base: str
+    label: str
+    color: str
+
+    @property
+    def auth(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"}
+
+
+@dataclass(frozen=True, slots=True)
+class Trigger:
+    id: int
+    channel: str
+    prompt: str
+    sender: str
+    raw: dict[str, Any]
+
+
+def instance_id(data_dir: Path, base: str, cwd: Path) -> str:
+    """A stable id per agent and working directory, so a re-run gets its old name back."""
+    digest = hashlib.sha256(str(cwd.resolve()).encode()).hexdigest()[:16]
+    path = data_dir / "wrapper" / "instances" / f"{base}-{digest}"
+    try:
+        value = path.read_text(encoding="utf-8").strip()
+        if value:
+            return value
+    except FileNotFoundError:
+        pass
+    value = uuid.uuid4().hex
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    write_private(path, value + "\n")
+    return value
+
+
+class AgentClient:
+    """HTTP calls to the server as one agent; ``transport`` is a seam for tests and benches."""
+
+    def __init__(self, server_url: str, *, transport: httpx.AsyncBaseTransport | None = None) -> None:
+        timeout = httpx.Timeout(connect=5.0, read=10.0, write=10.0, pool=10.0)
+        # trust_env=False: a machine-wide HTTP proxy must never reroute loopback agent traffic.
+        self.http = httpx.AsyncClient(
+            base_url=server_url, timeout=timeout, transport=transport, trust_env=False
+        )
+
+    async def aclose(self) -> None:
+        await self.http.aclose()
+
+    @staticmethod
+    def _check(response: httpx.Response) -> None:
+        if response.status_code == 401:
+            raise StaleIdentity(response.text)
+        response.raise_for_status()
+
+    async def register(self, base: str, instance: str, label: str | None) -> Identity:
+        body: dict[str, Any] = {"base": base, "instance_id": instance}
+        if label:
+            body["label"] = label
+        response = await self.http.post("/api/agents/register", json=body)
+        response.raise_for_status()
+        data = response.json()
+        return Identity(
+            data["name"], data["token"], data["base"], data.get("label", ""), data.get("color", "")
+        )
+
+    async def heartbeat(self, me: Identity, activity: Literal["busy", "idle"] | None) -> str:
+        body = {"activity": activity} if activity else {}
+        response = await self.http.post(f"/api/agents/{me.name}/heartbeat", json=body, headers=me.auth)
+        self._check(response)
+        return str(response.json().get("name", me.name))
+
+    async def leave(self, me: Identity) -> None:
+        response = await self.http.delete(f"/api/agents/{me.name}", headers=me.auth)
+        if response.status_code not in (204, 401, 404):
+            response.raise_for_status()
+
+    async def report(
+        self, me: Identity, trigger_id: int, state: Literal["injected", "failed"], detail: str
+    ) -> None:
+        response = await self.http.post(
+            f"/api/agents/{me.name}/triggers/{trigger_id}",
+            json={"state": state, "detail": detail[:2000]},
+            headers=me.auth,
+        )
+        self._check(response)
+
+    async def triggers(self, me: Identity) -> AsyncIterator[Trigger]:
+        """Pushed wake-ups: unacknowledged ones first, then live ones; ends when the server ends it."""
+        timeout = httpx.Timeout(connect=5.0, read=None, write=10.0, pool=10.0)
+        async with self.http.stream(
+            "GET", f"/api/agents/{me.name}/triggers", headers=me.auth, timeout=timeout
+        ) as response:
+            if response.status_code == 401:
+                raise StaleIdentity("trigger stream refused our token")
+            response.raise_for_status()
+            parser = EventParser()
+            async for chunk in response.aiter_bytes():
+                for event in parser.feed(chunk):
+                    if not event.data:
+                        continue
+                    data = json.loads(event.data)
+                    yield Trigger(
+                        id=int(data["id"]),
+                        channel=str(data.get("channel", "")),
+                        prompt=str(data.get("prompt", "")),
+                        sender=str(data.get("from", "")),
+                        raw=data,
+                    )

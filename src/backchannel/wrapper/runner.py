@@ -1,0 +1,409 @@
+"""``backchannel run <agent>``: keep one CLI in the room, awake and with an identity that never goes stale.
+
+One :class:`Runner` owns, for its lifetime: the registration (stable ``instance_id``), the identity
+proxy, the CLI's MCP config, the CLI itself (in tmux, or in the foreground with ``--no-tmux``), and
+four loops: trigger stream -> queue, queue -> injection (when the pane is idle), heartbeats with
+busy/idle, and a watch on the CLI process. A ``401`` anywhere leads to one shared re-registration
+whose new token is swapped into the live proxy. Server outages are ridden out with exponential
+backoff. On exit everything is undone in reverse: CLI stopped, identity left, proxy closed, shared
+settings files restored.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import signal
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import anyio
+import anyio.abc
+import httpx
+from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
+
+from backchannel.wrapper import mcp_config
+from backchannel.wrapper.agent_client import AgentClient, Identity, StaleIdentity, Trigger, instance_id
+from backchannel.wrapper.injection import Injector
+from backchannel.wrapper.profiles import AgentProfile, session_name
+from backchannel.wrapper.proxy import IdentityProxy, serve
+from backchannel.wrapper.settings_lease import write_private
+from backchannel.wrapper.tmux import Tmux, attach_hint
+
+logger = logging.getLogger(__name__)
+
+# Variables that describe the *wrapper's* terminal, wrong for a CLI in another tmux pane.
+_TERMINAL_VARS = ("TMUX", "TMUX_PANE")
+
+
+@dataclass
+class RunOptions:
+    """Everything ``backchannel run`` resolved at the edge (CLI flags, env, config file)."""
+
+    server_url: str
+    data_dir: Path
+    env: Mapping[str, str]
+    label: str | None = None
+    use_tmux: bool = True
+    preapprove: bool = True
+    extra_args: tuple[str, ...] = ()
+    tmux_socket: str | None = None
+    heartbeat_interval: float = 5.0
+    backoff_max: float = 5.0
+    ready_timeout: float = 15.0
+    transport: httpx.AsyncBaseTransport | None = None
+    say: Callable[[str], None] = field(default=lambda text: print(text, file=sys.stderr, flush=True))
+
+
+def lease_dir() -> Path:
+    """Per-user, machine-wide: wrappers with different data dirs may share one settings file."""
+    path = Path(tempfile.gettempdir()) / f"backchannel-{os.getuid()}" / "leases"
+    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    return path
+
+
+class Runner:
+    """Runs one agent CLI until it exits or the wrapper is told to stop."""
+
+    def __init__(self, profile: AgentProfile, options: RunOptions) -> None:
+        self.profile = profile
+        self.opts = options
+        self.client = AgentClient(options.server_url, transport=options.transport)
+        self.instance = instance_id(options.data_dir, profile.base, profile.cwd)
+        self.run_dir = options.data_dir / "wrapper" / "run"
+        self.identity: Identity | None = None
+        self.proxy: IdentityProxy | None = None
+        self.setup: mcp_config.McpSetup | None = None
+        self.tmux = Tmux(options.tmux_socket) if options.use_tmux else None
+        self.session: str | None = None
+        self.injector: Injector | None = None
+        self.process: anyio.abc.Process | None = None
+        self._refresh_lock = anyio.Lock()
+        self._queue_in: MemoryObjectSendStream[Trigger]
+        self._queue_out: MemoryObjectReceiveStream[Trigger]
+        self._queue_in, self._queue_out = anyio.create_memory_object_stream[Trigger](1000)
+        self._seen: dict[int, tuple[str, str] | None] = {}  # trigger id -> outcome once delivered
+        self.ready = anyio.Event()  # set once the CLI runs and the loops are live (tests, bench)
+        self.delivered: list[tuple[int, float]] = []  # (trigger id, monotonic time typed)
+        self.exit_code = 0
+
+    @property
+    def me(self) -> Identity:
+        assert self.identity is not None, "not registered yet"
+        return self.identity
+
+    # -- identity ------------------------------------------------------------------------------
+    async def _register_with_backoff(self) -> Identity:
+        delay = 0.1
+        while True:
+            try:
+                return await self.client.register(
+                    self.profile.base, self.instance, self.opts.label or self.profile.label
+                )
+            except httpx.TransportError as exc:
+                self.opts.say(f"backchannel: server {self.opts.server_url} unreachable ({exc}); retrying")
+            except httpx.HTTPStatusError as exc:
+                if exc.response.status_code < 500:
+                    raise
+            await anyio.sleep(delay)
+            delay = min(delay * 2, self.opts.backoff_max)
+
+    async def refresh(self, stale: str | None = None) -> str:
+        """Re-register (same instance, so the same name) and swap the token in the live proxy."""
+        async with self._refresh_lock:
+            if self.identity is not None and stale is not None and self.identity.token != stale:
+                return self.identity.token
+            old_name = self.identity.name if self.identity else None
+            self.identity = await self._register_with_backoff()
+            if self.proxy is not None:
+                self.proxy.set_token(self.identity.token)
+            if self.setup is not None:
+                self.setup.rewrite_token(self.identity.token)  # legacy `flag` mode only
+            if old_name and old_name != self.identity.name:
+                self.opts.say(f"backchannel: now registered as {self.identity.name} (was {old_name})")
+            logger.info("re-registered as %s", self.identity.name)
+            return self.identity.token
+
+    async def _proxy_refresh(self, stale: str) -> str | None:
+        return await self.refresh(stale)
+
+    # -- main ------------------------------------------------------------------------------------
+    async def run(self) -> int:
+        """Run until the CLI exits or SIGINT/SIGTERM/SIGHUP; always clean up."""
+        try:
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(self._signals, tg.cancel_scope)
+                await self._run(tg)
+                tg.cancel_scope.cancel()
+        finally:
+            with anyio.CancelScope(shield=True):
+                await self._cleanup()
+        return self.exit_code
+
+    async def _signals(self, scope: anyio.CancelScope) -> None:
+        sigs = [signal.SIGTERM, signal.SIGHUP]
+        if self.tmux is not None:
+            sigs.append(signal.SIGINT)  # in --no-tmux mode Ctrl-C belongs to the CLI in the foreground
+        with anyio.open_signal_receiver(*sigs) as received:
+            async for signum in received:
+                self.opts.say(f"backchannel: got {signal.Signals(signum).name}, leaving")
+                self.exit_code = 128 + signum
+                scope.cancel()
+                return
+
+    async def _run(self, tg: anyio.abc.TaskGroup) -> None:
+        self.identity = await self._register_with_backoff()
+        self.proxy = IdentityProxy(self.opts.server_url, self.me.token, refresh=self._proxy_refresh)
+        proxy_url = await tg.start(self._serve_proxy)
+        url = proxy_url if self.profile.uses_proxy else None
+        self.setup = await anyio.to_thread.run_sync(
+            lambda: mcp_config.prepare(
+                self.profile,
+                run_dir=self.run_dir,
+                proxy_url=url,
+                server_url=self.opts.server_url,
+                token=self.me.token,
+                preapprove=self.opts.preapprove,
+                state_dir=lease_dir(),
+            )
+        )
+        for warning in (*self.profile.warnings, *self.setup.warnings):
+            self.opts.say(f"backchannel: warning: {warning}")
+        argv = [self.profile.command, *self.profile.args, *self.opts.extra_args, *self.setup.args]
+        env = {
+            k: v
+            for k, v in self.opts.env.items()
+            if k not in self.profile.strip_env and k not in _TERMINAL_VARS
+        }
+        env.update(self.setup.env)
+        if self.tmux is not None:
+            await self._start_in_tmux(argv, env)
+        else:
+            await self._start_foreground(argv, env)
+        tg.start_soon(self._trigger_loop)
+        tg.start_soon(self._heartbeat_loop)
+        tg.start_soon(self._inject_loop)
+        tg.start_soon(self._release_settings_when_ready)
+        self.ready.set()
+        await self._wait_cli_exit()
+
+    async def _serve_proxy(
+        self, *, task_status: anyio.abc.TaskStatus[str] = anyio.TASK_STATUS_IGNORED
+    ) -> None:
+        assert self.proxy is not None
+        async with serve(self.proxy) as url:
+            task_status.started(url)
+            await anyio.sleep_forever()
+
+    # -- the CLI -------------------------------------------------------------------------------
+    async def _start_in_tmux(self, argv: list[str], env: dict[str, str]) -> None:
+        assert self.tmux is not None
+        self.session = session_name(self.me.name, self.opts.env)
+        if await self.tmux.has_session(self.session):
+            # Same instance, so same name: a session left by a wrapper that died without cleanup.
+            self.opts.say(f"backchannel: replacing leftover tmux session {self.session}")
+            await self.tmux.kill_session(self.session)
+        launch = self.run_dir / f"launch-{uuid.uuid4().hex}.json"
+        write_private(launch, json.dumps({"argv": argv, "env": env, "cwd": str(self.profile.cwd)}))
+        launcher = [sys.executable, "-m", "backchannel.wrapper.launch", str(launch)]
+        await self.tmux.new_session(self.session, launcher, cwd=self.profile.cwd)
+        self.injector = Injector(
+            self.tmux,
+            self.session,
+            inject_delay=self.profile.inject_delay,
+            busy_pattern=self.profile.busy_pattern,
+            idle_pattern=self.profile.idle_pattern,
+        )
+        self.opts.say(
+            f"backchannel: {self.profile.key} joined as {self.me.name}; "
+            f"attach with: {attach_hint(self.session, self.tmux.socket_name)}"
+        )
+
+    async def _start_foreground(self, argv: list[str], env: dict[str, str]) -> None:
+        self.opts.say(
+            f"backchannel: {self.profile.key} joined as {self.me.name} (no tmux: mentions are shown)"
+        )
+        self.process = await anyio.open_process(
+            argv, stdin=None, stdout=None, stderr=None, env=env, cwd=self.profile.cwd
+        )
+
+    async def _wait_cli_exit(self) -> None:
+        if self.process is not None:
+            self.exit_code = await self.process.wait()
+            return
+        assert self.tmux is not None and self.session is not None
+        pid = await self.tmux.pane_pid(self.session)
+        await wait_exit(pid)
+        self.opts.say(f"backchannel: {self.profile.key} exited; leaving")
+
+    async def _release_settings_when_ready(self) -> None:
+        """Hold a shared settings file until our CLI has read it (idle prompt) or a timeout."""
+        if self.setup is None or self.setup.lease is None:
+            return
+        with anyio.move_on_after(self.opts.ready_timeout):
+            if self.injector is not None:
+                await self.injector.wait_idle()
+            else:
+                await anyio.sleep(self.opts.ready_timeout / 3)
+        await anyio.to_thread.run_sync(self.setup.release_start)
+
+    # -- loops ---------------------------------------------------------------------------------
+    async def _trigger_loop(self) -> None:
+        delay = 0.1
+        while True:
+            me = self.me
+            try:
+                async for trigger in self.client.triggers(me):
+                    delay = 0.1
+                    await self._accept(trigger)
+                # The server ended the stream (e.g. our token was revoked): reconnect after a beat.
+            except StaleIdentity:
+                await self.refresh(me.token)
+                continue
+            except (httpx.TransportError, httpx.HTTPStatusError) as exc:
+                logger.info("trigger stream down (%s); retrying in %.1fs", exc, delay)
+            await anyio.sleep(delay)
+            delay = min(delay * 2, self.opts.backoff_max)
+
+    async def _accept(self, trigger: Trigger) -> None:
+        if trigger.id in self._seen:
+            outcome = self._seen[trigger.id]
+            if outcome is not None:  # delivered, but the server missed our report: say it again
+                await self._report(trigger.id, outcome[0], outcome[1])
+            return
+        self._seen[trigger.id] = None
+        await self._queue_in.send(trigger)
+
+    async def _inject_loop(self) -> None:
+        async with self._queue_out:
+            while True:
+                batch = [await self._queue_out.receive()]
+                with contextlib.suppress(anyio.WouldBlock):
+                    while True:
+                        batch.append(self._queue_out.receive_nowait())
+                by_channel: dict[str, list[Trigger]] = {}
+                for trigger in batch:
+                    by_channel.setdefault(trigger.channel, []).append(trigger)
+                for group in by_channel.values():  # one prompt per channel, nothing dropped
+                    await self._deliver(group)
+
+    async def _deliver(self, group: list[Trigger]) -> None:
+        prompt = group[-1].prompt
+        if self.injector is None:
+            self.opts.say(f"backchannel: {prompt}")
+            state, detail = "failed", "--no-tmux: shown in the wrapper's terminal, not typed"
+        else:
+            await self.injector.wait_idle()  # queued while the CLI is busy
+            delivery = await self.injector.inject(prompt)
+            state = "injected" if delivery.ok else "failed"
+            detail = delivery.detail
+            self.delivered.extend((t.id, delivery.typed_at) for t in group)
+        for trigger in group:
+            self._seen[trigger.id] = (state, detail)
+            await self._report(trigger.id, state, detail)
+
+    async def _report(self, trigger_id: int, state: str, detail: str) -> None:
+        for _attempt in range(2):
+            me = self.me
+            try:
+                await self.client.report(
+                    me, trigger_id, "injected" if state == "injected" else "failed", detail
+                )
+                return
+            except StaleIdentity:
+                await self.refresh(me.token)
+            except (httpx.TransportError, httpx.HTTPStatusError) as exc:
+                # The server replays unacknowledged triggers on reconnect; _accept re-reports then.
+                logger.info("could not report trigger %s: %s", trigger_id, exc)
+                return
+
+    async def _heartbeat_loop(self) -> None:
+        while True:
+            me = self.me
+            try:
+                activity = await self.injector.activity() if self.injector is not None else None
+                await self.client.heartbeat(me, activity)
+                logger.debug("heartbeat %s %s", me.name, activity)
+                interval = self.opts.heartbeat_interval
+            except StaleIdentity:
+                await self.refresh(me.token)
+                continue
+            except (httpx.TransportError, httpx.HTTPStatusError) as exc:
+                logger.info("heartbeat failed: %s", exc)
+                interval = min(self.opts.heartbeat_interval, 1.0)
+            await anyio.sleep(interval)
+
+    # -- cleanup ---------------------------------------------------------------------------------
+    async def _cleanup(self) -> None:
+        started = time.monotonic()
+        if self.tmux is not None and self.session is not None:
+            pid = None
+            with contextlib.suppress(Exception):
+                pid = await self.tmux.pane_pid(self.session)
+            await self.tmux.kill_session(self.session)
+            if pid is not None:
+                await _reap(pid)
+            logger.info("CLI stopped after %.2fs", time.monotonic() - started)
+        if self.process is not None and self.process.returncode is None:
+            self.process.terminate()
+            with anyio.move_on_after(5):
+                await self.process.wait()
+            if self.process.returncode is None:
+                self.process.kill()
+        if self.identity is not None:
+            with anyio.move_on_after(3), contextlib.suppress(httpx.HTTPError):
+                await self.client.leave(self.identity)
+            logger.info("left after %.2fs", time.monotonic() - started)
+        if self.proxy is not None:
+            await self.proxy.aclose()
+        if self.setup is not None:
+            await anyio.to_thread.run_sync(self.setup.close)
+        await self.client.aclose()
+        logger.info("cleaned up in %.2fs", time.monotonic() - started)
+
+
+async def wait_exit(pid: int, timeout: float | None = None) -> bool:
+    """Wait for ``pid`` to exit (a zombie counts); True if it did. Event-driven where Linux allows."""
+    with anyio.move_on_after(timeout):
+        try:
+            fd = os.pidfd_open(pid)
+        except ProcessLookupError:
+            return True
+        except (AttributeError, OSError):  # no pidfd (not Linux): fall back to looking
+            while _running(pid):
+                await anyio.sleep(0.05)
+            return True
+        try:
+            await anyio.wait_readable(fd)  # readable once the process has exited
+            return True
+        finally:
+            os.close(fd)
+    return False
+
+
+def _running(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        return True
+
+
+async def _reap(pid: int) -> None:
+    """After kill-session the pane got SIGHUP; make sure a CLI that ignores it still goes."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        if await wait_exit(pid, 2.0):
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pid, sig)
