@@ -114,7 +114,9 @@ class Registry:
     async def heartbeat(self, token: str | None, name: str, activity: str | None) -> Agent:
         if activity is not None and activity not in ("busy", "idle"):
             raise InvalidInput("activity must be 'busy' or 'idle'")
-        agent = await self.authenticate_as(token, name)
+        # The token alone identifies the caller here: after a rename the wrapper learns its new
+        # name from the answer instead of being told its token is stale.
+        agent = await self.authenticate(token, touch=activity is None)
         if activity is not None:
             await self.touch(agent, activity)
         return agent

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import httpx
 import pytest
 
 from tests.conftest import RunningServer
@@ -130,3 +131,28 @@ async def test_openapi_docs_are_served(server: RunningServer) -> None:
         assert (await human.get("/docs")).status_code == 200
         spec = (await human.get("/openapi.json")).json()
     assert "/api/agents/register" in spec["paths"] and "/api/channels/{name}/messages" in spec["paths"]
+
+
+async def test_person_renames_an_agent_and_sets_its_role(server: RunningServer) -> None:
+    from tests.conftest import mcp_client, register, text_of
+
+    agent = await register(server.url)
+    async with mcp_client(server.url, agent["token"]) as client:
+        await client.call_tool("chat_send", {"message": "hello"})
+    async with server.human() as human:
+        renamed = await human.patch(
+            "/api/agents/claude", json={"name": "architect", "role": "Review designs."}
+        )
+        assert renamed.status_code == 200 and renamed.json()["name"] == "architect"
+        assert (await human.patch("/api/agents/architect", json={"name": "Bad Name"})).status_code == 400
+        history = (await human.get("/api/channels/general/messages")).json()["messages"]
+        assert [m["sender"] for m in history] == ["architect"]
+    # The token still works: the wrapper's heartbeat under the old name learns the new one.
+    async with httpx.AsyncClient(base_url=server.url) as wrapper:
+        beat = await wrapper.post(
+            "/api/agents/claude/heartbeat", headers={"Authorization": f"Bearer {agent['token']}"}
+        )
+        assert beat.json() == {"name": "architect"}
+    async with mcp_client(server.url, agent["token"]) as client:
+        claimed = await client.call_tool("chat_claim", {})
+        assert '"confirmed_name": "architect"' in text_of(claimed)
