@@ -68,6 +68,8 @@ def rename(conn: sqlite3.Connection, old: str, new: str) -> Channel:
 def delete(conn: sqlite3.Connection, name: str) -> Channel:
     channel = get(conn, name)
     conn.execute("DELETE FROM channels WHERE id = ?", (channel.id,))
+    # Agents whose default channel this was fall back to #general rather than erroring.
+    conn.execute("UPDATE agents SET last_channel = '' WHERE last_channel = ?", (name,))
     return channel
 
 
