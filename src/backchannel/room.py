@@ -14,7 +14,7 @@ from typing import Any
 from backchannel.bus import ROOM, EventBus, agent_topic
 from backchannel.config import Settings
 from backchannel.errors import Forbidden, InvalidInput, NotFound
-from backchannel.models import Agent, Channel, Event, Message, SenderKind
+from backchannel.models import Agent, Channel, Event, Job, Message, SenderKind
 from backchannel.registry import Registry
 from backchannel.router import CONTINUE_COMMAND, plan_routing, wake_prompt
 from backchannel.store import Posted, Store
@@ -209,6 +209,19 @@ class Room:
         """``/continue``: reset the loop guard of one channel and say so in it."""
         await self.store.set_routing(validate_channel(channel), 0, False)
         return await self.post_system(channel, f"{by} resumed agent routing in #{channel}.")
+
+    async def decide_job(self, job_id: int, status: str, by: Any) -> Job:
+        """A person accepts or declines a proposed job; accepting wakes the proposer to start it."""
+        name = await self._human_name(by)
+        job = await self.store.set_job_status(job_id, status)
+        if status == "accepted":
+            await self.post(
+                channel=job.channel, sender=name, kind="human", job_id=job.id,
+                text=f"@{job.proposed_by} job #{job.id} accepted: {job.title}. Go ahead.",
+            )
+        elif status == "declined":
+            await self.post_system(job.channel, f"{name} declined job #{job.id}: {job.title}.")
+        return job
 
     # -- editing ------------------------------------------------------------------------------------
     async def edit(self, message_id: int, text: Any, *, by_agent: Agent | None = None) -> Message:

@@ -155,6 +155,12 @@ async def test_rules_summary_and_job_proposals(server: RunningServer) -> None:
         assert (await client.call_tool("chat_propose_job", {"title": "x" * 81})).is_error
     kinds = [m["type"] for m in await messages(server)]
     assert kinds == ["rule_proposal", "job_proposal"]
+    async with server.human() as human:
+        accepted = await human.post(f"/api/jobs/{job.structured_content['id']}", json={"status": "accepted"})
+        assert accepted.status_code == 200 and accepted.json()["status"] == "accepted"
+        assert (await human.post("/api/jobs/999", json={"status": "accepted"})).status_code == 404
+    last = (await messages(server))[-1]
+    assert last["text"].startswith("@claude job #") and last["kind"] == "human"
 
 
 async def test_image_path_attaches_an_image_and_refuses_other_files(server: RunningServer, tmp_path) -> None:

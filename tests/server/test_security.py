@@ -25,6 +25,7 @@ STATE_CHANGING = [
     ("PATCH", "/api/agents/claude", {"label": "x"}),
     ("POST", "/api/agents/claude/rotate", None),
     ("POST", "/api/rules/1", {"status": "active"}),
+    ("POST", "/api/jobs/1", {"status": "accepted", "sender": "ben"}),
 ]
 
 

@@ -47,6 +47,11 @@ class AgentPatch(BaseModel):
     role: str | None = Field(default=None, max_length=500)
 
 
+class JobDecision(BaseModel):
+    status: Literal["accepted", "declined"]
+    sender: str = Field(default="you", min_length=1, max_length=64)
+
+
 class RuleDecision(BaseModel):
     status: Literal["active", "rejected", "proposed"]
 
@@ -222,6 +227,16 @@ async def list_rules(request: Request) -> list[dict[str, Any]]:
 @router.post("/api/rules/{rule_id}", dependencies=Writer, tags=["rules"])
 async def decide_rule(request: Request, rule_id: RowId, body: RuleDecision) -> dict[str, Any]:
     return asdict(await services(request).store.set_rule_status(rule_id, body.status))
+
+
+@router.get("/api/jobs", dependencies=Reader, tags=["jobs"])
+async def list_jobs(request: Request) -> list[dict[str, Any]]:
+    return [asdict(j) for j in await services(request).store.jobs()]
+
+
+@router.post("/api/jobs/{job_id}", dependencies=Writer, tags=["jobs"])
+async def decide_job(request: Request, job_id: int, body: JobDecision) -> dict[str, Any]:
+    return asdict(await services(request).room.decide_job(job_id, body.status, body.sender))
 
 
 @router.get("/api/events", dependencies=Reader, tags=["events"])

@@ -51,3 +51,15 @@ def add_job(
 
 def set_job_message(conn: sqlite3.Connection, job_id: int, message_id: int) -> None:
     conn.execute("UPDATE jobs SET message_id = ? WHERE id = ?", (message_id, job_id))
+
+
+def jobs(conn: sqlite3.Connection) -> list[Job]:
+    return [_job(r) for r in conn.execute("SELECT * FROM jobs ORDER BY id")]
+
+
+def set_job_status(conn: sqlite3.Connection, job_id: int, status: str) -> Job:
+    conn.execute("UPDATE jobs SET status = ? WHERE id = ?", (status, job_id))
+    row = conn.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
+    if row is None:
+        raise NotFound(f"no job {job_id}")
+    return _job(row)
