@@ -1,0 +1,295 @@
+"""Benchmark a real ``backchannel serve`` process through the real MCP client.
+
+Prints chat_send latency (p50/p99), throughput with 8 concurrent agents, and chat_read latency at
+1k / 100k / 1M stored messages with the ratios against the 1k baseline measured in the same run.
+Absolute numbers depend on the machine; the ratios are what to watch (1M:1k should stay close to 1).
+
+    .venv/bin/python bench/bench_server.py            # full run, a few minutes
+    .venv/bin/python bench/bench_server.py --quick    # 1k / 10k / 100k, fewer calls: a smoke run
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import re
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import AsyncExitStack, asynccontextmanager, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import anyio
+import httpx
+import httpx2
+from mcp import Client
+from mcp.client.streamable_http import streamable_http_client
+
+from backchannel.server.security import SESSION_HEADER, read_or_create_secret
+
+AGENTS = 8
+SEED_BATCH = 50_000
+READ_LIMIT = 20
+PROXY_VARS = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY")
+
+
+@dataclass(frozen=True)
+class Plan:
+    sizes: tuple[int, ...]
+    sends: int  # sequential chat_send calls for the latency figures
+    per_agent: int  # chat_send calls per agent in the throughput run
+    reads: int  # calls per read measurement and size
+
+
+FULL = Plan(sizes=(1_000, 100_000, 1_000_000), sends=500, per_agent=150, reads=200)
+QUICK = Plan(sizes=(1_000, 10_000, 100_000), sends=100, per_agent=30, reads=50)
+
+
+# -- the server --------------------------------------------------------------------------------------
+
+
+@contextmanager
+def running_server(data_dir: Path) -> Iterator[str]:
+    """``python -m backchannel serve --port 0`` in a child process; yields its base URL."""
+    env = {k: v for k, v in os.environ.items() if k.upper() not in PROXY_VARS}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "backchannel", "serve", "--port", "0", "--data-dir", str(data_dir)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+    )
+    try:
+        assert proc.stdout is not None
+        url = ""
+        for line in proc.stdout:  # bounded: the server prints its URL or exits
+            match = re.search(r"serving on (http://\S+)", line)
+            if match:
+                url = match.group(1)
+                break
+        if not url:
+            raise SystemExit(f"server exited with {proc.wait()} before printing its URL")
+        threading.Thread(target=lambda: [None for _ in proc.stdout or ()], daemon=True).start()
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(10)
+
+
+@asynccontextmanager
+async def agent(url: str, token: str) -> AsyncIterator[Client]:
+    http = httpx2.AsyncClient(
+        headers={"Authorization": f"Bearer {token}"}, timeout=httpx2.Timeout(30, read=120), trust_env=False
+    )
+    async with http, Client(streamable_http_client(f"{url}/mcp", http_client=http)) as client:
+        yield client
+
+
+def seed(db_path: Path, channel: str, upto: int) -> int:
+    """Bulk-insert messages into ``channel`` until it holds ``upto``; returns its newest id.
+
+    Goes straight to SQLite in large transactions (the FTS triggers still fire), so a million rows
+    take seconds rather than a million round trips; the read path is then measured through the server.
+    """
+    conn = sqlite3.connect(db_path, timeout=60, isolation_level=None)
+    try:
+        (channel_id,) = conn.execute("SELECT id FROM channels WHERE name = ?", (channel,)).fetchone()
+        (have,) = conn.execute("SELECT count(*) FROM messages WHERE channel_id = ?", (channel_id,)).fetchone()
+        now = time.time()
+        while have < upto:
+            n = min(SEED_BATCH, upto - have)
+            rows = (
+                (channel_id, f"seed-{(have + i) % 7}", f"seeded message {have + i}: the quick brown fox", now)
+                for i in range(n)
+            )
+            conn.execute("BEGIN IMMEDIATE")
+            conn.executemany(
+                "INSERT INTO messages(channel_id, sender, kind, type, text, created_at)"
+                " VALUES (?, ?, 'human', 'chat', ?, ?)",
+                rows,
+            )
+            conn.execute("COMMIT")
+            have += n
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        (newest,) = conn.execute(
+            "SELECT max(id) FROM messages WHERE channel_id = ?", (channel_id,)
+        ).fetchone()
+        return int(newest)
+    finally:
+        conn.close()
+
+
+# -- measuring ---------------------------------------------------------------------------------------------
+
+
+def pct(samples: list[float], p: float) -> float:
+    ordered = sorted(samples)
+    return ordered[max(0, math.ceil(p / 100 * len(ordered)) - 1)]
+
+
+def ms(seconds: float) -> str:
+    return f"{seconds * 1000:7.2f} ms"
+
+
+async def timed(call: Callable[[], Awaitable[Any]], times: int, warmup: int = 5) -> list[float]:
+    """Per-call wall time of ``times`` calls, after ``warmup`` untimed ones (caches, first connection)."""
+    for _ in range(warmup):
+        await call()
+    samples = []
+    for _ in range(times):
+        start = time.perf_counter()
+        result = await call()
+        samples.append(time.perf_counter() - start)
+        if getattr(result, "is_error", False):
+            raise SystemExit(f"tool call failed: {result.content}")
+    return samples
+
+
+async def bench(plan: Plan, data_dir: Path) -> None:
+    started = time.perf_counter()
+    with running_server(data_dir) as url:
+        human = httpx.AsyncClient(
+            base_url=url,
+            headers={SESSION_HEADER: read_or_create_secret(data_dir)},
+            timeout=60,
+            trust_env=False,
+        )
+        async with human, AsyncExitStack() as stack:
+            clients: list[Client] = []
+            for i in range(AGENTS):
+                reg = await human.post("/api/agents/register", json={"base": "bench", "instance_id": f"b{i}"})
+                reg.raise_for_status()
+                clients.append(await stack.enter_async_context(agent(url, reg.json()["token"])))
+            for name in ("latency", "throughput", "reads"):
+                (await human.post("/api/channels", json={"name": name})).raise_for_status()
+            print(f"server {url}, data dir {data_dir}, {AGENTS} agents over MCP streamable HTTP\n")
+
+            # 1. chat_send latency, one agent, one call at a time (after a short warm-up).
+            first = clients[0]
+            counter = iter(range(10**9))
+
+            def send(client: Client, channel: str) -> Callable[[], Awaitable[Any]]:
+                return lambda: client.call_tool(
+                    "chat_send", {"message": f"bench {next(counter)}", "channel": channel}
+                )
+
+            await timed(send(first, "latency"), 20)
+            lat = await timed(send(first, "latency"), plan.sends)
+            print(f"chat_send latency ({plan.sends} sequential calls, 1 agent)")
+            print(f"  p50 {ms(pct(lat, 50))}   p99 {ms(pct(lat, 99))}   mean {ms(statistics.fmean(lat))}\n")
+
+            # 2. Throughput: every agent sends as fast as it can, all at once.
+            per_call: list[float] = []
+
+            async def flood(client: Client) -> None:
+                per_call.extend(await timed(send(client, "throughput"), plan.per_agent))
+
+            t0 = time.perf_counter()
+            async with anyio.create_task_group() as tg:
+                for client in clients:
+                    tg.start_soon(flood, client)
+            elapsed = time.perf_counter() - t0
+            total = AGENTS * plan.per_agent
+            print(f"throughput ({AGENTS} concurrent agents x {plan.per_agent} chat_send)")
+            print(f"  {total / elapsed:7.1f} msgs/s   ({total} messages in {elapsed:.2f} s)")
+            print(f"  per call under load: p50 {ms(pct(per_call, 50))}   p99 {ms(pct(per_call, 99))}\n")
+
+            # 3. Reads as the store grows: the newest messages must cost the same at 1M as at 1k.
+            reader = clients[1]
+            rows: list[tuple[int, float, float, float, float, float]] = []
+            print(f"chat_read latency vs stored messages ({plan.reads} calls each, limit {READ_LIMIT})")
+            for size in plan.sizes:
+                s0 = time.perf_counter()
+                newest = seed(data_dir / "backchannel.db", "reads", size)
+                seeded_in = time.perf_counter() - s0
+                since = newest - READ_LIMIT
+                new_msgs = await timed(
+                    lambda since=since: reader.call_tool(
+                        "chat_read", {"channel": "reads", "since_id": since, "limit": READ_LIMIT}
+                    ),
+                    plan.reads,
+                )
+                latest = await timed(
+                    lambda: reader.call_tool("chat_resync", {"channel": "reads", "limit": READ_LIMIT}),
+                    plan.reads,
+                )
+                rest = await timed(
+                    lambda: human.get("/api/channels/reads/messages", params={"limit": 50}), plan.reads
+                )
+                rows.append(
+                    (size, pct(new_msgs, 50), pct(new_msgs, 99), pct(latest, 50), pct(rest, 50), seeded_in)
+                )
+                print(
+                    f"  {size:>9,} stored: chat_read(since_id) p50 {ms(pct(new_msgs, 50))} p99 "
+                    f"{ms(pct(new_msgs, 99))} | chat_resync p50 {ms(pct(latest, 50))} | "
+                    f"REST latest-50 p50 {ms(pct(rest, 50))}   (seeded in {seeded_in:.1f} s)"
+                )
+
+            base = rows[0]
+            print(f"\nratios against the {base[0]:,}-message baseline (p50; 1.0 = no slowdown)")
+            for size, new_p50, _new_p99, latest_p50, rest_p50, _ in rows[1:]:
+                label = (
+                    f"{size // 1000:,}k:{base[0] // 1000}k" if size < 1_000_000 else f"1M:{base[0] // 1000}k"
+                )
+                read_ratio, resync_ratio, rest_ratio = (
+                    new_p50 / base[1],
+                    latest_p50 / base[3],
+                    rest_p50 / base[4],
+                )
+                print(
+                    f"  {label:>10}  chat_read {read_ratio:.2f}   chat_resync {resync_ratio:.2f}"
+                    f"   REST {rest_ratio:.2f}"
+                )
+
+            # Not the latest-N path: an agent whose cursor is far behind reads the oldest unread page,
+            # and the reply says how many remain, which counts the whole backlog (an index range scan).
+            backlog = await timed(
+                lambda: reader.call_tool(
+                    "chat_read", {"channel": "reads", "since_id": 0, "limit": READ_LIMIT}
+                ),
+                max(10, plan.reads // 10),
+            )
+            print(
+                f"\nchat_read with the whole channel unread ({plan.sizes[-1]:,} behind, since_id=0): "
+                f"p50 {ms(pct(backlog, 50))}   p99 {ms(pct(backlog, 99))}"
+            )
+
+            # 4. Writes at the largest size: appending must not slow down as the table grows either.
+            big = await timed(send(first, "latency"), min(plan.sends, 200))
+            print(
+                f"chat_send at {plan.sizes[-1]:,} stored: p50 {ms(pct(big, 50))}   p99 {ms(pct(big, 99))}"
+                f"   (p50 ratio to the empty store: {pct(big, 50) / pct(lat, 50):.2f})"
+            )
+    print(f"\ntotal {time.perf_counter() - started:.0f} s")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--quick", action="store_true", help="1k/10k/100k and fewer calls (about 30 s)")
+    parser.add_argument("--data-dir", type=Path, help="keep the database here instead of a temp dir")
+    args = parser.parse_args()
+    plan = QUICK if args.quick else FULL
+    if args.data_dir is not None:
+        args.data_dir.mkdir(parents=True, exist_ok=True)
+        anyio.run(bench, plan, args.data_dir)
+        return
+    with tempfile.TemporaryDirectory(prefix="backchannel-bench-") as tmp:
+        anyio.run(bench, plan, Path(tmp) / "data")
+
+
+if __name__ == "__main__":
+    main()
