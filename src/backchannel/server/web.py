@@ -49,7 +49,8 @@ async def index(request: Request) -> Response:
             "Cache-Control": "no-store",
             "Content-Security-Policy": (
                 "default-src 'self'; img-src 'self' data: blob:; style-src 'self'; script-src 'self'; "
-                "connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'"
+                "connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; "
+                "form-action 'self'"
             ),
             "X-Content-Type-Options": "nosniff",
             "Referrer-Policy": "no-referrer",

@@ -284,6 +284,7 @@ class App {
       if (/^Loop guard:/.test(msg.text)) channel.paused = true;
       else if (/resumed agent routing/.test(msg.text)) channel.paused = false;
       this.updateBanner();
+      renderChannels(this);
     }
     const mine = msg.kind === "human" && msg.sender === this.me();
     if (msg.channel === this.channel) {
@@ -415,6 +416,7 @@ class App {
       const ch = this.channels.get(this.channel);
       if (ch) ch.paused = false;
       this.updateBanner();
+      renderChannels(this);
     } catch (err) {
       toast(`Could not resume: ${err.message}`);
     }

@@ -1,0 +1,113 @@
+"""Channels in the browser: create, rename, delete, unread counts, the remembered channel, search."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from playwright.async_api import Browser, expect
+
+from tests.conftest import RunningServer
+from tests.e2e.ui_support import UI, browser, human, say, seed  # noqa: F401  # `browser` is a fixture
+
+pytestmark = pytest.mark.anyio
+
+
+async def test_create_rename_and_delete_a_channel_with_confirmation(
+    server: RunningServer,
+    browser: Browser,  # noqa: F811  # pytest fixture
+) -> None:
+    ui = UI(browser, server.url)
+    page = await ui.open()
+    other = await ui.open("carol")
+
+    await page.get_by_role("button", name="Create channel").click()
+    await page.get_by_role("textbox", name="Name").fill("frontend")
+    await page.get_by_role("button", name="Create", exact=True).click()
+    await expect(page.locator("#channel-title")).to_have_text("#frontend")
+    await expect(page.get_by_label("Message #frontend")).to_be_focused()
+    await expect(other.locator("#channel-list")).to_contain_text("frontend")
+
+    await page.get_by_role("button", name="Rename channel").click()
+    await page.get_by_role("textbox", name="New name").fill("Bad Name!")
+    await page.get_by_role("button", name="Rename", exact=True).click()
+    await expect(page.locator("#dialog-error")).to_contain_text("invalid channel name")
+    await page.get_by_role("textbox", name="New name").fill("web")
+    await page.get_by_role("button", name="Rename", exact=True).click()
+    await expect(page.locator("#channel-title")).to_have_text("#web")
+    await expect(other.locator("#channel-list .channel")).to_have_text(
+        [re.compile("general"), re.compile("web")]
+    )
+
+    await page.get_by_role("button", name="Delete channel").click()
+    await expect(page.locator("#dialog-title")).to_have_text("Delete #web?")
+    await page.get_by_role("button", name="Cancel").click()
+    await expect(page.locator("#channel-title")).to_have_text("#web")
+    await page.get_by_role("button", name="Delete channel").click()
+    await page.get_by_role("button", name="Delete channel", exact=True).last.click()
+    await expect(page.locator("#channel-title")).to_have_text("#general")
+    await expect(other.locator("#channel-list .channel")).to_have_count(1)
+    with human(server.url, server.secret) as client:
+        assert [c["name"] for c in client.get("/api/channels").json()] == ["general"]
+    # general can be neither renamed nor deleted, so the page does not offer it
+    await expect(page.get_by_role("button", name="Rename channel")).to_be_hidden()
+    assert ui.errors == []
+
+
+async def test_unread_counts_and_the_active_channel_survive_a_reload(
+    server: RunningServer,
+    browser: Browser,  # noqa: F811  # pytest fixture
+) -> None:
+    with human(server.url, server.secret) as client:
+        client.post("/api/channels", json={"name": "ops"})
+    ui = UI(browser, server.url)
+    page = await ui.open()
+    ops = page.locator("#channel-list .channel[data-channel=ops]")
+    await expect(ops.locator(".badge")).to_have_count(0)
+    say(server.url, server.secret, "deploy done", channel="ops")
+    say(server.url, server.secret, "all green", channel="ops")
+    await expect(ops.locator(".badge")).to_have_text("2")
+    await expect(ops).to_have_attribute("aria-label", "ops, 2 unread")
+    await ops.click()
+    await expect(page.locator(".msg", has_text="all green")).to_be_visible()
+    await expect(ops.locator(".badge")).to_have_count(0)
+
+    say(server.url, server.secret, "meanwhile in general")
+    general = page.locator("#channel-list .channel[data-channel=general]")
+    await expect(general.locator(".badge")).to_have_text("1")
+    await page.reload()
+    await expect(page.locator("#channel-title")).to_have_text("#ops")
+    await expect(general.locator(".badge")).to_have_text("1")
+    await expect(ops.locator(".badge")).to_have_count(0)
+    assert ui.errors == []
+
+
+async def test_search_finds_a_message_in_another_channel_and_jumps_to_it(
+    server: RunningServer,
+    browser: Browser,  # noqa: F811  # pytest fixture
+) -> None:
+    with human(server.url, server.secret) as client:
+        client.post("/api/channels", json={"name": "archive"})
+    [needle, *_] = await seed(
+        server.settings.db_path,
+        ["the flaky quokka test is fixed", *(f"later note {n}" for n in range(80))],
+        channel="archive",
+    )
+    ui = UI(browser, server.url)
+    page = await ui.open()
+    search = page.get_by_role("searchbox", name="Search all channels")
+    await search.fill("quokka")
+    await search.press("Enter")
+    hits = page.locator("#search-results .search-hit")
+    await expect(hits).to_have_count(1)
+    await expect(hits.first).to_contain_text("#archive")
+    await expect(hits.first.locator("mark")).to_have_text("quokka")
+    await hits.first.click()
+    await expect(page.locator("#channel-title")).to_have_text("#archive")
+    target = page.locator(f"#m-{needle}")
+    await expect(target).to_be_in_viewport()
+    await expect(target).to_be_focused()
+    # the jump loaded a window of old history; the way back to the newest messages is offered
+    await page.locator("#new-anchor").click()
+    await expect(page.locator(".msg", has_text="later note 79")).to_be_in_viewport()
+    assert ui.errors == []

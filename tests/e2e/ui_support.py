@@ -1,0 +1,108 @@
+"""Shared pieces for the browser tests: Debian's chromium via Playwright, and a page on the UI.
+
+Not a conftest: the UI test modules import the fixtures they use, so the rest of the suite never
+starts a browser.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from playwright.async_api import Browser, BrowserContext, Page, async_playwright, expect
+
+from backchannel.server.security import SESSION_HEADER
+from backchannel.store import Store
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+]
+# One PNG pixel, enough for the server's type sniffing and for the browser to decode.
+PNG_PIXEL = bytes.fromhex(
+    "89504e470d0a1a0a0000000d4948445200000001000000010806000000"
+    "1f15c4890000000d49444154789c6360f8cfc0f01f0005000201e5273de40000000049454e44ae426082"
+)
+
+expect.set_options(timeout=5000)
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[Browser]:
+    async with async_playwright() as pw:
+        launched = await pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        yield launched
+        await launched.close()
+
+
+@dataclass
+class UI:
+    """A browser context on one server, with the page errors it saw (tests assert there are none)."""
+
+    browser: Browser
+    url: str
+    errors: list[str] = field(default_factory=list[str])
+    contexts: list[BrowserContext] = field(default_factory=list[BrowserContext])
+
+    async def open(
+        self, name: str = "ben", *, color_scheme: Any = "light", viewport: dict[str, int] | None = None
+    ) -> Page:
+        context = await self.browser.new_context(
+            viewport=viewport or {"width": 1200, "height": 800},  # type: ignore[arg-type]  # TypedDict
+            color_scheme=color_scheme,
+        )
+        self.contexts.append(context)
+        if name:
+            await context.add_init_script(f"localStorage.setItem('bc.name', JSON.stringify({name!r}))")
+        page = await context.new_page()
+        page.on("pageerror", lambda exc: self.errors.append(f"pageerror: {exc}"))
+        page.on(
+            "console",
+            lambda msg: (
+                self.errors.append(f"console: {msg.text}")
+                if msg.type == "error" and "Content Security Policy" in msg.text
+                else None
+            ),
+        )
+        await page.goto(self.url)
+        await expect(page.locator("#conn")).to_have_attribute("data-state", "live")
+        await expect(page.locator("#messages")).to_be_attached()
+        return page
+
+
+def human(url: str, secret: str) -> httpx.Client:
+    """A person's REST client (the CLI's local secret works like the browser's session header)."""
+    return httpx.Client(base_url=url, headers={SESSION_HEADER: secret}, timeout=10)
+
+
+def say(
+    url: str, secret: str, text: str, channel: str = "general", sender: str = "ann", **extra: Any
+) -> dict[str, Any]:
+    with human(url, secret) as client:
+        response = client.post(
+            f"/api/channels/{channel}/messages", json={"text": text, "sender": sender, **extra}
+        )
+        assert response.status_code == 201, response.text
+        return response.json()
+
+
+async def seed(db_path: Path, texts: list[str], channel: str = "general", sender: str = "ann") -> list[int]:
+    """Write history straight into the server's database (fast; no live events, so seed before opening)."""
+    store = Store(db_path)
+    try:
+        return [
+            (await store.post(channel=channel, sender=sender, kind="human", text=text)).message.id
+            for text in texts
+        ]
+    finally:
+        store.close()
