@@ -148,7 +148,7 @@ class App {
     const agent = this.agents.get(lower);
     const isMe = lower === this.me().toLowerCase();
     if (!agent && !isMe && lower !== "all" && !this.timeline.knownPeople().has(name)) return null;
-    const span = el("span", `mention${isMe ? " me" : ""}${agent ? " agent" : ""}`, `@${name}`);
+    const span = el("span", `mention${isMe ? " me" : ""}${agent ? " is-agent" : ""}`, `@${name}`);
     if (agent) {
       span.style.setProperty("--c", colorFor(name, agent));
       span.title = `${agent.label} · ${agent.state}`;

@@ -66,7 +66,12 @@ export function fmtAgo(ts) {
 }
 
 export function snippet(text, n = 90) {
-  const flat = String(text || "").replace(/\s+/g, " ").trim();
+  // A one-line preview: drop the Markdown markers that would otherwise show as raw symbols.
+  const flat = String(text || "")
+    .replace(/```[^\n]*\n?/g, " ")
+    .replace(/(\*\*|__|~~|`)/g, "")
+    .replace(/\s+/g, " ")
+    .trim();
   return flat.length > n ? `${flat.slice(0, n - 1)}…` : flat;
 }
 
