@@ -51,11 +51,16 @@ def save(uploads_dir: Path, data: bytes, max_bytes: int, original_name: str = ""
 def from_local_path(uploads_dir: Path, path: str, max_bytes: int) -> dict[str, Any]:
     """An agent's ``image_path``: copy a local image in, refusing anything that is not an image."""
     source = Path(os.path.expanduser(path))
-    if not source.is_file():
-        raise InvalidInput(f"image_path: no such file: {path}")
-    if source.stat().st_size > max_bytes:
-        raise PayloadTooLarge(f"image_path: file is larger than {max_bytes} bytes")
-    return save(uploads_dir, source.read_bytes(), max_bytes, source.name)
+    try:
+        if not source.is_file():
+            raise InvalidInput(f"image_path: no such file: {path}")
+        if source.stat().st_size > max_bytes:
+            raise PayloadTooLarge(f"image_path: file is larger than {max_bytes} bytes")
+        with source.open("rb") as fh:  # bounded: /proc files claim size 0 and can be endless
+            data = fh.read(max_bytes + 1)
+    except OSError as exc:  # name too long, permission denied, ...: the agent's mistake, not ours
+        raise InvalidInput(f"image_path: cannot read {path[:200]}: {exc.strerror}") from None
+    return save(uploads_dir, data, max_bytes, source.name)
 
 
 def resolve(uploads_dir: Path, name: str) -> Path | None:

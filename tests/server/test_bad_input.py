@@ -6,6 +6,7 @@ Every test talks to a real uvicorn server on a free port; MCP goes through the r
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
@@ -242,9 +243,11 @@ async def test_mcp_transport_refuses_wrong_headers_and_unknown_sessions(server: 
 
 @pytest.mark.parametrize("transport", ["http", "sse"])
 async def test_garbage_tool_arguments_are_tool_errors_and_the_session_lives_on(
-    server: RunningServer, transport: str
+    server: RunningServer, transport: str, tmp_path: Path
 ) -> None:
     agent = await register(server.url)
+    not_an_image = tmp_path / "notes.png"
+    not_an_image.write_text("just text")
     garbage: list[tuple[str, dict[str, Any], str]] = [
         ("chat_send", {}, "message"),
         ("chat_send", {"message": 123}, "message"),
@@ -254,6 +257,10 @@ async def test_garbage_tool_arguments_are_tool_errors_and_the_session_lives_on(
         ("chat_send", {"message": "hi", "reply_to": 999_999}, "no message 999999"),
         ("chat_send", {"message": "hi", "choices": "yes/no"}, "choices"),
         ("chat_send", {"message": "hi", "choices": [""] * 3}, "choices"),
+        ("chat_send", {"message": "hi", "image_path": "/no/such/file.png"}, "no such file"),
+        ("chat_send", {"message": "hi", "image_path": "n" * 5000}, "cannot read"),  # ENAMETOOLONG
+        ("chat_send", {"message": "hi", "image_path": str(tmp_path)}, "no such file"),
+        ("chat_send", {"message": "hi", "image_path": str(not_an_image)}, "only PNG, JPEG, GIF and WebP"),
         ("chat_read", {"limit": "lots"}, "limit"),
         ("chat_read", {"limit": 0}, "limit"),
         ("chat_read", {"since_id": 2**70}, "too large"),
@@ -324,3 +331,45 @@ def test_any_text_round_trips_exactly_through_rest_and_mcp(
             assert read.structured_content is not None, text_of(read)
             got = [(m["id"], m["text"]) for m in read.structured_content["messages"]]
             assert got == [(posted.json()["id"], text), (sent_id, text)]
+
+
+# -- hypothesis over every MCP tool ---------------------------------------------------------------------
+
+json_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**70), max_value=2**70)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=40),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3),
+    max_leaves=6,
+)
+
+
+@st.composite
+def tool_calls(draw: st.DrawFn, tools: dict[str, list[str]]) -> tuple[str, dict[str, Any]]:
+    """A real tool name, with any subset of its own parameters (and sometimes a stranger) set to any JSON."""
+    name = draw(st.sampled_from(sorted(tools)))
+    params = draw(st.lists(st.sampled_from([*tools[name], "bogus"]), unique=True, max_size=4))
+    return name, {param: draw(json_values) for param in params}
+
+
+def test_any_json_arguments_to_any_tool_never_reach_an_internal_error(
+    live_agent: tuple[anyio.from_thread.BlockingPortal, Client],
+) -> None:
+    portal, client = live_agent
+    listed = portal.call(client.list_tools)
+    tools = {tool.name: sorted(tool.input_schema.get("properties", {})) for tool in listed.tools}
+    assert {"chat_send", "chat_read", "chat_join", "chat_claim", "chat_set_hat"} <= set(tools)
+
+    @given(call=tool_calls(tools))
+    @settings(max_examples=60, deadline=None, database=None, suppress_health_check=list(HealthCheck))
+    def call_tool(call: tuple[str, dict[str, Any]]) -> None:
+        name, args = call
+        result = portal.call(client.call_tool, name, args)
+        assert "internal error" not in text_of(result), (name, args, text_of(result))
+
+    call_tool()
+    # The session is still usable, and the identity still comes from the token, whatever was claimed.
+    alive = portal.call(client.call_tool, "chat_send", {"message": "still standing", "channel": "general"})
+    assert not alive.is_error, text_of(alive)
