@@ -71,3 +71,15 @@ def test_serve_refuses_a_network_host_without_allow_network(tmp_path) -> None:
         timeout=30,
     )
     assert proc.returncode == 1 and "--allow-network" in proc.stderr
+
+
+def test_serve_prints_its_url_and_ctrl_c_stops_it_cleanly(server_process) -> None:
+    import signal
+
+    import httpx
+
+    proc = server_process()
+    assert httpx.get(f"{proc.url}/api/health").json()["status"] == "ok"
+    proc.proc.send_signal(signal.SIGINT)
+    # uvicorn re-raises the signal after its graceful shutdown, so the shell sees the usual 130.
+    assert proc.proc.wait(15) in (0, 130)
