@@ -32,7 +32,7 @@ class App {
   constructor() {
     this.channels = new Map();
     this.agents = new Map();
-    this.unread = new Map();
+    this.unread = new Map(); // channel -> Set of unread message ids (live and counted ones merge)
     this.lastRead = store.get("read", {});
     this.channel = null;
     this.name = store.get("name", null);
@@ -187,8 +187,10 @@ class App {
       [...this.channels.keys()].map(async (name) => {
         if (name === this.channel) return;
         const page = await api.history(name, { after: this.lastRead[name] ?? 0, limit: 100 });
-        const count = page.messages.filter((m) => !(m.kind === "human" && m.sender === this.me())).length;
-        this.unread.set(name, page.has_more ? 100 : count);
+        const ids = this.unreadIds(name);
+        for (const m of page.messages) if (!(m.kind === "human" && m.sender === this.me())) ids.add(m.id);
+        if (page.has_more) ids.add(-1); // more than we counted: shown as 99+
+
       }),
     );
     renderChannels(this);
@@ -198,7 +200,7 @@ class App {
   async open(name, { keepSidebar = false } = {}) {
     this.channel = name;
     store.set("channel", name);
-    this.unread.set(name, 0);
+    this.unread.delete(name);
     $("channel-title").replaceChildren(el("span", "hash", "#"), name);
     document.title = `#${name} · backchannel`;
     const fixed = name === "general";
@@ -289,23 +291,34 @@ class App {
     const mine = msg.kind === "human" && msg.sender === this.me();
     if (msg.channel === this.channel) {
       const isNew = this.timeline.add(msg);
-      if (isNew && !mine && document.hidden) this.bump(msg.channel);
+      if (isNew && !mine && document.hidden) this.bump(msg.channel, msg.id);
     } else if (!mine && channel) {
-      this.bump(msg.channel);
+      this.bump(msg.channel, msg.id);
     }
     if (!mine) this.alert(msg);
   }
 
-  bump(channel) {
-    this.unread.set(channel, (this.unread.get(channel) || 0) + 1);
+  unreadIds(channel) {
+    if (!this.unread.has(channel)) this.unread.set(channel, new Set());
+    return this.unread.get(channel);
+  }
+
+  unreadCount(channel) {
+    const ids = this.unread.get(channel);
+    if (!ids) return 0;
+    return ids.has(-1) ? Math.max(100, ids.size) : ids.size;
+  }
+
+  bump(channel, id) {
+    this.unreadIds(channel).add(id);
     renderChannels(this);
     this.updateTitle();
   }
 
   updateTitle() {
-    if (!document.hidden && this.channel) this.unread.set(this.channel, 0);
+    if (!document.hidden && this.channel) this.unread.delete(this.channel);
     let total = 0;
-    for (const n of this.unread.values()) total += n;
+    for (const name of this.unread.keys()) total += this.unreadCount(name);
     document.title = `${total ? `(${total > 99 ? "99+" : total}) ` : ""}#${this.channel || "general"} · backchannel`;
     if (!document.hidden) renderChannels(this);
   }
@@ -384,7 +397,7 @@ class App {
       delete this.lastRead[old];
       store.set("read", this.lastRead);
     }
-    this.unread.set(channel.name, this.unread.get(old) || 0);
+    if (this.unread.has(old)) this.unread.set(channel.name, this.unread.get(old));
     this.unread.delete(old);
     if (this.channel === old) {
       this.channel = channel.name;

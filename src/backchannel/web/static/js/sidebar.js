@@ -21,7 +21,7 @@ export function renderChannels(app) {
     const btn = el("button", "channel");
     btn.type = "button";
     btn.dataset.channel = name;
-    const unread = app.unread.get(name) || 0;
+    const unread = app.unreadCount(name);
     const label = el("span", "channel-name");
     label.append(el("span", "hash", "#"), name);
     btn.append(label);
