@@ -83,8 +83,8 @@ async def test_every_acknowledged_message_survives_kill_9_mid_stream(
                 assert response.status_code == 201, response.text
                 ack(response.json()["id"], name, text)
 
-    async def agent_sends(agent: dict[str, Any]) -> None:
-        async with mcp_client(proc.url, agent["token"]) as client:
+    async def agent_sends(agent: dict[str, Any], transport: str) -> None:
+        async with mcp_client(proc.url, agent["token"], transport=transport) as client:
             for seq in range(MAX_PER_SENDER):
                 text = f"{agent['name']} #{seq} via mcp"
                 result = await client.call_tool("chat_send", {"message": text, "channel": "general"})
@@ -103,7 +103,10 @@ async def test_every_acknowledged_message_survives_kill_9_mid_stream(
 
     senders: list[Callable[[], Awaitable[None]]] = [
         *(lambda name=name: human_sends(name) for name in HUMANS),
-        *(lambda agent=agent: agent_sends(agent) for agent in agents),
+        *(
+            lambda agent=agent, transport=transport: agent_sends(agent, transport)
+            for agent, transport in zip(agents, ("http", "sse"), strict=True)
+        ),
     ]
     running = senders.copy()
     all_stopped = anyio.Event()
@@ -128,6 +131,17 @@ async def test_every_acknowledged_message_survives_kill_9_mid_stream(
                 acked_count = sum(1 for s, _ in acked.values() if s == sender)
                 assert seqs == list(range(len(seqs))), (sender, seqs)
                 assert acked_count <= len(seqs) <= acked_count + 1, (sender, acked_count, len(seqs))
+
+            # Live views resume from the event log, written in the same transaction as each message.
+            logged: set[int] = set()
+            since = 0
+            while True:
+                page = (await human.get("/api/events", params={"since": since, "limit": 1000})).json()
+                if not page["events"]:
+                    break
+                logged |= {e["message"]["id"] for e in page["events"] if e["kind"] == "message"}
+                since = page["events"][-1]["seq"]
+            assert set(acked) <= logged == set(stored)
 
             # The restarted server carries on numbering after the survivors, never reusing an id.
             after = await human.post("/api/channels/general/messages", json={"text": "after the crash"})
