@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import sys
 import time
+import traceback
 from pathlib import Path
 from typing import Any
 
@@ -45,12 +47,13 @@ async def turn(client: Client, prompt: str, gate: Path | None, logfile: Path | N
         print(f"ERROR {text_of(read)}", flush=True)
         return
     messages = json.loads(text_of(read)) if text_of(read).lstrip().startswith("[") else []
-    newest = messages[-1]["text"] if messages else ""
+    others = [m["text"] for m in messages if not m["text"].startswith("echo prompt=")]  # not our own
+    newest = others[-1] if others else ""
     if gate is not None:  # a FIFO: stay busy until the test lets us go on
         await anyio.to_thread.run_sync(gate.read_text)
     reply = f"echo prompt={json.dumps(prompt)} read={json.dumps(newest)}"
     sent = await client.call_tool("chat_send", {"channel": channel, "message": reply})
-    log(logfile, event="turn", prompt=prompt, channel=channel, newest=newest, sent=text_of(sent), error=sent.is_error)
+    log(logfile, event="turn", prompt=prompt, channel=channel, newest=newest, sent=text_of(sent))
     print(f"{'ERROR' if sent.is_error else 'done'}: {text_of(sent)}", flush=True)
 
 
@@ -65,15 +68,25 @@ async def main() -> None:
     headers = config["mcpServers"]["backchannel"].get("headers", {})
     http = httpx2.AsyncClient(headers=headers, timeout=httpx2.Timeout(15, read=300))
     async with http, Client(streamable_http_client(url, http_client=http), mode="legacy") as client:
-        log(args.log, event="connected", url=url, argv=sys.argv[1:])
+        seen_env = {k: v for k, v in os.environ.items() if k.startswith("BCTEST_")}
+        log(args.log, event="connected", url=url, argv=sys.argv[1:], pid=os.getpid(), env=seen_env)
         while True:
             try:
                 line = await anyio.to_thread.run_sync(input, PROMPT)
             except EOFError:
                 return
             if line.strip():
-                await turn(client, line, args.gate, args.log)
+                try:
+                    await turn(client, line, args.gate, args.log)
+                except Exception as exc:  # a real CLI shows the error and stays up; so do we
+                    log(args.log, event="error", tool="?", text=repr(exc), trace=traceback.format_exc())
+                    print(f"ERROR {exc!r}", flush=True)
 
 
 if __name__ == "__main__":
-    anyio.run(main)
+    try:
+        anyio.run(main)
+    except BaseException:
+        log_path = Path(sys.argv[sys.argv.index("--log") + 1]) if "--log" in sys.argv else None
+        log(log_path, event="crash", trace=traceback.format_exc())
+        raise

@@ -101,13 +101,17 @@ async def test_long_prompt_is_delivered_in_full(tmux: Tmux, tmp_path: Path) -> N
 
 
 async def test_undelivered_prompt_is_reported_failed(tmux: Tmux, tmp_path: Path) -> None:
-    # `cat -v` behind `stty -icanon -echo`... simpler: a pane that ignores Enter by echoing raw input.
+    # A raw-mode pane that echoes what is typed and ignores Enter, like a hung TUI.
     script = (
-        "import sys,tty; tty.setraw(0); [sys.stdout.write(c if c != '\\r' else '') or sys.stdout.flush() "
-        "for c in iter(lambda: sys.stdin.read(1), '')]"
+        "import sys, tty; tty.setraw(0); sys.stdout.write('raw> '); sys.stdout.flush()\n"
+        "for c in iter(lambda: sys.stdin.read(1), ''):\n"
+        "    sys.stdout.write('' if c == '\\r' else c); sys.stdout.flush()\n"
     )
     await tmux.new_session("raw", [sys.executable, "-c", script], cwd=tmp_path)
-    injector = Injector(tmux, "raw", inject_delay=0.0, enter_retries=2, check_timeout=0.2)
+    ready = r"raw>\s*$"
+    injector = Injector(tmux, "raw", inject_delay=0, enter_retries=2, check_timeout=0.2, idle_pattern=ready)
+    with anyio.fail_after(10):
+        await injector.wait_idle()  # raw mode is on: Enter can no longer reach a line discipline
     with anyio.fail_after(10):
         delivery = await injector.inject("never submitted")
     assert not delivery.ok

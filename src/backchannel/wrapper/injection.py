@@ -8,8 +8,10 @@ Enter (the input line was submitted); Enter is retried a few times before we cal
 
 from __future__ import annotations
 
+import logging
 import re
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -17,6 +19,7 @@ import anyio
 
 from backchannel.wrapper.tmux import Tmux
 
+logger = logging.getLogger(__name__)
 Activity = Literal["busy", "idle"]
 
 _NEWLINES = re.compile(r"\r\n|\r|\n")
@@ -75,8 +78,7 @@ class Injector:
         self.check_timeout = check_timeout
 
     async def activity(self) -> Activity:
-        rows = await self.tmux.capture(self.session)
-        cursor = await self.tmux.cursor_row(self.session)
+        rows, cursor = await self.tmux.snapshot(self.session)
         return classify(rows, cursor, busy_pattern=self.busy_pattern, idle_pattern=self.idle_pattern)
 
     async def wait_idle(self, poll: float = 0.1) -> None:
@@ -85,8 +87,7 @@ class Injector:
             await anyio.sleep(poll)
 
     async def _input_row(self) -> str:
-        rows = await self.tmux.capture(self.session)
-        cursor = await self.tmux.cursor_row(self.session)
+        rows, cursor = await self.tmux.snapshot(self.session)
         return rows[cursor] if 0 <= cursor < len(rows) else ""
 
     async def _wait_for(self, tail: str, present: bool, timeout: float) -> bool:
@@ -100,23 +101,32 @@ class Injector:
             await anyio.sleep(delay)
             delay = min(delay * 2, 0.1)
 
-    async def inject(self, text: str) -> Delivery:
-        """Type ``text`` (flattened) and submit it; report whether it left the input line."""
+    async def inject(self, text: str, on_enter: Callable[[], Awaitable[None]] | None = None) -> Delivery:
+        """Type ``text`` (flattened) and submit it; report whether it left the input line.
+
+        ``on_enter`` runs right after the first Enter, before the (slower) delivery check, so the
+        server learns of the delivery as early as possible.
+        """
         line = flatten(text)
         if not line:
             return Delivery(False, "empty prompt")
         tail = line[-12:].strip() or line
         await self.tmux.send_literal(self.session, line)
+        started = time.monotonic()
         typed = await self._wait_for(tail, present=True, timeout=self.check_timeout)
         typed_at = time.monotonic()
+        logger.debug("typed %d chars in %.3fs (seen on input line: %s)", len(line), typed_at - started, typed)
         # Give the TUI time to take the text in before Enter, longer for long pastes.
         await anyio.sleep(min(max(self.inject_delay, len(line) / 4000), 2.0))
         for attempt in range(1, self.enter_retries + 1):
             await self.tmux.send_key(self.session, "Enter")
+            if attempt == 1 and on_enter is not None:
+                await on_enter()
             if not typed:
                 # We never saw the text (a TUI that draws input elsewhere): trust one Enter.
                 return Delivery(True, "submitted (input line not visible)", typed_at, attempt)
             if await self._wait_for(tail, present=False, timeout=self.check_timeout):
+                logger.debug("submitted after %.3fs", time.monotonic() - typed_at)
                 return Delivery(True, "submitted", typed_at, attempt)
         detail = f"prompt still on the input line after {self.enter_retries} Enter"
         return Delivery(False, detail, typed_at, self.enter_retries)

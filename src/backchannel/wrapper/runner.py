@@ -56,7 +56,7 @@ class RunOptions:
     extra_args: tuple[str, ...] = ()
     tmux_socket: str | None = None
     heartbeat_interval: float = 5.0
-    backoff_max: float = 5.0
+    backoff_max: float = 2.0
     ready_timeout: float = 15.0
     transport: httpx.AsyncBaseTransport | None = None
     say: Callable[[str], None] = field(default=lambda text: print(text, file=sys.stderr, flush=True))
@@ -279,6 +279,7 @@ class Runner:
                 await self._report(trigger.id, outcome[0], outcome[1])
             return
         self._seen[trigger.id] = None
+        logger.info("trigger %s for #%s queued", trigger.id, trigger.channel)
         await self._queue_in.send(trigger)
 
     async def _inject_loop(self) -> None:
@@ -301,10 +302,21 @@ class Runner:
             state, detail = "failed", "--no-tmux: shown in the wrapper's terminal, not typed"
         else:
             await self.injector.wait_idle()  # queued while the CLI is busy
-            delivery = await self.injector.inject(prompt)
-            state = "injected" if delivery.ok else "failed"
-            detail = delivery.detail
+
+            async def submitted() -> None:
+                # Acknowledge at once: until the server hears of it, a new mention in this channel
+                # is folded into this (already typed) trigger.
+                for trigger in group:
+                    self._seen[trigger.id] = ("injected", "submitted")
+                    await self._report(trigger.id, "injected", "submitted")
+
+            delivery = await self.injector.inject(prompt, on_enter=submitted)
             self.delivered.extend((t.id, delivery.typed_at) for t in group)
+            if delivery.ok:
+                logger.info("triggers %s injected: %s", [t.id for t in group], delivery.detail)
+                return
+            state, detail = "failed", delivery.detail
+        logger.info("triggers %s %s: %s", [t.id for t in group], state, detail)
         for trigger in group:
             self._seen[trigger.id] = (state, detail)
             await self._report(trigger.id, state, detail)

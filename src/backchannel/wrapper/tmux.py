@@ -86,6 +86,15 @@ class Tmux:
         out = await self.run("capture-pane", "-p", "-t", self.target(session))
         return out.split("\n")[:-1] if out.endswith("\n") else out.split("\n")
 
+    async def snapshot(self, session: str) -> tuple[list[str], int]:
+        """The visible rows and the cursor row, from one tmux process (this runs in polling loops)."""
+        target = self.target(session)
+        out = await self.run(
+            "capture-pane", "-p", "-t", target, ";", "display-message", "-p", "-t", target, "#{cursor_y}"
+        )
+        lines = out.rstrip("\n").split("\n")
+        return lines[:-1], int(lines[-1])
+
     async def display(self, session: str, fmt: str) -> str:
         return (await self.run("display-message", "-p", "-t", self.target(session), fmt)).strip()
 
