@@ -26,7 +26,12 @@ const store = {
   },
 };
 const HUMAN_NAME = /^[A-Za-z][A-Za-z0-9 _.-]{0,31}$/;
-const CONN_TEXT = { connecting: "Connecting…", live: "Live", reconnecting: "Reconnecting…" };
+const CONN_TEXT = {
+  connecting: "Connecting…",
+  live: "Live",
+  reconnecting: "Reconnecting…",
+  "signed-out": "Signed out: reload to sign in",
+};
 
 class App {
   constructor() {

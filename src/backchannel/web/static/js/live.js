@@ -39,7 +39,11 @@ export class Live {
       try {
         await request("GET", "/api/health");
         const probe = await fetch("/api/channels", { credentials: "same-origin" });
-        if (probe.status === 401) await refreshSession();
+        if (probe.status === 401 && !(await refreshSession())) {
+          // Network mode after a restart: only the login page can give us a new session.
+          this.handlers.onState("signed-out");
+          return this.scheduleRetry();
+        }
       } catch {
         return this.scheduleRetry();
       }

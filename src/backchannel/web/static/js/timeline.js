@@ -33,6 +33,28 @@ export class Timeline {
     this.scroller.addEventListener("scroll", () => this.onScroll(), { passive: true });
     new ResizeObserver(() => this.stuck && this.toBottom()).observe(this.list);
     this.anchor.addEventListener("click", () => this.jumpToLatest());
+    this.scroller.addEventListener("keydown", (ev) => this.onKey(ev));
+  }
+
+  /** Arrow keys move between messages (focusing one shows its actions); Escape returns to the box. */
+  onKey(ev) {
+    if (ev.key === "Escape") {
+      this.app.composer.focus();
+      return;
+    }
+    if (!["ArrowUp", "ArrowDown", "Home", "End"].includes(ev.key)) return;
+    const current = ev.target.matches?.(".messages > li.msg") ? ev.target : null;
+    if (ev.target !== this.scroller && !current) return; // keys inside a message's own controls
+    const items = [...this.list.querySelectorAll(":scope > li.msg")];
+    if (!items.length) return;
+    ev.preventDefault();
+    let i = current ? items.indexOf(current) : items.length;
+    if (ev.key === "ArrowUp") i = Math.max(0, i - 1);
+    else if (ev.key === "ArrowDown") i = Math.min(items.length - 1, i + 1);
+    else i = ev.key === "Home" ? 0 : items.length - 1;
+    items[i].focus({ preventScroll: true });
+    items[i].scrollIntoView({ block: "nearest" });
+    this.onScroll();
   }
 
   // -- loading ----------------------------------------------------------------------------------
@@ -146,8 +168,12 @@ export class Timeline {
   // -- live updates -----------------------------------------------------------------------------
   /** A message event for the open channel. Returns true if it was new to this view. */
   add(msg) {
-    if (this.msgs.has(msg.id)) {
-      this.update(msg);
+    const known = this.msgs.get(msg.id);
+    if (known) {
+      // Our own post comes back over the socket too: only re-render if something changed.
+      if (known.text !== msg.text || known.edited_at !== msg.edited_at || known.deleted !== msg.deleted) {
+        this.update(msg);
+      }
       return false;
     }
     if (this.hasNewer) return true; // we are looking at older history; it loads when scrolled to
@@ -168,7 +194,9 @@ export class Timeline {
     this.msgs.set(msg.id, msg);
     const fresh = this.render(msg);
     fresh.classList.toggle("grouped", old.classList.contains("grouped"));
+    const hadFocus = old.contains(document.activeElement);
     old.replaceWith(fresh);
+    if (hadFocus) fresh.focus({ preventScroll: true });
     this.nodes.set(msg.id, fresh);
   }
 
@@ -331,6 +359,8 @@ export class Timeline {
       const text = el("div", "text md");
       text.append(renderMarkdown(msg.text, { mention: (n) => this.app.mention(n) }));
       body.append(text);
+      const choices = Array.isArray(msg.metadata?.choices) ? msg.metadata.choices : [];
+      if (choices.length) body.append(this.choices(msg, choices));
       const images = (msg.attachments || []).filter((a) => typeof a.url === "string" && /^\/uploads\/[\w.]+$/.test(a.url));
       if (images.length) {
         const box = el("div", "attachments");
@@ -353,6 +383,28 @@ export class Timeline {
     li.append(body);
     if (!msg.deleted) li.append(this.actions(msg));
     return li;
+  }
+
+  choices(msg, choices) {
+    // A decision card: answering replies to it and mentions the agent, so the agent is woken.
+    const box = el("div", "choices");
+    box.setAttribute("role", "group");
+    box.setAttribute("aria-label", `Answer ${msg.sender}`);
+    for (const choice of choices.filter((c) => typeof c === "string").slice(0, 10)) {
+      const btn = el("button", "btn small choice", choice);
+      btn.type = "button";
+      btn.addEventListener("click", async () => {
+        const prefix = msg.kind === "agent" ? `@${msg.sender} ` : "";
+        try {
+          const sent = await api.post(this.channel, { text: `${prefix}${choice}`, sender: this.app.me(), reply_to: msg.id });
+          this.app.onSent(sent);
+        } catch (err) {
+          toast(`Not sent: ${err.message}`);
+        }
+      });
+      box.append(btn);
+    }
+    return box;
   }
 
   renderSystem(msg, li) {
