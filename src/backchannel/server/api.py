@@ -235,7 +235,7 @@ async def list_jobs(request: Request) -> list[dict[str, Any]]:
 
 
 @router.post("/api/jobs/{job_id}", dependencies=Writer, tags=["jobs"])
-async def decide_job(request: Request, job_id: int, body: JobDecision) -> dict[str, Any]:
+async def decide_job(request: Request, job_id: RowId, body: JobDecision) -> dict[str, Any]:
     return asdict(await services(request).room.decide_job(job_id, body.status, body.sender))
 
 
