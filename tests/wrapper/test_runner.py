@@ -1,0 +1,148 @@
+"""The Runner in process against a real server in a thread: identity, env, settings, backoff."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+import typer
+from tests.conftest import RunningServer
+from typer.testing import CliRunner
+
+from backchannel.config import Settings
+from backchannel.wrapper import command
+from backchannel.wrapper.agent_client import instance_id
+from backchannel.wrapper.profiles import load_profile
+from backchannel.wrapper.runner import Runner, RunOptions
+
+pytestmark = pytest.mark.anyio
+
+# A one-shot "CLI": reports its argv, env and the settings file it was given, then exits 3.
+REPORT = """
+import json, os, sys, pathlib
+settings = pathlib.Path(os.environ["REPORT_SETTINGS"])
+out = {"argv": sys.argv[1:], "env": {k: v for k, v in os.environ.items() if k.startswith("BCTEST_")},
+       "settings": json.loads(settings.read_text()) if settings.exists() else None}
+pathlib.Path(os.environ["REPORT_TO"]).write_text(json.dumps(out))
+sys.exit(3)
+"""
+
+
+def options(server: RunningServer, tmp_path: Path, env: dict[str, str], **kw: Any) -> RunOptions:
+    return RunOptions(
+        server_url=server.url, data_dir=tmp_path / "data", env=env, use_tmux=False, say=lambda _: None, **kw
+    )
+
+
+async def agents(server: RunningServer) -> list[dict[str, Any]]:
+    async with server.human() as human:
+        data = (await human.get("/api/agents")).json()
+    return data["agents"] if isinstance(data, dict) else data
+
+
+def test_instance_id_is_stable_per_agent_and_directory(tmp_path: Path) -> None:
+    first = instance_id(tmp_path, "claude", tmp_path / "repo-a")
+    assert instance_id(tmp_path, "claude", tmp_path / "repo-a") == first
+    assert instance_id(tmp_path, "claude", tmp_path / "repo-b") != first
+    assert instance_id(tmp_path, "codex", tmp_path / "repo-a") != first
+    assert len(first) <= 64
+
+
+async def test_foreground_cli_gets_its_env_settings_and_exit_code(
+    server: RunningServer, tmp_path: Path
+) -> None:
+    repo = tmp_path / "repo"
+    (repo / ".qwen").mkdir(parents=True)
+    original = '{"theme": "dark"}'
+    (repo / ".qwen" / "settings.json").write_text(original)
+    report = tmp_path / "report.json"
+    table = {"command": sys.executable, "args": ["-c", REPORT], "strip_env": ["BCTEST_SECRET"]}
+    profile = load_profile("qwen", {"agents": {"qwen": table}}, env={}, config_path=None, cwd=repo)
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "BCTEST_KEEP": "yes",
+        "BCTEST_SECRET": "strip me",
+        "REPORT_SETTINGS": str(repo / ".qwen" / "settings.json"),
+        "REPORT_TO": str(report),
+    }
+    runner = Runner(profile, options(server, tmp_path, env, extra_args=("--extra",)))
+    with anyio.fail_after(20):
+        code = await runner.run()
+    assert code == 3
+    seen = json.loads(report.read_text())
+    assert seen["argv"] == ["--extra"]
+    assert seen["env"] == {"BCTEST_KEEP": "yes"}
+    entry = seen["settings"]["mcpServers"]["backchannel"]
+    assert entry["httpUrl"].startswith("http://127.0.0.1:") and entry["httpUrl"].endswith("/mcp")
+    assert server.url not in entry["httpUrl"], "the CLI talks to its proxy, not to the server"
+    assert (repo / ".qwen" / "settings.json").read_text() == original, "settings restored on exit"
+    assert [(a["name"], a["state"]) for a in await agents(server)] == [("qwen", "offline")]  # it left
+
+
+async def test_rerun_in_the_same_directory_gets_the_same_name(server: RunningServer, tmp_path: Path) -> None:
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    table = {"command": sys.executable, "args": ["-c", "pass"], "mcp_inject": "proxy_flag"}
+    profile = load_profile("codex", {"agents": {"codex": table}}, env={}, config_path=None, cwd=repo)
+    for _ in range(2):
+        runner = Runner(profile, options(server, tmp_path, {"PATH": "/usr/bin:/bin"}))
+        with anyio.fail_after(20):
+            assert await runner.run() == 0
+        assert runner.me.name == "codex"
+    assert [a["name"] for a in await agents(server)] == ["codex"]
+
+
+async def test_wrapper_waits_for_a_server_that_is_not_up_yet(tmp_path: Path) -> None:
+    settings = Settings(host="127.0.0.1", port=0, data_dir=tmp_path / "server")
+    late = RunningServer(settings)
+    # Reserve a port by starting and stopping once, then point the wrapper at it before it's back.
+    late.start()
+    late.stop()
+    url = late.url
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    table = {"command": sys.executable, "args": ["-c", "pass"]}
+    profile = load_profile("claude", {"agents": {"claude": table}}, env={}, config_path=None, cwd=repo)
+    said: list[str] = []
+    refused = anyio.Event()
+
+    def say(text: str) -> None:
+        said.append(text)
+        refused.set()
+
+    opts = RunOptions(server_url=url, data_dir=tmp_path / "data", env={}, use_tmux=False, say=say)
+    runner = Runner(profile, opts)
+    with anyio.fail_after(20):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(runner.run)
+            await refused.wait()  # the first refused connection is reported before the retry
+            port = int(url.rsplit(":", 1)[1])
+            back = RunningServer(Settings(host="127.0.0.1", port=port, data_dir=tmp_path / "server")).start()
+            try:
+                await runner.ready.wait()
+            finally:
+                tg.cancel_scope.cancel()
+                back.stop()
+    assert "unreachable" in said[0]
+    assert runner.me.name == "claude"
+
+
+def test_run_command_reports_bad_config_clearly(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    app = typer.Typer()
+    app.command("run", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})(
+        command.run
+    )
+    app.command("noop")(lambda: None)  # two commands, so typer keeps "run" as a subcommand
+    config = tmp_path / "backchannel.toml"
+    config.write_text('[agents.claude]\nmcp_inject = "carrier-pigeon"\n')
+    result = CliRunner().invoke(app, ["run", "claude", "--config", str(config), "--", "--model", "x"])
+    assert result.exit_code == 2, result.output
+    assert "valid modes: proxy_file" in result.output
+    monkeypatch.setenv("BACKCHANNEL_AGENT_COMMAND", "rm")
+    result = CliRunner().invoke(app, ["run", "claude", "--config", str(config)])
+    assert result.exit_code == 2
+    assert "BACKCHANNEL_AGENT_COMMAND is not supported" in result.output
