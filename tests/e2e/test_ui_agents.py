@@ -124,3 +124,40 @@ async def test_loop_guard_notice_offers_continue_which_resumes_routing(
     await expect(page.locator(".msg.system", has_text="ben resumed agent routing")).to_be_visible()
     await expect(page.locator("#paused-banner")).to_be_hidden()
     assert ui.errors == []
+
+
+async def test_a_hidden_tab_is_notified_when_an_agent_answers(
+    server: RunningServer,
+    browser: Browser,  # noqa: F811  # pytest fixture
+) -> None:
+    agent = await register(server.url, "claude")
+    ui = UI(browser, server.url)
+    page = await ui.open()
+    await page.context.grant_permissions(["notifications"], origin=server.url)
+    toggle = page.get_by_role("button", name="Browser notifications")
+    await toggle.click()
+    await expect(toggle).to_have_attribute("aria-pressed", "true")
+    # Headless chromium never hides a tab by itself: make this one report hidden, and record what
+    # the page hands to the real Notification constructor.
+    await page.evaluate(
+        """() => {
+            Object.defineProperty(document, "hidden", { get: () => true });
+            Object.defineProperty(document, "visibilityState", { get: () => "hidden" });
+            document.dispatchEvent(new Event("visibilitychange"));
+            const Real = window.Notification;
+            window.shown = [];
+            window.Notification = class extends Real {
+                constructor(title, options) {
+                    window.shown.push([title, options.body]);
+                    super(title, options);
+                }
+            };
+            Object.defineProperty(window.Notification, "permission", { get: () => Real.permission });
+        }"""
+    )
+    async with mcp_client(server.url, agent["token"]) as client:
+        await client.call_tool("chat_send", {"message": "The **build** is green."})
+    await page.wait_for_function("() => window.shown.length === 1")
+    assert await page.evaluate("window.shown") == [["claude in #general", "The build is green."]]
+    await expect(page).to_have_title("(1) #general · backchannel")
+    assert ui.errors == []

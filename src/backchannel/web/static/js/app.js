@@ -334,14 +334,18 @@ class App {
     if (!mentioned && !answered) return;
     if (this.sound) beep();
     if (this.notify && document.hidden && Notification.permission === "granted") {
-      const n = new Notification(`${msg.sender} in #${msg.channel}`, {
-        body: snippet(msg.text, 140),
-        tag: `bc-${msg.channel}`,
-      });
-      n.onclick = () => {
-        window.focus();
-        this.jump(msg.id, msg.channel);
-      };
+      try {
+        const n = new Notification(`${msg.sender} in #${msg.channel}`, {
+          body: snippet(msg.text, 140),
+          tag: `bc-${msg.channel}`,
+        });
+        n.onclick = () => {
+          window.focus();
+          this.jump(msg.id, msg.channel);
+        };
+      } catch {
+        /* some browsers only allow notifications from a service worker: the sound still plays */
+      }
     }
   }
 

@@ -11,7 +11,7 @@ const FENCE = /^ {0,3}(`{3,}|~{3,})\s*([\w+#.-]*)/;
 const LIST_ITEM = /^(\s*)([-*+]|\d{1,9}[.)])\s+(.*)$/;
 const HEADING = /^ {0,3}(#{1,6})\s+(.*?)\s*#*\s*$/;
 const RULE = /^ {0,3}([-*_])(\s*\1){2,}\s*$/;
-const TABLE_SEP = /^\s*\|?\s*:?-{2,}:?\s*(\|\s*:?-{2,}:?\s*)*\|?\s*$/;
+const TABLE_SEP = /^\s*\|?\s*:?-+:?\s*(\|\s*:?-+:?\s*)*\|?\s*$/;
 const MENTION_NAME = /^[A-Za-z0-9][A-Za-z0-9_-]*/;
 
 /** `href` if it is safe to link to, else null. Relative links resolve against this page. */
@@ -94,7 +94,9 @@ function renderBlocks(lines, parent, ctx, depth) {
       i += 1;
       continue;
     }
-    if (RULE.test(line) && !para.length) {
+    if (RULE.test(line)) {
+      // Unlike CommonMark's setext headings, "---" under a line is a rule: what chat writers mean.
+      flush();
       parent.append(el("hr"));
       i += 1;
       continue;
@@ -113,7 +115,7 @@ function renderBlocks(lines, parent, ctx, depth) {
       i = renderList(lines, i, parent, ctx, depth);
       continue;
     }
-    if (line.includes("|") && i + 1 < lines.length && TABLE_SEP.test(lines[i + 1]) && lines[i + 1].includes("-")) {
+    if (isTable(lines, i)) {
       flush();
       i = renderTable(lines, i, parent, ctx);
       continue;
@@ -164,6 +166,13 @@ function splitRow(line) {
   if (s.startsWith("|")) s = s.slice(1);
   if (s.endsWith("|") && !s.endsWith("\\|")) s = s.slice(0, -1);
   return s.split(/(?<!\\)\|/).map((c) => c.trim().replace(/\\\|/g, "|"));
+}
+
+function isTable(lines, i) {
+  // GFM: a header row, then a delimiter row with the same number of cells.
+  const sep = lines[i + 1];
+  if (!lines[i].includes("|") || sep == null || !sep.includes("|") || !TABLE_SEP.test(sep)) return false;
+  return splitRow(lines[i]).length === splitRow(sep).length;
 }
 
 function renderTable(lines, start, parent, ctx) {
