@@ -222,3 +222,22 @@ def test_no_token_anywhere_in_proxy_modes(repo: Path, tmp_path: Path) -> None:
         assert TOKEN not in " ".join(setup.args) + json.dumps(setup.env)
         assert TOKEN not in tree_text(tmp_path / "run", repo)
         setup.close()
+
+
+def test_gemini_trusts_the_project_for_this_process_only(repo: Path, tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    (home / ".gemini").mkdir(parents=True)
+    user_trust = home / ".gemini" / "trustedFolders.json"
+    user_trust.write_text(json.dumps({"/elsewhere": "TRUST_FOLDER"}))
+    setup = prepare(
+        make("gemini", repo), run_dir=tmp_path / "run", proxy_url=PROXY, server_url="http://x", token=TOKEN,
+        state_dir=tmp_path / "state", env={"HOME": str(home)},
+    )  # fmt: skip
+    setup.release_start()
+    ours = Path(setup.env["GEMINI_CLI_TRUSTED_FOLDERS_PATH"])
+    assert json.loads(ours.read_text()) == {"/elsewhere": "TRUST_FOLDER", str(repo.resolve()): "TRUST_FOLDER"}
+    assert json.loads(user_trust.read_text()) == {"/elsewhere": "TRUST_FOLDER"}, (
+        "the user's file is untouched"
+    )
+    setup.close()
+    assert not ours.exists()

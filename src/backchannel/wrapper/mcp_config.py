@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ from backchannel.wrapper.settings_lease import SettingsLease, write_private
 logger = logging.getLogger(__name__)
 
 JSONDict = dict[str, Any]
+GEMINI_TRUST_VAR = "GEMINI_CLI_TRUSTED_FOLDERS_PATH"
 
 
 @dataclass
@@ -130,6 +132,7 @@ def prepare(
     token: str,
     preapprove: bool = True,
     state_dir: Path | None = None,
+    env: Mapping[str, str] | None = None,
 ) -> McpSetup:
     """Write whatever ``profile.mcp_inject`` needs and return the args/env to start the CLI with.
 
@@ -192,6 +195,34 @@ def prepare(
     else:  # pragma: no cover - profiles.load_profile already refuses unknown modes
         raise InvalidInput(f"unknown mcp_inject {mode!r}")
 
+    if profile.preapprove == "gemini":
+        _trust_folder_for_gemini(profile, setup, config_file.with_suffix(".trusted.json"), env or {})
     if preapprove:
         setup.args += _preapprove_args(profile)
     return setup
+
+
+def _trust_folder_for_gemini(
+    profile: AgentProfile, setup: McpSetup, path: Path, env: Mapping[str, str]
+) -> None:
+    """Gemini disables every MCP server in an untrusted folder. Trust the project for this process only.
+
+    We hand Gemini its own copy of the user's trusted-folders file (via the env var Gemini reads)
+    with the project added, so the user's file is never changed; an explicit ``DO_NOT_TRUST`` wins.
+    """
+    user_file = Path(
+        env.get(GEMINI_TRUST_VAR) or Path(env.get("HOME", "~")).expanduser() / ".gemini/trustedFolders.json"
+    )
+    try:
+        trusted = json.loads(user_file.read_text(encoding="utf-8"))
+        trusted = trusted if isinstance(trusted, dict) else {}
+    except (OSError, json.JSONDecodeError):
+        trusted = {}
+    folder = str(profile.cwd)
+    if trusted.get(folder) == "DO_NOT_TRUST":
+        setup.warnings.append(f"{folder} is marked DO_NOT_TRUST for Gemini, so its MCP servers stay off")
+        return
+    trusted[folder] = "TRUST_FOLDER"
+    write_private(path, json.dumps(trusted, indent=2))
+    setup.files.append(path)
+    setup.env[GEMINI_TRUST_VAR] = str(path)

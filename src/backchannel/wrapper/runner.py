@@ -172,6 +172,7 @@ class Runner:
                 token=self.me.token,
                 preapprove=self.opts.preapprove,
                 state_dir=lease_dir(),
+                env=self.opts.env,
             )
         )
         for warning in (*self.profile.warnings, *self.setup.warnings):
