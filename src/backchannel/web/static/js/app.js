@@ -287,11 +287,17 @@ class App {
 
   onMessage(msg) {
     const channel = this.channels.get(msg.channel);
-    if (msg.kind === "system" && channel) {
-      if (/^Loop guard:/.test(msg.text)) channel.paused = true;
-      else if (/resumed agent routing/.test(msg.text)) channel.paused = false;
-      this.updateBanner();
-      renderChannels(this);
+    if (channel) {
+      // Mirrors the server's loop guard: a notice pauses routing; a person's message or /continue resumes it.
+      const was = channel.paused;
+      if (msg.kind === "system" && /^Loop guard:/.test(msg.text)) channel.paused = true;
+      else if (msg.kind === "human" || (msg.kind === "system" && /resumed agent routing/.test(msg.text))) {
+        channel.paused = false;
+      }
+      if (was !== channel.paused) {
+        this.updateBanner();
+        renderChannels(this);
+      }
     }
     const mine = msg.kind === "human" && msg.sender === this.me();
     if (msg.channel === this.channel) {
@@ -358,6 +364,7 @@ class App {
   updateBanner() {
     const ch = this.channels.get(this.channel);
     $("paused-banner").hidden = !ch?.paused;
+    $("timeline").classList.toggle("paused", !!ch?.paused);
   }
 
   // -- channels ---------------------------------------------------------------------------------

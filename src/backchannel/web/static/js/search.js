@@ -48,7 +48,11 @@ export class Search {
       const text = el("span", "hit-text");
       highlight(text, snippet(msg.text, 160), terms);
       btn.append(meta, text);
-      btn.addEventListener("click", () => this.app.jump(msg.id, msg.channel));
+      btn.addEventListener("click", () => {
+        // On a phone the panel covers the timeline: get out of the way of the message.
+        if (window.matchMedia("(max-width: 760px)").matches) this.panel.hidden = true;
+        this.app.jump(msg.id, msg.channel);
+      });
       li.append(btn);
       results.append(li);
     }
