@@ -115,7 +115,7 @@ BUILTIN: dict[str, dict[str, Any]] = {
 }
 BUILTIN["antigravity"] = {**BUILTIN["agy"], "command": "agy"}
 
-_KNOWN_KEYS = frozenset(
+CONFIG_KEYS = frozenset(
     {"command", "args", "cwd", "color", "label", "strip_env", "inject_delay", "busy_pattern", "idle_pattern"}
     | set(_MCP_DEFAULTS)
 )
@@ -210,7 +210,7 @@ def _check_table(agent: str, table: Mapping[str, Any]) -> list[str]:
     return [
         f"[agents.{agent}].{key} is not a known key and is ignored"
         for key in table
-        if key not in _KNOWN_KEYS and key not in _API_KEYS and key != "system_prompt"
+        if key not in CONFIG_KEYS and key not in _API_KEYS and key != "system_prompt"
     ]
 
 
@@ -256,7 +256,7 @@ def load_profile(
     if "mcp_inject" in table:
         builtin = {k: v for k, v in builtin.items() if not k.startswith("mcp_")}
     values.update(builtin)
-    values.update({k: v for k, v in table.items() if k in _KNOWN_KEYS})
+    values.update({k: v for k, v in table.items() if k in CONFIG_KEYS})
 
     config_dir = config_path.parent if config_path is not None else cwd
     # cwd from the file is relative to the file; the default and env override are relative to here.
