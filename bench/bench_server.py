@@ -77,7 +77,7 @@ def running_server(data_dir: Path) -> Iterator[str]:
                 break
         if not url:
             raise SystemExit(f"server exited with {proc.wait()} before printing its URL")
-        threading.Thread(target=lambda: [None for _ in proc.stdout or ()], daemon=True).start()
+        threading.Thread(target=_drain, args=(proc,), daemon=True).start()  # a full pipe would block it
         yield url
     finally:
         proc.terminate()
@@ -86,6 +86,11 @@ def running_server(data_dir: Path) -> Iterator[str]:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(10)
+
+
+def _drain(proc: subprocess.Popen[str]) -> None:
+    for _ in proc.stdout or ():
+        pass
 
 
 @asynccontextmanager
