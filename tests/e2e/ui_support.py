@@ -34,7 +34,8 @@ PNG_PIXEL = bytes.fromhex(
     "1f15c4890000000d49444154789c6360f8cfc0f01f0005000201e5273de40000000049454e44ae426082"
 )
 
-expect.set_options(timeout=5000)
+# Generous: the whole suite runs in parallel on small CI machines; passing tests never wait this long.
+expect.set_options(timeout=10_000)
 
 
 @pytest.fixture
