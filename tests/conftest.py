@@ -66,7 +66,7 @@ class RunningServer:
         return read_or_create_secret(self.settings.data_dir)
 
     def start(self) -> RunningServer:
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)  # TCP_NODELAY: see serve.bind
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind(("127.0.0.1", self.settings.port))
         sock.listen(128)

@@ -74,7 +74,7 @@ class Room:
             raise InvalidInput("limit must be a positive integer")
         return min(limit, self.settings.read_limit_max)
 
-    async def _human_name(self, name: Any) -> str:
+    async def human_name(self, name: Any) -> str:
         if not isinstance(name, str) or not HUMAN_NAME_RE.fullmatch(name.strip()):
             raise InvalidInput("sender must be 1-32 letters, digits, spaces, '.', '_' or '-'")
         name = name.strip()
@@ -163,7 +163,7 @@ class Room:
     ) -> Message:
         channel = validate_channel(channel)
         text = self._text(text, allow_empty=bool(attachments))
-        name = await self._human_name(sender)
+        name = await self.human_name(sender)
         if text.strip() == CONTINUE_COMMAND:
             return await self.resume(channel, name)
         posted = await self.post(
@@ -212,7 +212,7 @@ class Room:
 
     async def decide_job(self, job_id: int, status: str, by: Any) -> Job:
         """A person accepts or declines a proposed job; accepting wakes the proposer to start it."""
-        name = await self._human_name(by)
+        name = await self.human_name(by)
         job = await self.store.set_job_status(job_id, status)
         if status == "accepted":
             await self.post(

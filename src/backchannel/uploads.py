@@ -72,3 +72,21 @@ def resolve(uploads_dir: Path, name: str) -> Path | None:
         return None
     path = uploads_dir / name
     return path if path.is_file() else None
+
+
+def attachment(uploads_dir: Path, item: dict[str, Any]) -> dict[str, Any]:
+    """A client's reference to an upload, rebuilt from the stored file so nothing else gets through."""
+    url = item.get("url")
+    name = url.removeprefix("/uploads/") if isinstance(url, str) and url.startswith("/uploads/") else ""
+    path = resolve(uploads_dir, name) if name else None
+    if path is None:
+        raise InvalidInput("attachments must reference an image stored by POST /api/uploads")
+    with path.open("rb") as fh:
+        mime, _ = sniff(fh.read(16))
+    label = item.get("name")
+    return {
+        "url": f"/uploads/{name}",
+        "name": label[:100] if isinstance(label, str) and label else name,
+        "type": mime,
+        "size": path.stat().st_size,
+    }

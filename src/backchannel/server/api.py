@@ -87,7 +87,7 @@ async def delete_channel(request: Request, name: str) -> Response:
 async def continue_routing(request: Request, name: str, sender: str = "you") -> dict[str, Any]:
     room = services(request).room
     await room.channel(name)
-    return (await room.resume(name, sender[:64])).public()
+    return (await room.resume(name, await room.human_name(sender))).public()
 
 
 @router.get("/api/channels/{name}/messages", dependencies=Reader, tags=["messages"])
@@ -108,32 +108,12 @@ async def history(
 async def send(request: Request, name: str, body: MessageIn) -> dict[str, Any]:
     room = services(request).room
     await room.channel(name)
-    attachments = [_checked_attachment(a) for a in body.attachments]
+    uploads_dir = services(request).settings.uploads_dir
+    attachments = [uploads.attachment(uploads_dir, a) for a in body.attachments]
     msg = await room.post_human(
         channel=name, text=body.text, sender=body.sender, reply_to=body.reply_to, attachments=attachments
     )
     return msg.public()
-
-
-def _checked_attachment(item: dict[str, Any]) -> dict[str, Any]:
-    """Only attachments this server stored may be referenced; everything else is rebuilt from them."""
-    url = item.get("url")
-    if not isinstance(url, str) or not url.startswith("/uploads/"):
-        raise InvalidInput("attachments must come from POST /api/uploads")
-    name = url.removeprefix("/uploads/")
-    label = item.get("name") if isinstance(item.get("name"), str) else name
-    mime = uploads.sniff(name_hint_bytes(name))
-    return {"url": f"/uploads/{name}", "name": str(label)[:100], "type": mime[0]}
-
-
-def name_hint_bytes(name: str) -> bytes:
-    ext = "." + name.rpartition(".")[2]
-    return {
-        ".png": b"\x89PNG\r\n\x1a\n",
-        ".jpg": b"\xff\xd8\xff",
-        ".gif": b"GIF89a",
-        ".webp": b"RIFF\0\0\0\0WEBP",
-    }.get(ext, b"")
 
 
 @router.get("/api/messages/{message_id}", dependencies=Reader, tags=["messages"])
@@ -171,12 +151,15 @@ async def upload(request: Request) -> dict[str, Any]:
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise PayloadTooLarge(f"image is larger than {limit} bytes")
     data = bytearray()
-    async for chunk in request.stream():
-        data.extend(chunk)
-        if len(data) > limit:
-            raise PayloadTooLarge(f"image is larger than {limit} bytes")
-        if len(data) >= 16 and len(data) - len(chunk) < 16:
-            uploads.sniff(bytes(data[:16]))  # refuse a non-image before reading the rest
+    try:
+        async for chunk in request.stream():
+            data.extend(chunk)
+            if len(data) > limit:
+                raise PayloadTooLarge(f"image is larger than {limit} bytes")
+            if len(data) >= 16 and len(data) - len(chunk) < 16:
+                uploads.sniff(bytes(data[:16]))  # refuse a non-image before reading the rest
+    except ClientDisconnect:
+        raise InvalidInput("the upload was interrupted") from None
     return uploads.save(svc.settings.uploads_dir, bytes(data), limit, request.headers.get("x-filename", ""))
 
 
