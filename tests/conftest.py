@@ -66,7 +66,8 @@ class RunningServer:
         return read_or_create_secret(self.settings.data_dir)
 
     def start(self) -> RunningServer:
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)  # TCP_NODELAY: see serve.bind
+        # IPPROTO_TCP so asyncio sets TCP_NODELAY (see serve.bind): otherwise ~40 ms per request.
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind(("127.0.0.1", self.settings.port))
         sock.listen(128)
