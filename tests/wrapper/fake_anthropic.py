@@ -1,7 +1,8 @@
 """A fake Anthropic Messages API, just enough for Claude Code to run one scripted turn.
 
-When the request offers ``mcp__backchannel__chat_send`` and has no tool result yet, the "model"
-calls it with ``SAY``; after the tool result it answers ``done``. Everything else gets ``ok``.
+Per prompt, the "model" calls ``mcp__backchannel__chat_send`` once with ``say`` (first looking it
+up with ``ToolSearch`` when the CLI defers MCP tools), then answers ``done``. Requests without tools
+get ``ok``.
 Streaming (SSE) and plain JSON answers are both supported. Every request body is kept in
 ``requests`` so a test can see what the CLI sent.
 """
@@ -18,28 +19,60 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 TOOL = "mcp__backchannel__chat_send"
+SEARCH = "ToolSearch"
 
 
-def _has_tool_result(body: dict[str, Any]) -> bool:
-    for message in body.get("messages", []):
+def _tools_used_since_prompt(body: dict[str, Any]) -> list[str]:
+    """Tools the assistant called since the newest prompt (a user message that is not a tool result).
+
+    Claude Code may add reminder text next to tool results, so we look for the prompt, not at the
+    newest message.
+    """
+
+    def is_prompt(message: dict[str, Any]) -> bool:
         content = message.get("content")
-        if isinstance(content, list) and any(
-            isinstance(block, dict) and block.get("type") == "tool_result" for block in content
-        ):
-            return True
-    return False
+        if isinstance(content, str):
+            return message.get("role") == "user"
+        blocks = content if isinstance(content, list) else []
+        kinds = {block.get("type") for block in blocks if isinstance(block, dict)}
+        return message.get("role") == "user" and "tool_result" not in kinds and "text" in kinds
+
+    messages: list[dict[str, Any]] = body.get("messages") or []
+    last_prompt = max((i for i, m in enumerate(messages) if is_prompt(m)), default=-1)
+    return [
+        block.get("name", "")
+        for m in messages[last_prompt + 1 :]
+        if m.get("role") == "assistant" and isinstance(m.get("content"), list)
+        for block in m["content"]
+        if isinstance(block, dict) and block.get("type") == "tool_use"
+    ]
 
 
 def build(say: str) -> tuple[Starlette, list[dict[str, Any]]]:
     requests: list[dict[str, Any]] = []
 
+    def use(name: str, arguments: dict[str, Any]) -> dict[str, Any]:
+        return {"type": "tool_use", "id": f"toolu_fake_{len(requests)}", "name": name, "input": arguments}
+
     def blocks(body: dict[str, Any]) -> tuple[list[dict[str, Any]], str]:
         offered = {tool.get("name") for tool in body.get("tools", [])}
-        if TOOL in offered and not _has_tool_result(body):
+        used = _tools_used_since_prompt(body)
+        if TOOL in used:
+            return [{"type": "text", "text": "done"}], "end_turn"
+        if TOOL in offered or SEARCH in used:
+            call = {
+                "type": "tool_use",
+                "id": f"toolu_fake_{len(requests)}",
+                "name": TOOL,
+                "input": {"message": say},
+            }
+            return [call], "tool_use"
+        if SEARCH in offered:  # newer Claude Code defers MCP tools until the model looks them up
+            query = {"query": f"select:{TOOL}"}
             return [
-                {"type": "tool_use", "id": "toolu_fake_1", "name": TOOL, "input": {"message": say}}
+                {"type": "tool_use", "id": f"toolu_fake_{len(requests)}", "name": SEARCH, "input": query}
             ], "tool_use"
-        return [{"type": "text", "text": "done" if _has_tool_result(body) else "ok"}], "end_turn"
+        return [{"type": "text", "text": "ok"}], "end_turn"
 
     async def messages(request: Request) -> Response:
         body = await request.json()
