@@ -31,7 +31,7 @@ def test_send_and_read_act_as_the_local_human(server: RunningServer) -> None:
 def test_agents_list_shows_state_never_tokens_and_rotate_revokes(server: RunningServer) -> None:
     agent = anyio.run(register, server.url)
     listing = cli(server, "agents", "list")
-    assert "claude" in listing and "idle" in listing and agent["token"] not in listing
+    assert "claude" in listing and "online" in listing and agent["token"] not in listing
     assert "rotated claude" in cli(server, "agents", "rotate", "claude")
     again = anyio.run(register, server.url, "claude", "i-1")
     assert again["name"] == "claude"

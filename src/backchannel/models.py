@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 SenderKind = Literal["human", "agent", "system"]
 TriggerState = Literal["queued", "injected", "failed"]
-Activity = Literal["busy", "idle"]
+Activity = Literal["busy", "idle", ""]
 Presence = Literal["online", "busy", "idle", "offline"]
 
 
@@ -97,7 +97,7 @@ class Agent:
     def presence(self, now: float, crash_timeout: float) -> Presence:
         if self.left or self.retired or now - self.last_seen > crash_timeout:
             return "offline"
-        return self.activity
+        return self.activity or "online"  # no wrapper activity report: plain MCP client
 
     def is_online(self, now: float, crash_timeout: float) -> bool:
         return self.presence(now, crash_timeout) != "offline"

@@ -56,13 +56,13 @@ async def test_presence_goes_offline_after_crash_timeout_and_mcp_activity_revive
     server = server_factory(crash_timeout=0.4)
     me = await register(server.url)
     async with server.human() as human:
-        assert (await human.get("/api/agents")).json()[0]["state"] == "idle"
+        assert (await human.get("/api/agents")).json()[0]["state"] == "online"
         with anyio.fail_after(5):
             while (await human.get("/api/agents")).json()[0]["state"] != "offline":
                 await anyio.sleep(0.05)
         async with mcp_client(server.url, me["token"]) as client:
             await client.call_tool("chat_who", {})
-        assert (await human.get("/api/agents")).json()[0]["state"] == "idle"
+        assert (await human.get("/api/agents")).json()[0]["state"] == "online"
 
 
 async def test_heartbeat_reports_activity_and_current_name(server: RunningServer) -> None:

@@ -82,7 +82,7 @@ def insert(
 def reclaim(conn: sqlite3.Connection, agent_id: int, token_hash: str, label: str | None) -> Agent:
     """Give an identity a fresh token and bring it back online, keeping name, cursors and role."""
     conn.execute(
-        "UPDATE agents SET token_hash = ?, left_at = NULL, last_seen = ?, activity = 'idle',"
+        "UPDATE agents SET token_hash = ?, left_at = NULL, last_seen = ?, activity = '',"
         " label = coalesce(?, label) WHERE id = ?",
         (token_hash, time.time(), label, agent_id),
     )

@@ -32,7 +32,7 @@ MIGRATIONS: list[str] = [
         token_hash    TEXT,
         left_at       REAL,
         retired       INTEGER NOT NULL DEFAULT 0,
-        activity      TEXT NOT NULL DEFAULT 'idle',
+        activity      TEXT NOT NULL DEFAULT '',  -- '' until the wrapper reports busy or idle
         last_seen     REAL NOT NULL,
         last_channel  TEXT NOT NULL DEFAULT '',
         role          TEXT NOT NULL DEFAULT '',
