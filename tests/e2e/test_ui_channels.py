@@ -68,8 +68,12 @@ async def test_unread_counts_and_the_active_channel_survive_a_reload(
     say(server.url, server.secret, "all green", channel="ops")
     await expect(ops.locator(".badge")).to_have_text("2")
     await expect(ops).to_have_attribute("aria-label", "ops, 2 unread")
+    await ops.focus()  # live updates re-render the list; keyboard focus must survive them
+    say(server.url, server.secret, "one more", channel="ops")
+    await expect(ops.locator(".badge")).to_have_text("3")
+    await expect(ops).to_be_focused()
     await ops.click()
-    await expect(page.locator(".msg", has_text="all green")).to_be_visible()
+    await expect(page.locator(".msg", has_text="one more")).to_be_visible()
     await expect(ops.locator(".badge")).to_have_count(0)
 
     say(server.url, server.secret, "meanwhile in general")

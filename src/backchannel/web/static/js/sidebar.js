@@ -10,8 +10,29 @@ const DELIVERY = {
 };
 const ORDER = { busy: 0, online: 1, idle: 2, offline: 3 };
 
+/** Re-render `list` without losing keyboard focus: live updates re-render these lists often. */
+function keepingFocus(list, render) {
+  const active = document.activeElement;
+  let selector = null;
+  if (active && list.contains(active)) {
+    const item = active.closest("[data-channel], [data-agent]");
+    const key = item?.dataset.channel != null ? "data-channel" : "data-agent";
+    const value = item?.getAttribute(key);
+    if (value != null) selector = `[${key}="${CSS.escape(value)}"]${active.matches(".rename") ? " .rename" : ""}`;
+  }
+  render();
+  if (selector) {
+    const target = list.querySelector(selector);
+    (target?.matches("button") ? target : target?.querySelector("button"))?.focus({ preventScroll: true });
+  }
+}
+
 export function renderChannels(app) {
   const list = $("channel-list");
+  keepingFocus(list, () => fillChannels(app, list));
+}
+
+function fillChannels(app, list) {
   list.replaceChildren();
   const names = [...app.channels.keys()].sort((a, b) =>
     a === "general" ? -1 : b === "general" ? 1 : a.localeCompare(b),
@@ -42,6 +63,10 @@ export function renderChannels(app) {
 
 export function renderRoster(app) {
   const list = $("roster");
+  keepingFocus(list, () => fillRoster(app, list));
+}
+
+function fillRoster(app, list) {
   list.replaceChildren();
   const agents = app.agentList().sort(
     (a, b) => (ORDER[a.state] ?? 9) - (ORDER[b.state] ?? 9) || a.name.localeCompare(b.name),
