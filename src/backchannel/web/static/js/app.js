@@ -188,14 +188,14 @@ class App {
   }
 
   async countUnread() {
-    await Promise.all(
+    // allSettled: a channel deleted meanwhile just has no count.
+    await Promise.allSettled(
       [...this.channels.keys()].map(async (name) => {
         if (name === this.channel) return;
         const page = await api.history(name, { after: this.lastRead[name] ?? 0, limit: 100 });
         const ids = this.unreadIds(name);
         for (const m of page.messages) if (!(m.kind === "human" && m.sender === this.me())) ids.add(m.id);
         if (page.has_more) ids.add(-1); // more than we counted: shown as 99+
-
       }),
     );
     renderChannels(this);

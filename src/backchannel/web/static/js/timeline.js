@@ -81,6 +81,9 @@ export class Timeline {
     this.order = [];
     this.list.replaceChildren();
     this.pending = 0;
+    this.hasOlder = false;
+    this.hasNewer = false;
+    this.stuck = true;
     this.updateAnchor();
   }
 
