@@ -20,6 +20,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -55,8 +56,14 @@ def start_server(data_dir: Path) -> tuple[subprocess.Popen[str], str]:
     for line in proc.stdout:  # bounded: the server prints its URL or exits
         match = re.search(r"serving on (http://\S+)", line)
         if match:
+            threading.Thread(target=_drain, args=(proc,), daemon=True).start()  # a full pipe would block it
             return proc, match.group(1)
     raise SystemExit(f"server exited with {proc.wait()} before printing its URL")
+
+
+def _drain(proc: subprocess.Popen[str]) -> None:
+    for _ in proc.stdout or ():
+        pass
 
 
 async def bench_mentions(url: str, data_dir: Path, work: Path, count: int) -> dict[str, list[float]]:

@@ -187,10 +187,37 @@ async def test_only_local_non_browser_peers_are_served(
     assert response.status_code == status, response.text
 
 
-async def test_unreachable_server_is_a_clean_502() -> None:
+async def test_unreachable_server_is_a_clean_502_after_the_grace_period() -> None:
     async with serve(Starlette()) as dead_url:
         pass  # the port is closed again now
-    async with serve(IdentityProxy(dead_url, "t1")) as url, httpx.AsyncClient(trust_env=False) as http:
+    proxy = IdentityProxy(dead_url, "t1", connect_grace=0.2)
+    async with serve(proxy) as url, httpx.AsyncClient(trust_env=False) as http:
         response = await http.post(url + "/mcp", json={"jsonrpc": "2.0", "id": 1, "method": "ping"})
     assert response.status_code == 502
     assert response.json()["error"] == "upstream_unavailable"
+
+
+async def test_a_request_made_while_the_server_restarts_waits_for_it() -> None:
+    upstream = Upstream({"t1"})
+    async with serve(Starlette()) as gone_url:
+        pass
+    port = int(gone_url.rsplit(":", 1)[1])
+    proxy = IdentityProxy(gone_url, "t1")
+    answers: list[int] = []
+    answered = anyio.Event()
+    async with upstream.running(), serve(proxy) as url, httpx.AsyncClient(trust_env=False) as http:
+        with anyio.fail_after(10):
+            async with anyio.create_task_group() as tg:
+
+                async def call() -> None:
+                    body = {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {}}
+                    headers = {"accept": "application/json, text/event-stream"}
+                    answers.append((await http.post(url + "/mcp", json=body, headers=headers)).status_code)
+                    answered.set()
+
+                tg.start_soon(call)
+                while proxy.connect_retries == 0:  # no event to await: the proxy is retrying a closed port
+                    await anyio.sleep(0.01)
+                async with serve(upstream, port=port):
+                    await answered.wait()
+    assert answers and answers[0] != 502, answers

@@ -93,8 +93,10 @@ class IdentityProxy:
         transport: httpx.AsyncBaseTransport | None = None,
         refresh: RefreshFn | None = None,
         refresh_timeout: float = 30.0,
+        connect_grace: float = 15.0,
     ) -> None:
         self.upstream = upstream.rstrip("/")
+        self._connect_grace = connect_grace
         self._token = token
         self._refresh_fn = refresh
         self._refresh_timeout = refresh_timeout
@@ -105,6 +107,7 @@ class IdentityProxy:
         timeout = httpx.Timeout(connect=10.0, read=None, write=30.0, pool=30.0)
         self._client = httpx.AsyncClient(transport=transport, timeout=timeout, trust_env=False)
         self.reinitialized = 0  # how many sessions were re-opened on a client's behalf
+        self.connect_retries = 0  # how many sends waited for the server to come back
 
     @property
     def token(self) -> str:
@@ -198,7 +201,7 @@ class IdentityProxy:
                 headers=self._upstream_headers(req, upstream_sid),
                 content=req.body or None,
             )
-            response = await self._client.send(request, stream=True)
+            response = await self._send_when_up(request)
             if response.status_code == 401 and await self._refresh(req.token_used):
                 continue
             if (
@@ -219,6 +222,22 @@ class IdentityProxy:
         if req.method == "DELETE" and req.client_sid:
             self._sessions.pop(req.client_sid, None)
         return response
+
+    async def _send_when_up(self, request: httpx.Request) -> httpx.Response:
+        """Send, riding out a server restart: a refused connection never reached the server, so
+        retrying it is safe for any request. Gives up (502 to the client) after ``connect_grace``."""
+        deadline = anyio.current_time() + self._connect_grace
+        delay = 0.05
+        while True:
+            try:
+                return await self._client.send(request, stream=True)
+            except httpx.ConnectError:
+                if anyio.current_time() + delay > deadline:
+                    raise
+                self.connect_retries += 1
+                logger.info("server unreachable; retrying %s %s", request.method, request.url.path)
+            await anyio.sleep(delay)
+            delay = min(delay * 2, 1.0)
 
     async def _refresh(self, stale: str) -> bool:
         """Get a token newer than ``stale``; concurrent callers share one refresh."""

@@ -280,6 +280,9 @@ class Runner:
                 await self._report(trigger.id, outcome[0], outcome[1])
             return
         self._seen[trigger.id] = None
+        if len(self._seen) > 10_000:  # ids only grow; forget the oldest half
+            for old in sorted(self._seen)[:5_000]:
+                del self._seen[old]
         logger.info("trigger %s for #%s queued", trigger.id, trigger.channel)
         await self._queue_in.send(trigger)
 
