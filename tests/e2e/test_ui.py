@@ -210,7 +210,7 @@ async def test_phone_width_hides_the_sidebar_behind_a_menu_button(
     assert ui.errors == []
 
 
-async def test_health_of_static_assets_needs_no_network_beyond_this_server(
+async def test_page_loads_nothing_from_other_origins(
     server: RunningServer,
     browser: Browser,  # noqa: F811  # pytest fixture
 ) -> None:

@@ -83,6 +83,10 @@ async def test_unread_counts_and_the_active_channel_survive_a_reload(
     await expect(page.locator("#channel-title")).to_have_text("#ops")
     await expect(general.locator(".badge")).to_have_text("1")
     await expect(ops.locator(".badge")).to_have_count(0)
+    await general.click()  # what arrived since you last looked sits under a "New" divider
+    await expect(page.locator("#messages > li.unread-divider + li.msg")).to_contain_text(
+        "meanwhile in general"
+    )
     assert ui.errors == []
 
 

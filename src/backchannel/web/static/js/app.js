@@ -225,7 +225,7 @@ class App {
 
   onSeen(id) {
     if (!this.channel || document.hidden) return;
-    if ((this.lastRead[this.channel] ?? 0) < id) {
+    if ((this.lastRead[this.channel] ?? -1) < id) {
       this.lastRead[this.channel] = id;
       store.set("read", this.lastRead);
     }

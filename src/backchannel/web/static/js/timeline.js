@@ -232,7 +232,7 @@ export class Timeline {
     if (distance < 800) this.loadNewer();
     if (this.stuck) {
       this.pending = 0;
-      if (this.order.length) this.app.onSeen(this.order.at(-1));
+      this.app.onSeen(this.order.at(-1) ?? 0);
     }
     this.updateAnchor();
   }
@@ -308,7 +308,7 @@ export class Timeline {
     if (lastRead == null) return;
     const me = this.app.me();
     const firstId = this.order.find((id) => id > lastRead && this.msgs.get(id).sender !== me);
-    if (firstId == null || firstId === this.order[0]) return;
+    if (firstId == null) return;
     const d = el("li", "unread-divider");
     d.setAttribute("role", "separator");
     d.append(el("span", null, "New"));
