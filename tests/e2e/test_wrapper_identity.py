@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -181,3 +183,42 @@ async def test_mention_while_busy_is_queued_then_delivered(
         await anyio.to_thread.run_sync(gate.write_text, "go\n")
         assert (await feed.reply_to("@fake second"))["sender"] == "fake"
         tg.cancel_scope.cancel()
+
+
+async def test_no_tmux_mode_leaves_ctrl_c_to_the_cli_and_stops_on_sigterm(
+    server_process: Callable[..., ServerProcess], repo: Path
+) -> None:
+    server = server_process()
+    log = repo / "fake.jsonl"
+    write_fake_agent(repo, log=log)
+    argv = [sys.executable, "-m", "backchannel", "run", "fake", "--no-tmux", "--server", server.url]
+    argv += ["--data-dir", str(server.data_dir), "--config", str(repo / "backchannel.toml")]
+    proc = await anyio.open_process(argv, cwd=repo, stdin=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        assert proc.stdout is not None
+        output = ""
+
+        async def until(text: str) -> None:
+            nonlocal output
+            with anyio.fail_after(20):
+                async for chunk in proc.stdout:  # type: ignore[union-attr]
+                    output += chunk.decode(errors="replace")
+                    if text in output:
+                        return
+            raise AssertionError(f"wrapper ended before printing {text!r}:\n{output}")
+
+        await until("joined as fake")
+        await wait_log(log, "the CLI to connect", lambda e: e["event"] == "connected")
+        proc.send_signal(signal.SIGINT)  # what Ctrl-C sends to the wrapper in the foreground
+        await send(server, "@fake are you still there")
+        await until("mentioned you")  # no tmux: the wake-up is shown, and the wrapper is alive
+        proc.send_signal(signal.SIGTERM)
+        with anyio.fail_after(15):
+            assert await proc.wait() == 128 + signal.SIGTERM
+        pid = int(next(e for e in fake_events(log) if e["event"] == "connected")["pid"])  # type: ignore[call-overload]
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()

@@ -23,6 +23,7 @@ import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 import anyio
 import anyio.abc
@@ -31,11 +32,11 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 
 from backchannel.wrapper import mcp_config
 from backchannel.wrapper.agent_client import AgentClient, Identity, StaleIdentity, Trigger, instance_id
-from backchannel.wrapper.injection import Injector
+from backchannel.wrapper.injection import Delivery, Injector
 from backchannel.wrapper.profiles import AgentProfile, session_name
 from backchannel.wrapper.proxy import IdentityProxy, serve
 from backchannel.wrapper.settings_lease import write_private
-from backchannel.wrapper.tmux import Tmux, attach_hint
+from backchannel.wrapper.tmux import Tmux, TmuxError, attach_hint
 
 logger = logging.getLogger(__name__)
 
@@ -148,11 +149,13 @@ class Runner:
         return self.exit_code
 
     async def _signals(self, scope: anyio.CancelScope) -> None:
-        sigs = [signal.SIGTERM, signal.SIGHUP]
-        if self.tmux is not None:
-            sigs.append(signal.SIGINT)  # in --no-tmux mode Ctrl-C belongs to the CLI in the foreground
-        with anyio.open_signal_receiver(*sigs) as received:
+        # SIGINT is always caught: in --no-tmux mode Ctrl-C belongs to the CLI in the foreground
+        # (the terminal sends it to both of us), so we swallow it; a handler, unlike SIG_IGN,
+        # is not inherited by the CLI.
+        with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGHUP, signal.SIGINT) as received:
             async for signum in received:
+                if signum == signal.SIGINT and self.tmux is None:
+                    continue
                 self.opts.say(f"backchannel: got {signal.Signals(signum).name}, leaving")
                 self.exit_code = 128 + signum
                 scope.cancel()
@@ -305,7 +308,6 @@ class Runner:
             self.opts.say(f"backchannel: {prompt}")
             state, detail = "failed", "--no-tmux: shown in the wrapper's terminal, not typed"
         else:
-            await self.injector.wait_idle()  # queued while the CLI is busy
 
             async def submitted() -> None:
                 # Acknowledge at once: until the server hears of it, a new mention in this channel
@@ -314,7 +316,11 @@ class Runner:
                     self._seen[trigger.id] = ("injected", "submitted")
                     await self._report(trigger.id, "injected", "submitted")
 
-            delivery = await self.injector.inject(prompt, on_enter=submitted)
+            try:
+                await self.injector.wait_idle()  # queued while the CLI is busy
+                delivery = await self.injector.inject(prompt, on_enter=submitted)
+            except TmuxError as exc:
+                delivery = Delivery(False, f"tmux: {exc}")
             self.delivered.extend((t.id, delivery.typed_at) for t in group)
             if delivery.ok:
                 logger.info("triggers %s injected: %s", [t.id for t in group], delivery.detail)
@@ -324,6 +330,14 @@ class Runner:
         for trigger in group:
             self._seen[trigger.id] = (state, detail)
             await self._report(trigger.id, state, detail)
+
+    async def _activity(self) -> Literal["busy", "idle"] | None:
+        if self.injector is None:
+            return None
+        try:
+            return await self.injector.activity()
+        except TmuxError:  # the pane is going away; the exit watcher takes it from here
+            return None
 
     async def _report(self, trigger_id: int, state: str, detail: str) -> None:
         for _attempt in range(2):
@@ -344,7 +358,7 @@ class Runner:
         while True:
             me = self.me
             try:
-                activity = await self.injector.activity() if self.injector is not None else None
+                activity = await self._activity()
                 await self.client.heartbeat(me, activity)
                 logger.debug("heartbeat %s %s", me.name, activity)
                 interval = self.opts.heartbeat_interval
