@@ -27,6 +27,7 @@ from typing import Any
 import anyio
 from playwright.async_api import Browser, async_playwright
 
+from backchannel.models import SenderKind
 from backchannel.store import Store
 
 CHROMIUM = "/usr/bin/chromium"
@@ -63,10 +64,11 @@ def seed(data_dir: Path, count: int) -> str:
             await store.create_channel(CHANNEL, 64)
             last = ""
             for i in range(count):
-                sender, kind = ("maya", "human") if i % 3 == 0 else (("claude", "codex")[i % 2], "agent")
+                kind: SenderKind = "human" if i % 3 == 0 else "agent"
+                sender = "maya" if kind == "human" else ("claude", "codex")[i % 2]
                 last = f"(#{i})"  # the rendered text of every sample ends with its number
                 text = f"{SAMPLES[i % len(SAMPLES)]} {last}"
-                await store.post(channel=CHANNEL, sender=sender, kind=kind, text=text)  # type: ignore[arg-type]
+                await store.post(channel=CHANNEL, sender=sender, kind=kind, text=text)
             return last
         finally:
             store.close()

@@ -34,11 +34,13 @@ async def test_roster_shows_presence_and_delivery_and_a_click_mentions_the_agent
 
         say(server.url, server.secret, "@claude please look")
         await expect(row.locator(".delivery")).to_have_text("queued")
+        trigger = 0
         async with client.stream("GET", "/api/agents/claude/triggers") as stream:
             async for line in stream.aiter_lines():  # bounded: the queued trigger is replayed first
                 if line.startswith("id: "):
                     trigger = int(line[4:])
                     break
+        assert trigger, "the queued trigger was not replayed"
         r = await client.post(f"/api/agents/claude/triggers/{trigger}", json={"state": "injected"})
         assert r.status_code == 200, r.text
         await expect(row.locator(".delivery")).to_have_text("delivered")

@@ -13,7 +13,7 @@ from typing import Any
 
 import httpx
 import pytest
-from playwright.async_api import Browser, BrowserContext, Page, async_playwright, expect
+from playwright.async_api import Browser, BrowserContext, Page, ViewportSize, async_playwright, expect
 
 from backchannel.server.security import SESSION_HEADER
 from backchannel.store import Store
@@ -56,10 +56,10 @@ class UI:
     contexts: list[BrowserContext] = field(default_factory=list[BrowserContext])
 
     async def open(
-        self, name: str = "ben", *, color_scheme: Any = "light", viewport: dict[str, int] | None = None
+        self, name: str = "ben", *, color_scheme: Any = "light", viewport: ViewportSize | None = None
     ) -> Page:
         context = await self.browser.new_context(
-            viewport=viewport or {"width": 1200, "height": 800},  # type: ignore[arg-type]  # TypedDict
+            viewport=viewport or {"width": 1200, "height": 800},
             color_scheme=color_scheme,
         )
         self.contexts.append(context)

@@ -68,6 +68,7 @@ async def build_room(server: RunningServer) -> None:
         async with httpx.AsyncClient(base_url=server.url, timeout=10) as agent_http:
             auth = {"Authorization": f"Bearer {claude['token']}"}
             await agent_http.post("/api/agents/claude/heartbeat", json={"activity": "busy"}, headers=auth)
+            trigger = 0
             async with agent_http.stream("GET", "/api/agents/claude/triggers", headers=auth) as stream:
                 async for line in stream.aiter_lines():
                     if line.startswith("id: "):
