@@ -20,22 +20,22 @@ from starlette.routing import Route
 
 TOOL = "mcp__backchannel__chat_send"
 SEARCH = "ToolSearch"
+_NOTES = ("<system-reminder>", "Tool loaded.", "(no content)", "[Request interrupted")
 
 
 def _tools_used_since_prompt(body: dict[str, Any]) -> list[str]:
-    """Tools the assistant called since the newest prompt (a user message that is not a tool result).
-
-    Claude Code may add reminder text next to tool results, so we look for the prompt, not at the
-    newest message.
-    """
+    """Tools the assistant called since the newest prompt typed by the user (or the wrapper)."""
 
     def is_prompt(message: dict[str, Any]) -> bool:
+        if message.get("role") != "user":
+            return False
         content = message.get("content")
         if isinstance(content, str):
-            return message.get("role") == "user"
-        blocks = content if isinstance(content, list) else []
-        kinds = {block.get("type") for block in blocks if isinstance(block, dict)}
-        return message.get("role") == "user" and "tool_result" not in kinds and "text" in kinds
+            return True
+        # Claude Code packs reminders, "Tool loaded." and even the next typed prompt next to tool
+        # results in one user message: a prompt is any text that is none of its own notes.
+        texts = [b.get("text", "") for b in content or [] if isinstance(b, dict) and b.get("type") == "text"]
+        return any(not text.startswith(_NOTES) and text.strip() for text in texts)
 
     messages: list[dict[str, Any]] = body.get("messages") or []
     last_prompt = max((i for i, m in enumerate(messages) if is_prompt(m)), default=-1)
