@@ -12,7 +12,7 @@ from pathlib import Path
 import anyio
 import pytest
 
-from backchannel.wrapper.injection import Injector, classify, flatten
+from backchannel.wrapper.injection import Delivery, Injector, classify, flatten
 from backchannel.wrapper.tmux import Tmux
 
 pytestmark = pytest.mark.anyio
@@ -62,22 +62,29 @@ def test_activity_is_read_from_the_pane(
     assert classify(rows, cursor, busy_pattern=busy, idle_pattern=idle) == expected
 
 
+async def inject_and_read(injector: Injector, fifo: Path, prompt: str) -> tuple[Delivery, str]:
+    """Inject ``prompt`` and return the delivery and the line the program actually received."""
+    received: list[str] = []
+    delivered: list[Delivery] = []
+
+    async def collect() -> None:
+        received.append(await read_line(fifo))
+
+    await injector.wait_idle()
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(collect)
+        delivered.append(await injector.inject(prompt))
+    return delivered[0], received[0]
+
+
 async def test_tricky_prompt_arrives_intact_as_one_line(tmux: Tmux, tmp_path: Path) -> None:
     session, fifo = await start_reader(tmux, tmp_path)
     injector = Injector(tmux, session, inject_delay=0.05, idle_pattern=r"ready>\s*$")
+    prompt = "quote \" single ' dollar $HOME backtick `id` semi ; amp && Enter C-c\nsecond line"
     with anyio.fail_after(10):
-        await injector.wait_idle()
-        prompt = "quote \" single ' dollar $HOME backtick `id` semi ; amp && Enter C-c\nsecond line"
-        async with anyio.create_task_group() as tg:
-            received: list[str] = []
-
-            async def collect() -> None:
-                received.append(await read_line(fifo))
-
-            tg.start_soon(collect)
-            delivery = await injector.inject(prompt)
+        delivery, line = await inject_and_read(injector, fifo, prompt)
     assert delivery.ok, delivery.detail
-    assert received == [flatten(prompt)]
+    assert line == flatten(prompt)
     assert delivery.attempts == 1
 
 
@@ -87,17 +94,9 @@ async def test_long_prompt_is_delivered_in_full(tmux: Tmux, tmp_path: Path) -> N
     # Many wrapped rows; under the 4 KB line limit of a cooked-mode tty (TUIs read raw, no limit).
     prompt = " ".join(f"word{i}" for i in range(400))
     with anyio.fail_after(15):
-        await injector.wait_idle()
-        async with anyio.create_task_group() as tg:
-            received: list[str] = []
-
-            async def collect() -> None:
-                received.append(await read_line(fifo))
-
-            tg.start_soon(collect)
-            delivery = await injector.inject(prompt)
+        delivery, line = await inject_and_read(injector, fifo, prompt)
     assert delivery.ok, delivery.detail
-    assert received == [prompt]
+    assert line == prompt
 
 
 async def test_undelivered_prompt_is_reported_failed(tmux: Tmux, tmp_path: Path) -> None:
