@@ -63,7 +63,8 @@ class Registry:
         self.settings = settings
         self._presence: dict[str, Presence] = {}
 
-    async def register(self, base: str, instance_id: str, label: str | None) -> tuple[Agent, str]:
+    async def register(self, base: str, instance_id: str, label: str | None) -> tuple[Agent, str, bool]:
+        """Returns the agent, its new token, and whether the identity is new (not a reclaim)."""
         if not isinstance(base, str) or not BASE_RE.fullmatch(base):
             raise InvalidInput("base must match ^[a-z][a-z0-9-]{0,31}$")
         if not isinstance(instance_id, str) or not 0 < len(instance_id) <= 64:
@@ -71,7 +72,7 @@ class Registry:
         if label is not None and (not isinstance(label, str) or len(label) > 64):
             raise InvalidInput("label must be a string of at most 64 characters")
         token = secrets.token_urlsafe(32)
-        agent = await self.store.register_agent(
+        agent, is_new = await self.store.register_agent(
             base=base,
             instance_id=instance_id,
             label=label,
@@ -81,7 +82,7 @@ class Registry:
         )
         self.bus.publish(agent_topic(agent.id), {"kind": "token_changed"})
         await self.publish_presence(agent)
-        return agent, token
+        return agent, token, is_new
 
     async def authenticate(self, token: str | None, *, touch: bool = True) -> Agent:
         """The agent owning ``token``; raises StaleToken for anything unknown or revoked."""

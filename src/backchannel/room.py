@@ -198,10 +198,8 @@ class Room:
         )
         return posted.message
 
-    async def post_system(self, channel: str, text: str) -> Message:
-        posted = await self.store.post(
-            channel=channel, sender="system", kind="system", text=text, type="system"
-        )
+    async def post_system(self, channel: str, text: str, type: str = "system") -> Message:
+        posted = await self.store.post(channel=channel, sender="system", kind="system", text=text, type=type)
         self.publish(*posted.events)
         return posted.message
 

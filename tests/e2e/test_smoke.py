@@ -16,7 +16,10 @@ async def test_agent_sends_over_mcp_and_person_reads_it(server: RunningServer) -
         assert text_of(result).startswith("Sent (id=")
     async with server.human() as human:
         data = (await human.get("/api/channels/general/messages")).json()
-    assert [(m["sender"], m["text"]) for m in data["messages"]] == [("claude", "hello from claude")]
+    assert [(m["sender"], m["text"]) for m in data["messages"]] == [
+        ("system", "claude joined."),
+        ("claude", "hello from claude"),
+    ]
 
 
 @pytest.mark.parametrize("transport", ["http", "sse"])

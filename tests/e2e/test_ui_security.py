@@ -32,12 +32,13 @@ async def test_xss_payloads_in_messages_labels_and_search_are_rendered_as_inert_
     server: RunningServer,
     browser: Browser,  # noqa: F811  # pytest fixture
 ) -> None:
-    await register(server.url, "claude", label='<img src=x onerror="window.__xss=11">')
     for text in PAYLOADS:
         say(server.url, server.secret, text)
+    # Registered after the payloads, so its join line comes last.
+    await register(server.url, "claude", label='<img src=x onerror="window.__xss=11">')
     ui = UI(browser, server.url)
     page = await ui.open()
-    await expect(page.locator(".msg")).to_have_count(len(PAYLOADS))
+    await expect(page.locator(".msg")).to_have_count(len(PAYLOADS) + 1)
     await expect(page.locator(".msg").first.locator(".text")).to_have_text(PAYLOADS[0])
     await expect(page.locator("#roster .label")).to_have_text('<img src=x onerror="window.__xss=11">')
     await page.get_by_role("searchbox", name="Search all channels").fill("onerror")

@@ -23,9 +23,8 @@ async def human_post(server: RunningServer, text: str, channel: str = "general",
 
 async def messages(server: RunningServer, channel: str = "general") -> list[dict]:
     async with server.human() as human:
-        return (await human.get(f"/api/channels/{channel}/messages", params={"limit": 200})).json()[
-            "messages"
-        ]
+        got = (await human.get(f"/api/channels/{channel}/messages", params={"limit": 200})).json()
+    return [m for m in got["messages"] if m["type"] not in ("join", "leave")]
 
 
 @pytest.mark.parametrize("transport", ["http", "sse"])

@@ -89,6 +89,23 @@ async def test_list_never_shows_tokens(server: RunningServer) -> None:
     assert me["token"] not in body and "token" not in body
 
 
+async def test_join_and_leave_lines_are_for_people_not_agents(server: RunningServer) -> None:
+    await register(server.url, "codex", "x")
+    me = await register(server.url, "codex", "x")  # a reclaim is the same agent: no second line
+    other = await register(server.url, "claude", "y")
+    async with httpx.AsyncClient(base_url=server.url) as client:
+        await client.delete("/api/agents/codex", headers=bearer(me["token"]))
+    async with server.human() as human:
+        history = (await human.get("/api/channels/general/messages")).json()["messages"]
+    assert [(m["type"], m["text"]) for m in history] == [
+        ("join", "codex joined."),
+        ("join", "claude joined."),
+        ("leave", "codex left."),
+    ]
+    async with mcp_client(server.url, other["token"]) as client:
+        assert "Stop polling" in text_of(await client.call_tool("chat_read", {}))
+
+
 async def test_leave_keeps_identity_for_the_same_instance(server: RunningServer) -> None:
     me = await register(server.url, "codex", "x")
     async with httpx.AsyncClient(base_url=server.url) as client:

@@ -13,6 +13,7 @@ from pydantic import BaseModel, Field
 
 from backchannel.bus import agent_topic
 from backchannel.errors import StaleToken
+from backchannel.room import DEFAULT_CHANNEL
 from backchannel.server.deps import bearer_token, services
 
 router = APIRouter(tags=["agent protocol"])
@@ -48,7 +49,9 @@ class TriggerReport(BaseModel):
 async def register(request: Request, body: RegisterIn) -> dict[str, Any]:
     svc = services(request)
     svc.guard.require_registration_allowed(request)
-    agent, token = await svc.registry.register(body.base, body.instance_id, body.label)
+    agent, token, is_new = await svc.registry.register(body.base, body.instance_id, body.label)
+    if is_new:  # a reclaim after a crash or rotation is the same agent, not news
+        await svc.room.post_system(DEFAULT_CHANNEL, f"{agent.name} joined.", type="join")
     return {
         "name": agent.name,
         "token": token,
@@ -74,6 +77,7 @@ async def leave(request: Request, name: str, token: Token) -> Response:
     svc = services(request)
     svc.guard.require_agent_origin(request)
     await svc.registry.leave(token, name)
+    await svc.room.post_system(DEFAULT_CHANNEL, f"{name} left.", type="leave")
     return Response(status_code=204)
 
 

@@ -205,11 +205,11 @@ class Store:
             ch = channels.get(c, channel)
             cursor = messages.get_cursor(c, agent_id, ch.id)
             if since_id is not None:
-                batch = messages.after(c, ch.id, since_id, limit)
+                batch = messages.after(c, ch.id, since_id, limit, agent_view=True)
             elif cursor is None:
-                batch = messages.latest(c, ch.id, limit)
+                batch = messages.latest(c, ch.id, limit, agent_view=True)
             else:
-                batch = messages.after(c, ch.id, cursor, limit)
+                batch = messages.after(c, ch.id, cursor, limit, agent_view=True)
             if batch:
                 messages.set_cursor(c, agent_id, ch.id, batch[-1].id)
             elif cursor is None:
@@ -223,7 +223,7 @@ class Store:
     async def resync_for_agent(self, agent_id: int, channel: str, limit: int) -> list[Message]:
         def tx(c: sqlite3.Connection) -> list[Message]:
             ch = channels.get(c, channel)
-            batch = messages.latest(c, ch.id, limit)
+            batch = messages.latest(c, ch.id, limit, agent_view=True)
             messages.reset_cursor(c, agent_id, ch.id, batch[-1].id if batch else 0)
             agents.update(c, agent_id, last_channel=ch.name)
             return batch
@@ -258,13 +258,16 @@ class Store:
         token_hash: str,
         crash_timeout: float,
         color_for: Callable[[str, int], str],
-    ) -> Agent:
-        """Reclaim this instance's identity, or take the lowest free slot (see agent-protocol.md)."""
+    ) -> tuple[Agent, bool]:
+        """Reclaim this instance's identity, or take the lowest free slot (see agent-protocol.md).
 
-        def tx(c: sqlite3.Connection) -> Agent:
+        Returns the agent and whether it is a new identity.
+        """
+
+        def tx(c: sqlite3.Connection) -> tuple[Agent, bool]:
             mine = agents.by_instance(c, base, instance_id)
             if mine is not None:
-                return agents.reclaim(c, mine.id, token_hash, label)
+                return agents.reclaim(c, mine.id, token_hash, label), False
             now = time.time()
             slot = 1
             while True:
@@ -277,7 +280,7 @@ class Store:
                     break
                 slot += 1
             default_label = base.capitalize() if slot == 1 else f"{base.capitalize()} {slot}"
-            return agents.insert(
+            new = agents.insert(
                 c,
                 name=name,
                 base=base,
@@ -287,6 +290,7 @@ class Store:
                 color=color_for(base, slot),
                 token_hash=token_hash,
             )
+            return new, True
 
         return await self.db.write(tx)
 

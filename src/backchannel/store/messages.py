@@ -98,24 +98,34 @@ def delete(conn: sqlite3.Connection, message_id: int) -> Message:
     return get(conn, message_id)
 
 
-def latest(conn: sqlite3.Connection, channel_id: int, limit: int, before: int | None = None) -> list[Message]:
+# Join/leave lines are for people watching the room; agents reading a channel skip them.
+_NOT_PRESENCE = " AND type NOT IN ('join', 'leave')"
+
+
+def latest(
+    conn: sqlite3.Connection,
+    channel_id: int,
+    limit: int,
+    before: int | None = None,
+    *,
+    agent_view: bool = False,
+) -> list[Message]:
     """The newest ``limit`` messages (optionally older than ``before``), oldest first."""
-    if before is None:
-        rows = conn.execute(
-            f"{_SELECT} WHERE m.channel_id = ? ORDER BY m.id DESC LIMIT ?", (channel_id, limit)
-        ).fetchall()
-    else:
-        rows = conn.execute(
-            f"{_SELECT} WHERE m.channel_id = ? AND m.id < ? ORDER BY m.id DESC LIMIT ?",
-            (channel_id, before, limit),
-        ).fetchall()
+    where = "m.channel_id = ?" + (" AND m.id < ?" if before is not None else "")
+    where += _NOT_PRESENCE.replace("type", "m.type") if agent_view else ""
+    params = (channel_id, before, limit) if before is not None else (channel_id, limit)
+    rows = conn.execute(f"{_SELECT} WHERE {where} ORDER BY m.id DESC LIMIT ?", params).fetchall()
     return [row_to_message(r) for r in reversed(rows)]
 
 
-def after(conn: sqlite3.Connection, channel_id: int, after_id: int, limit: int) -> list[Message]:
+def after(
+    conn: sqlite3.Connection, channel_id: int, after_id: int, limit: int, *, agent_view: bool = False
+) -> list[Message]:
     """The oldest ``limit`` messages newer than ``after_id``: readers never skip a message."""
+    extra = _NOT_PRESENCE.replace("type", "m.type") if agent_view else ""
     rows = conn.execute(
-        f"{_SELECT} WHERE m.channel_id = ? AND m.id > ? ORDER BY m.id LIMIT ?", (channel_id, after_id, limit)
+        f"{_SELECT} WHERE m.channel_id = ? AND m.id > ?{extra} ORDER BY m.id LIMIT ?",
+        (channel_id, after_id, limit),
     ).fetchall()
     return [row_to_message(r) for r in rows]
 
@@ -124,17 +134,20 @@ COUNT_CAP = 10_000
 
 
 def count_after(conn: sqlite3.Connection, channel_id: int, after_id: int) -> int:
-    """Unread messages after ``after_id``, counted up to COUNT_CAP so the cost stays bounded."""
+    """Unread messages (as agents see them) after ``after_id``, counted up to COUNT_CAP."""
     (n,) = conn.execute(
-        "SELECT count(*) FROM (SELECT 1 FROM messages WHERE channel_id = ? AND id > ? LIMIT ?)",
+        "SELECT count(*) FROM (SELECT 1 FROM messages WHERE channel_id = ? AND id > ?"
+        f"{_NOT_PRESENCE} LIMIT ?)",
         (channel_id, after_id, COUNT_CAP),
     ).fetchone()
     return int(n)
 
 
 def any_between(conn: sqlite3.Connection, channel_id: int, low: int, high: int) -> bool:
+    """Whether an agent has anything to read strictly between two ids."""
     row = conn.execute(
-        "SELECT 1 FROM messages WHERE channel_id = ? AND id > ? AND id < ? LIMIT 1", (channel_id, low, high)
+        f"SELECT 1 FROM messages WHERE channel_id = ? AND id > ? AND id < ?{_NOT_PRESENCE} LIMIT 1",
+        (channel_id, low, high),
     ).fetchone()
     return row is not None
 
