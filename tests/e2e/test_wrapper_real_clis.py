@@ -12,10 +12,12 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import anyio
 import pytest
@@ -23,8 +25,25 @@ import pytest
 from backchannel.wrapper.proxy import serve
 from tests.conftest import ServerProcess
 from tests.wrapper import fake_anthropic
+from tests.wrapper.wrapper_harness import Feed, Wrapper
 
 pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+def wrappers() -> Iterator[list[Wrapper]]:
+    made: list[Wrapper] = []
+    yield made
+    for wrapper in made:
+        wrapper.stop()
+
+
+async def send(server: ServerProcess, text: str) -> None:
+    async with server.human() as human:
+        response = await human.post("/api/channels/general/messages", json={"text": text})
+        assert response.status_code == 201, response.text
+
+
 INSTALL = "npm install -g @anthropic-ai/claude-code @google/gemini-cli @openai/codex"
 
 
@@ -94,4 +113,98 @@ async def test_claude_calls_chat_send_through_the_proxy_as_itself(
     assert requests, "Claude never asked the fake model"
     async with server.human() as human:
         messages = (await human.get("/api/channels/general/messages")).json()["messages"]
-    assert [(m["sender"], m["text"]) for m in messages] == [("claude", "hello from the real claude")]
+    chat = [(m["sender"], m["text"]) for m in messages if m["kind"] != "system"]  # skip "claude joined."
+    assert chat == [("claude", "hello from the real claude")]
+
+
+def claude_home(home: Path, repo: Path, key: str) -> None:
+    """A fresh ~/.claude.json that skips onboarding, the folder-trust and the API-key questions."""
+    state = {
+        "hasCompletedOnboarding": True,
+        "theme": "dark",
+        "customApiKeyResponses": {"approved": [key[-20:]], "rejected": []},
+        "projects": {str(repo): {"hasTrustDialogAccepted": True, "hasCompletedProjectOnboarding": True}},
+    }
+    home.mkdir(parents=True)
+    (home / ".claude.json").write_text(json.dumps(state))
+
+
+async def test_interactive_claude_keeps_its_identity_through_rotation_freeze_and_crash(
+    server_process: Callable[..., ServerProcess], tmp_path: Path, wrappers: list[Wrapper]
+) -> None:
+    """The real Claude Code TUI in tmux, woken by mentions, never asked to /mcp reconnect."""
+    assert shutil.which("claude"), f"claude is not installed: {INSTALL}"
+    server = server_process(BACKCHANNEL_CRASH_TIMEOUT="2", BACKCHANNEL_PRESENCE_SWEEP_INTERVAL="0.2")
+    repo, home, key = (tmp_path / "repo").resolve(), tmp_path / "home", "sk-ant-fake-0123456789abcdefghij"
+    repo.mkdir()
+    claude_home(home, repo, key)
+    turn_done = anyio.Event()
+    pane_pid = ""
+
+    def on_request(body: dict[str, Any]) -> None:
+        nonlocal turn_done
+        last = (body.get("messages") or [{}])[-1].get("content")
+        if isinstance(last, list) and any(
+            b.get("type") == "tool_result" for b in last if isinstance(b, dict)
+        ):
+            turn_done.set()  # Claude reported the chat_send result back: this turn is over
+
+    app, _ = fake_anthropic.build("hello from claude", on_request)
+    feed = Feed(server.url, server.data_dir)
+    env = {"HOME": str(home), "ANTHROPIC_API_KEY": key, "DISABLE_AUTOUPDATER": "1"}
+    # Manual permission mode: our tools are pre-approved; auto mode would ask the model to vet them.
+    manual = ("--permission-mode", "default")
+    wrapper = Wrapper(repo, server.url, server.data_dir, env, agent="claude", cli_args=manual)
+    pane = ("display-message", "-p", "-t", "=backchannel-claude:", "#{pane_pid}")
+    async with serve(app) as model_url, anyio.create_task_group() as tg:
+        env["ANTHROPIC_BASE_URL"] = model_url
+        wrappers.append(wrapper.start())
+        await tg.start(feed.run)
+        await feed.joined("claude")
+
+        async def mention_is_answered(text: str) -> None:
+            nonlocal turn_done
+            turn_done = anyio.Event()
+            mark = len(feed.events)
+            await send(server, text)
+            await feed.wait(
+                f"claude's answer to {text!r}",
+                lambda e: (e.get("message") or {}).get("sender") == "claude",
+                timeout=60,
+                start=mark,
+            )
+            with anyio.fail_after(30):
+                await turn_done.wait()
+
+        await mention_is_answered("@claude hello")
+        pane_pid = wrapper.tmux(*pane).strip()
+        assert pane_pid.isdigit(), pane_pid
+
+        async with server.human() as human:
+            assert (await human.post("/api/agents/claude/rotate")).status_code in (200, 204)
+        await mention_is_answered("@claude after rotation")
+
+        wrapper.signal(signal.SIGSTOP)
+        await feed.wait(
+            "claude to go offline", lambda e: e.get("kind") == "presence" and e["agent"]["state"] == "offline"
+        )
+        await send(server, "@claude while you were frozen")
+        mark = len(feed.events)
+        wrapper.signal(signal.SIGCONT)
+        await feed.wait(
+            "claude's answer after the freeze",
+            lambda e: (e.get("message") or {}).get("sender") == "claude",
+            timeout=60,
+            start=mark,
+        )
+        with anyio.fail_after(30):
+            await turn_done.wait()
+
+        server.kill()
+        server.start()
+        await mention_is_answered("@claude after the server crashed")
+        tg.cancel_scope.cancel()
+
+    answers = feed.messages("claude")
+    assert [m["text"] for m in answers] == ["hello from claude"] * 4, answers
+    assert wrapper.tmux(*pane).strip() == pane_pid, "the one Claude process we started answered every time"

@@ -10,7 +10,7 @@ Streaming (SSE) and plain JSON answers are both supported. Every request body is
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from starlette.applications import Starlette
@@ -48,7 +48,10 @@ def _tools_used_since_prompt(body: dict[str, Any]) -> list[str]:
     ]
 
 
-def build(say: str) -> tuple[Starlette, list[dict[str, Any]]]:
+def build(
+    say: str, on_request: Callable[[dict[str, Any]], None] | None = None
+) -> tuple[Starlette, list[dict[str, Any]]]:
+    """The app and the list of request bodies it received; ``on_request`` sees each one as it comes."""
     requests: list[dict[str, Any]] = []
 
     def use(name: str, arguments: dict[str, Any]) -> dict[str, Any]:
@@ -77,6 +80,8 @@ def build(say: str) -> tuple[Starlette, list[dict[str, Any]]]:
     async def messages(request: Request) -> Response:
         body = await request.json()
         requests.append(body)
+        if on_request is not None:
+            on_request(body)
         content, stop = blocks(body)
         message = {
             "id": f"msg_fake_{len(requests)}",

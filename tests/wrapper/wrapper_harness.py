@@ -136,12 +136,14 @@ def write_fake_agent(
 
 @dataclass
 class Wrapper:
-    """``python -m backchannel run fake`` as a real process, in its own session, on a private tmux."""
+    """``python -m backchannel run <agent>`` as a real process, in its own session, on a private tmux."""
 
     repo: Path
     url: str
     data_dir: Path
     extra_env: dict[str, str] = field(default_factory=dict[str, str])
+    agent: str = "fake"
+    cli_args: tuple[str, ...] = ()
     tmux_socket: str = field(default_factory=lambda: f"bc-e2e-{uuid.uuid4().hex[:10]}")
     proc: subprocess.Popen[bytes] | None = None
 
@@ -158,8 +160,12 @@ class Wrapper:
             "BACKCHANNEL_WRAPPER_LOG": "info",
             **self.extra_env,
         }
-        argv = [sys.executable, "-m", "backchannel", "run", "fake", "--server", self.url]
-        argv += ["--data-dir", str(self.data_dir), "--config", str(self.repo / "backchannel.toml")]
+        argv = [sys.executable, "-m", "backchannel", "run", self.agent, "--server", self.url]
+        argv += ["--data-dir", str(self.data_dir)]
+        if (self.repo / "backchannel.toml").exists():
+            argv += ["--config", str(self.repo / "backchannel.toml")]
+        if self.cli_args:
+            argv += ["--", *self.cli_args]
         with (self.repo / "wrapper.out").open("ab") as out:
             self.proc = subprocess.Popen(
                 argv, cwd=self.repo, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
