@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import httpx
 import pytest
 import typer
 from tests.conftest import RunningServer
@@ -146,3 +147,19 @@ def test_run_command_reports_bad_config_clearly(tmp_path: Path, monkeypatch: pyt
     result = CliRunner().invoke(app, ["run", "claude", "--config", str(config)])
     assert result.exit_code == 2
     assert "BACKCHANNEL_AGENT_COMMAND is not supported" in result.output
+
+
+async def test_refused_registration_is_a_clear_message_not_a_traceback(tmp_path: Path) -> None:
+    def server(request: httpx.Request) -> httpx.Response:
+        assert request.headers.get("x-join-key") == "k3y"
+        return httpx.Response(403, json={"error": "forbidden", "detail": "only accepted here"})
+
+    profile = load_profile("claude", {}, env={}, config_path=None, cwd=tmp_path)
+    said: list[str] = []
+    opts = RunOptions(
+        server_url="http://192.0.2.1:8300", data_dir=tmp_path, env={}, use_tmux=False, say=said.append,
+        join_key="k3y", transport=httpx.MockTransport(server),
+    )  # fmt: skip
+    with anyio.fail_after(10):
+        assert await Runner(profile, opts).run() == 1
+    assert said and "refused to register claude" in said[0] and "only accepted here" in said[0]

@@ -77,11 +77,14 @@ class AgentClient:
             raise StaleIdentity(response.text)
         response.raise_for_status()
 
-    async def register(self, base: str, instance: str, label: str | None) -> Identity:
+    async def register(
+        self, base: str, instance: str, label: str | None, join_key: str | None = None
+    ) -> Identity:
         body: dict[str, Any] = {"base": base, "instance_id": instance}
         if label:
             body["label"] = label
-        response = await self.http.post("/api/agents/register", json=body)
+        headers = {"X-Join-Key": join_key} if join_key else {}
+        response = await self.http.post("/api/agents/register", json=body, headers=headers)
         response.raise_for_status()
         data = response.json()
         return Identity(

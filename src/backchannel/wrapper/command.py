@@ -73,6 +73,7 @@ def run(
             preapprove=not no_preapprove,
             extra_args=tuple(ctx.args),
             tmux_socket=env.get("BACKCHANNEL_TMUX_SOCKET") or None,
+            join_key=env.get("BACKCHANNEL_JOIN_KEY") or None,
             heartbeat_interval=_float_env(env, "BACKCHANNEL_HEARTBEAT_INTERVAL", 5.0),
         )
         code = anyio.run(Runner(profile, options).run)

@@ -59,6 +59,7 @@ class RunOptions:
     heartbeat_interval: float = 5.0
     backoff_max: float = 2.0
     ready_timeout: float = 15.0
+    join_key: str | None = None  # --allow-network servers want it on registration
     transport: httpx.AsyncBaseTransport | None = None
     say: Callable[[str], None] = field(default=lambda text: print(text, file=sys.stderr, flush=True))
 
@@ -105,9 +106,8 @@ class Runner:
         delay = 0.1
         while True:
             try:
-                return await self.client.register(
-                    self.profile.base, self.instance, self.opts.label or self.profile.label
-                )
+                label = self.opts.label or self.profile.label
+                return await self.client.register(self.profile.base, self.instance, label, self.opts.join_key)
             except httpx.TransportError as exc:
                 self.opts.say(f"backchannel: server {self.opts.server_url} unreachable ({exc}); retrying")
             except httpx.HTTPStatusError as exc:
@@ -162,7 +162,15 @@ class Runner:
                 return
 
     async def _run(self, tg: anyio.abc.TaskGroup) -> None:
-        self.identity = await self._register_with_backoff()
+        try:
+            self.identity = await self._register_with_backoff()
+        except httpx.HTTPStatusError as exc:
+            reply = exc.response
+            self.opts.say(
+                f"backchannel: the server refused to register {self.profile.base}: {reply.text[:300]}"
+            )
+            self.exit_code = 1
+            return
         self.proxy = IdentityProxy(self.opts.server_url, self.me.token, refresh=self._proxy_refresh)
         proxy_url = await tg.start(self._serve_proxy)
         url = proxy_url if self.profile.uses_proxy else None
