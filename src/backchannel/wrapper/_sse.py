@@ -39,26 +39,29 @@ class LineSplitter:
 
     def __init__(self) -> None:
         self._buf = ""
+        self._skip_lf = False  # the last chunk ended in CR: a leading LF is its other half
         # Incremental, so a multi-byte character cut by a chunk boundary is not mangled.
         self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
 
     def feed(self, chunk: bytes) -> list[str]:
-        self._buf += self._decoder.decode(chunk)
+        text = self._decoder.decode(chunk)
+        if self._skip_lf and text:
+            text = text.removeprefix("\n")
+            self._skip_lf = False
+        self._buf += text
         lines: list[str] = []
         start = 0
-        i = 0
         buf = self._buf
+        i = 0
         while i < len(buf):
             ch = buf[i]
-            if ch == "\n":
+            if ch == "\n" or ch == "\r":
                 lines.append(buf[start:i])
+                if ch == "\r" and i + 1 < len(buf) and buf[i + 1] == "\n":
+                    i += 1
+                elif ch == "\r" and i + 1 == len(buf):
+                    self._skip_lf = True
                 start = i + 1
-            elif ch == "\r":
-                if i + 1 == len(buf):
-                    break  # maybe the first half of CRLF: wait for the next chunk
-                lines.append(buf[start:i])
-                start = i + 2 if buf[i + 1] == "\n" else i + 1
-                i = start - 1
             i += 1
         self._buf = buf[start:]
         return lines
