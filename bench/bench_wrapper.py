@@ -33,8 +33,9 @@ from mcp.client.streamable_http import streamable_http_client
 
 from backchannel.server.security import SESSION_HEADER, read_or_create_secret
 from backchannel.wrapper.profiles import load_profile
-from backchannel.wrapper.proxy import IdentityProxy, serve
+from backchannel.wrapper.proxy import IdentityProxy
 from backchannel.wrapper.runner import Runner, RunOptions
+from backchannel.wrapper.serving import serve
 from backchannel.wrapper.tmux import Tmux
 
 PROMPT_LOOP = "while True:\n    input('ready> ')\n"

@@ -22,7 +22,7 @@ from typing import Any
 import anyio
 import pytest
 
-from backchannel.wrapper.proxy import serve
+from backchannel.wrapper.serving import serve
 from tests.conftest import ServerProcess
 from tests.wrapper import fake_anthropic
 from tests.wrapper.wrapper_harness import Feed, Wrapper

@@ -19,7 +19,8 @@ from starlette.responses import StreamingResponse
 from starlette.routing import Route
 from wrapper_upstream import Upstream
 
-from backchannel.wrapper.proxy import IdentityProxy, serve
+from backchannel.wrapper.proxy import IdentityProxy
+from backchannel.wrapper.serving import serve
 
 pytestmark = pytest.mark.anyio
 

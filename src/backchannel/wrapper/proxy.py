@@ -22,15 +22,13 @@ import ipaddress
 import itertools
 import json
 import logging
-import socket
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 from urllib.parse import urlsplit
 
 import anyio
 import httpx
-import uvicorn
 from starlette.types import Message, Receive, Scope, Send
 
 from backchannel.errors import STALE_TOKEN_TEXT
@@ -467,37 +465,3 @@ async def _plain(send: Send, status: int, doc: dict[str, str]) -> None:
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
-
-
-class _NoSignalServer(uvicorn.Server):
-    """uvicorn would take over SIGINT/SIGTERM; the wrapper owns those, so leave them alone."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Any:
-        yield
-
-
-@contextlib.asynccontextmanager
-async def serve(
-    app: Any, host: str = "127.0.0.1", port: int = 0, *, lifespan: Literal["on", "off"] = "off"
-) -> AsyncIterator[str]:
-    """Run ``app`` with uvicorn in this event loop on ``host`` (ephemeral port); yield its base URL."""
-    # IPPROTO_TCP so asyncio sets TCP_NODELAY on accepted sockets (else ~40 ms Nagle stalls per call).
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host, port))
-    sock.set_inheritable(False)
-    bound_port = sock.getsockname()[1]
-    config = uvicorn.Config(app, lifespan=lifespan, log_level="warning", access_log=False)
-    server = _NoSignalServer(config)
-    async with anyio.create_task_group() as tg:
-        tg.start_soon(server.serve, [sock])
-        try:
-            with anyio.fail_after(10):
-                while not server.started:
-                    await anyio.sleep(0.005)  # uvicorn exposes no started event; this ends in ms
-            yield f"http://{host}:{bound_port}"
-        finally:
-            server.should_exit = True
-            server.force_exit = True  # don't wait for CLIs' long-lived streams to end
-    sock.close()

@@ -34,7 +34,8 @@ from backchannel.wrapper import mcp_config
 from backchannel.wrapper.agent_client import AgentClient, Identity, StaleIdentity, Trigger, instance_id
 from backchannel.wrapper.injection import Delivery, Injector
 from backchannel.wrapper.profiles import AgentProfile, session_name
-from backchannel.wrapper.proxy import IdentityProxy, serve
+from backchannel.wrapper.proxy import IdentityProxy
+from backchannel.wrapper.serving import serve
 from backchannel.wrapper.settings_lease import write_private
 from backchannel.wrapper.tmux import Tmux, TmuxError, attach_hint
 
