@@ -154,7 +154,8 @@ async def test_refused_registration_is_a_clear_message_not_a_traceback(tmp_path:
         assert request.headers.get("x-join-key") == "k3y"
         return httpx.Response(403, json={"error": "forbidden", "detail": "only accepted here"})
 
-    profile = load_profile("claude", {}, env={}, config_path=None, cwd=tmp_path)
+    table = {"command": sys.executable}
+    profile = load_profile("claude", {"agents": {"claude": table}}, env={}, config_path=None, cwd=tmp_path)
     said: list[str] = []
     opts = RunOptions(
         server_url="http://192.0.2.1:8300", data_dir=tmp_path, env={}, use_tmux=False, say=said.append,
@@ -163,3 +164,15 @@ async def test_refused_registration_is_a_clear_message_not_a_traceback(tmp_path:
     with anyio.fail_after(10):
         assert await Runner(profile, opts).run() == 1
     assert said and "refused to register claude" in said[0] and "only accepted here" in said[0]
+
+
+async def test_a_missing_cli_is_reported_before_anything_starts(tmp_path: Path) -> None:
+    table = {"command": "no-such-cli-xyz"}
+    profile = load_profile("mycli", {"agents": {"mycli": table}}, env={}, config_path=None, cwd=tmp_path)
+    said: list[str] = []
+    opts = RunOptions(
+        server_url="http://192.0.2.1:8300", data_dir=tmp_path, env={"PATH": "/usr/bin"}, say=said.append
+    )
+    with anyio.fail_after(10):
+        assert await Runner(profile, opts).run() == 127
+    assert said == ["backchannel: 'no-such-cli-xyz' is not on PATH; is mycli installed?"]

@@ -86,6 +86,11 @@ class Injector:
         while await self.activity() != "idle":
             await anyio.sleep(poll)
 
+    async def wait_drawn(self, poll: float = 0.05) -> None:
+        """Return once the pane shows anything at all (the CLI has started drawing)."""
+        while not any(row.strip() for row in (await self.tmux.snapshot(self.session))[0]):
+            await anyio.sleep(poll)
+
     async def _input_row(self) -> str:
         rows, cursor = await self.tmux.snapshot(self.session)
         return rows[cursor] if 0 <= cursor < len(rows) else ""

@@ -15,6 +15,7 @@ import contextlib
 import json
 import logging
 import os
+import shutil
 import signal
 import sys
 import tempfile
@@ -163,6 +164,13 @@ class Runner:
                 return
 
     async def _run(self, tg: anyio.abc.TaskGroup) -> None:
+        if shutil.which(self.profile.command, path=self.opts.env.get("PATH", os.defpath)) is None:
+            # Checked here: inside tmux the launcher's error would vanish with the pane.
+            self.opts.say(
+                f"backchannel: {self.profile.command!r} is not on PATH; is {self.profile.key} installed?"
+            )
+            self.exit_code = 127
+            return
         try:
             self.identity = await self._register_with_backoff()
         except httpx.HTTPStatusError as exc:
@@ -262,7 +270,11 @@ class Runner:
             return
         with anyio.move_on_after(self.opts.ready_timeout):
             if self.injector is not None:
+                # An empty pane also looks idle to a busy-pattern CLI: wait for it to draw first,
+                # and give it a moment past its first idle screen (settings load before the prompt).
+                await self.injector.wait_drawn()
                 await self.injector.wait_idle()
+                await anyio.sleep(2.0)
             else:
                 await anyio.sleep(self.opts.ready_timeout / 3)
         await anyio.to_thread.run_sync(self.setup.release_start)
