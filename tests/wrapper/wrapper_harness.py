@@ -18,6 +18,7 @@ import anyio.abc
 import websockets
 
 from backchannel.server.security import SESSION_HEADER, read_or_create_secret
+from backchannel.wrapper.tmux import Tmux
 
 FAKE_CLI = Path(__file__).with_name("fake_cli.py")
 Event = dict[str, Any]
@@ -196,4 +197,4 @@ class Wrapper:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(5)
-        self.tmux("kill-server")
+        anyio.run(Tmux(self.tmux_socket).kill_server)

@@ -6,6 +6,7 @@ command, and ``-L <socket>`` keeps tests (and concurrent wrappers, if asked) on 
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 from collections.abc import Sequence
@@ -71,7 +72,11 @@ class Tmux:
         await self.run("kill-session", "-t", f"={session}", check=False)
 
     async def kill_server(self) -> None:
+        """Stop this tmux server; for a private ``-L`` server also remove the socket file it leaves."""
         await self.run("kill-server", check=False)
+        if self.socket_name:
+            base = Path(os.environ.get("TMUX_TMPDIR") or "/tmp") / f"tmux-{os.getuid()}"
+            (base / self.socket_name).unlink(missing_ok=True)
 
     async def send_literal(self, session: str, text: str) -> None:
         """Type ``text`` as-is: ``-l`` stops tmux from reading words like ``Enter`` or ``C-c`` as keys."""
