@@ -171,3 +171,23 @@ async def test_revoked_token_ends_the_stream_and_is_refused(server: RunningServe
             "/api/agents/claude/triggers", headers={"Authorization": f"Bearer {agent['token']}"}
         )
     assert response.status_code == 401 and response.json()["error"] == "stale_token"
+
+
+async def test_mention_after_the_wrapper_received_a_trigger_is_not_folded_into_it(
+    server: RunningServer,
+) -> None:
+    agent = await register(server.url, "codex", "a")
+    async with triggers(server.url, agent) as stream:
+        assert await stream.replay() == []
+        await say(server, "@codex first")
+        first = await stream.next_event()
+        # The wrapper is typing the first prompt and has not acknowledged it yet.
+        await say(server, "@codex second, while you type")
+        second = await stream.next_event()
+    assert isinstance(first, dict) and isinstance(second, dict) and first["id"] != second["id"]
+    await say(server, "@codex third")  # no stream open: waits, and folds with nothing already sent
+    await say(server, "@codex fourth")
+    async with triggers(server.url, agent) as stream:
+        pending = await stream.replay()
+    # Both unacknowledged ones again, plus one trigger for "third" and "fourth" together.
+    assert [t["id"] for t in pending][:2] == [first["id"], second["id"]] and len(pending) == 3

@@ -177,3 +177,28 @@ async def test_image_path_attaches_an_image_and_refuses_other_files(server: Runn
         image = await human.get(msg["attachments"][0]["url"])
     assert image.status_code == 200 and image.content == png.read_bytes()
     assert "sandbox" in image.headers["content-security-policy"]
+
+
+@pytest.mark.parametrize("transport", ["http", "sse"])
+async def test_every_tool_answers_over_both_transports(server: RunningServer, transport: str) -> None:
+    me = await register(server.url)
+    calls = {
+        "chat_send": {"message": "hi"},
+        "chat_read": {},
+        "chat_resync": {"limit": 5},
+        "chat_join": {"channel": "general"},
+        "chat_who": {},
+        "chat_channels": {},
+        "chat_rules": {"action": "list"},
+        "chat_decision": {"action": "list"},
+        "chat_set_hat": {"svg": '<svg viewBox="0 0 4 4"><rect width="4" height="2" fill="#f00"/></svg>'},
+        "chat_claim": {},
+        "chat_summary": {"action": "read"},
+        "chat_propose_job": {"title": "Write docs"},
+    }
+    async with mcp_client(server.url, me["token"], transport=transport) as client:
+        listed = {tool.name for tool in (await client.list_tools()).tools}
+        assert listed == set(calls)
+        for name, args in calls.items():
+            result = await client.call_tool(name, args)
+            assert not result.is_error, (name, text_of(result))

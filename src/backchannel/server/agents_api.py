@@ -119,6 +119,7 @@ async def trigger_stream(request: Request, name: str, token: Token) -> Streaming
             # Subscribe first, then replay: a trigger made in between arrives both ways and is deduplicated.
             for trigger in await svc.store.pending_triggers(agent.id):
                 sent.add(trigger.id)
+                await svc.store.mark_trigger_sent(trigger.id)
                 yield _sse(trigger.id, trigger.event_data())
             yield ": ready\n\n"
             while True:
@@ -141,6 +142,9 @@ async def trigger_stream(request: Request, name: str, token: Token) -> Streaming
                 data = item["trigger"]
                 if data["id"] not in sent:
                     sent.add(data["id"])
+                    # Marked before it leaves: a mention from now on gets a trigger of its own
+                    # instead of folding into one the wrapper may already be typing.
+                    await svc.store.mark_trigger_sent(data["id"])
                     yield _sse(data["id"], data)
 
     return StreamingResponse(

@@ -321,6 +321,9 @@ class Store:
     async def set_trigger_state(self, trigger_id: int, agent_id: int, state: str, detail: str) -> Trigger:
         return await self.db.write(lambda c: triggers.set_state(c, trigger_id, agent_id, state, detail))
 
+    async def mark_trigger_sent(self, trigger_id: int) -> None:
+        await self.db.write(lambda c: triggers.mark_sent(c, trigger_id))
+
     async def trigger_states(self) -> dict[int, str]:
         return await self.db.read(triggers.latest_states)
 

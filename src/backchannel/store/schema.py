@@ -131,6 +131,11 @@ MIGRATIONS: list[str] = [
         value TEXT NOT NULL
     );
     """,
+    # 2: when a trigger was first streamed to the wrapper. Mentions fold only into a trigger the
+    # wrapper has not received yet; one it is already typing could otherwise swallow a new mention.
+    """
+    ALTER TABLE triggers ADD COLUMN sent_at REAL;
+    """,
 ]
 
 

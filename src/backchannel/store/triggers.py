@@ -35,9 +35,10 @@ def insert(
     sender: str,
     prompt: str,
 ) -> Trigger | None:
-    """Queue a wake-up, unless one for the same channel is still pending (one prompt per channel)."""
+    """Queue a wake-up, unless one for the same channel is still waiting to be sent (one prompt per channel)."""
     pending = conn.execute(
-        "SELECT id FROM triggers WHERE agent_id = ? AND channel = ? AND state = 'queued'", (agent_id, channel)
+        "SELECT id FROM triggers WHERE agent_id = ? AND channel = ? AND state = 'queued' AND sent_at IS NULL",
+        (agent_id, channel),
     ).fetchone()
     if pending is not None:
         return None
@@ -83,3 +84,7 @@ def latest_states(conn: sqlite3.Connection) -> dict[int, str]:
         "SELECT agent_id, state FROM triggers WHERE id IN (SELECT max(id) FROM triggers GROUP BY agent_id)"
     )
     return {r["agent_id"]: r["state"] for r in rows}
+
+
+def mark_sent(conn: sqlite3.Connection, trigger_id: int) -> None:
+    conn.execute("UPDATE triggers SET sent_at = ? WHERE id = ? AND sent_at IS NULL", (time.time(), trigger_id))
