@@ -35,7 +35,7 @@ def insert(
     sender: str,
     prompt: str,
 ) -> Trigger | None:
-    """Queue a wake-up, unless one for the same channel is still waiting to be sent (one prompt per channel)."""
+    """Queue a wake-up, unless one for this channel is still waiting to be sent (one prompt per channel)."""
     pending = conn.execute(
         "SELECT id FROM triggers WHERE agent_id = ? AND channel = ? AND state = 'queued' AND sent_at IS NULL",
         (agent_id, channel),
@@ -87,4 +87,6 @@ def latest_states(conn: sqlite3.Connection) -> dict[int, str]:
 
 
 def mark_sent(conn: sqlite3.Connection, trigger_id: int) -> None:
-    conn.execute("UPDATE triggers SET sent_at = ? WHERE id = ? AND sent_at IS NULL", (time.time(), trigger_id))
+    conn.execute(
+        "UPDATE triggers SET sent_at = ? WHERE id = ? AND sent_at IS NULL", (time.time(), trigger_id)
+    )
