@@ -64,6 +64,3 @@ class InMemoryEventBus:
             self._subs[topic].discard(sub)
             if not self._subs[topic]:
                 del self._subs[topic]
-
-    def subscriber_count(self, topic: str) -> int:
-        return len(self._subs.get(topic, ()))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import logging
 import re
 import secrets
 import time
@@ -20,9 +21,10 @@ from backchannel.errors import InvalidInput, NotFound, StaleToken
 from backchannel.models import Agent, Presence
 from backchannel.store import Store
 
+logger = logging.getLogger("backchannel.registry")
 BASE_RE = re.compile(r"^[a-z][a-z0-9-]{0,31}$")
 NAME_RE = re.compile(r"^[a-z][a-z0-9-]{0,39}$")
-RESERVED_NAMES = frozenset({"all", "system", "everyone", "here", "channel"})
+RESERVED_NAMES = frozenset({"all", "system", "everyone", "here", "channel", "you"})
 
 _COLORS = {
     "claude": "#d97757",
@@ -125,6 +127,7 @@ class Registry:
     async def leave(self, token: str | None, name: str) -> None:
         agent = await self.authenticate_as(token, name)
         await self.store.mark_left(agent.id)
+        self.bus.publish(agent_topic(agent.id), {"kind": "token_changed"})
         await self.publish_presence(await self.store.agent_by_id(agent.id))
 
     async def rotate(self, name: str) -> Agent:
@@ -136,6 +139,8 @@ class Registry:
 
     async def rename(self, name: str, new_name: str) -> Agent:
         validate_name(new_name)
+        if await self.store.is_person_name(new_name):
+            raise InvalidInput(f"{new_name!r} is a person's name in this room; pick another")
         agent = await self.store.agent(name)
         updated = await self.store.update_agent(agent.id, name=new_name)
         self._presence.pop(name, None)
@@ -175,4 +180,7 @@ class Registry:
     async def run_sweeper(self) -> None:
         while True:
             await asyncio.sleep(self.settings.presence_sweep_interval)
-            await self.sweep()
+            try:
+                await self.sweep()
+            except Exception:  # one bad sweep must not stop presence updates for good
+                logger.exception("presence sweep failed")

@@ -205,7 +205,8 @@ class Room:
 
     async def resume(self, channel: str, by: str) -> Message:
         """``/continue``: reset the loop guard of one channel and say so in it."""
-        await self.store.set_routing(validate_channel(channel), 0, False)
+        channel = validate_channel(channel)
+        await self.store.set_routing(channel, 0, False)
         return await self.post_system(channel, f"{by} resumed agent routing in #{channel}.")
 
     async def decide_job(self, job_id: int, status: str, by: Any) -> Job:
@@ -214,7 +215,10 @@ class Room:
         job = await self.store.set_job_status(job_id, status)
         if status == "accepted":
             await self.post(
-                channel=job.channel, sender=name, kind="human", job_id=job.id,
+                channel=job.channel,
+                sender=name,
+                kind="human",
+                job_id=job.id,
                 text=f"@{job.proposed_by} job #{job.id} accepted: {job.title}. Go ahead.",
             )
         elif status == "declined":

@@ -58,3 +58,16 @@ async def test_set_hat_sanitises_svg(server: RunningServer) -> None:
     for needle in ("script", "onload", "javascript", "foreignObject", "evil.example", "style", "<a"):
         assert needle not in hat, needle
     assert 'fill="url(#g)"' in hat and hat.startswith("<svg")
+
+
+async def test_claim_cannot_take_a_persons_name(server: RunningServer) -> None:
+    async with server.human() as human:
+        await human.post("/api/channels/general/messages", json={"text": "hi", "sender": "ben"})
+    me = await register(server.url)
+    async with mcp_client(server.url, me["token"]) as client:
+        for taken in ("you", "ben"):
+            result = await client.call_tool("chat_claim", {"name": taken})
+            assert result.is_error, taken
+    async with server.human() as human:
+        ok = await human.post("/api/channels/general/messages", json={"text": "still me", "sender": "you"})
+    assert ok.status_code == 201

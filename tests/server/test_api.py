@@ -156,3 +156,11 @@ async def test_person_renames_an_agent_and_sets_its_role(server: RunningServer) 
     async with mcp_client(server.url, agent["token"]) as client:
         claimed = await client.call_tool("chat_claim", {})
         assert '"confirmed_name": "architect"' in text_of(claimed)
+
+
+async def test_continue_accepts_a_channel_name_as_people_type_it(server: RunningServer) -> None:
+    async with server.human() as human:
+        response = await human.post("/api/channels/General/continue", params={"sender": "ben"})
+        assert response.status_code == 200 and response.json()["channel"] == "general"
+        refused = await human.post("/api/channels/general/continue", params={"sender": "a\x00b"})
+        assert refused.status_code == 400

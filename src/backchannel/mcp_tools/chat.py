@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import json
+import contextlib
 import time
 
 from mcp.server import MCPServer
@@ -10,7 +10,7 @@ from mcp.server.mcpserver import Context
 from mcp_types import CallToolResult
 
 from backchannel import uploads
-from backchannel.errors import InvalidInput
+from backchannel.errors import Conflict, InvalidInput
 from backchannel.mcp_tools._base import caller, ok, ok_json, tool_errors
 from backchannel.models import Agent
 from backchannel.registry import Registry
@@ -109,7 +109,8 @@ def register(server: MCPServer, room: Room, registry: Registry) -> None:
         agent = await caller(ctx, registry)
         name = validate_channel(channel)
         if name not in {c.name for c in await room.channels()}:
-            await room.create_channel(name)
+            with contextlib.suppress(Conflict):  # another agent created it a moment ago
+                await room.create_channel(name)
         await room.store.update_agent(agent.id, last_channel=name)
         return ok(f"Joined #{name}. {await _who(room)}")
 
@@ -210,7 +211,3 @@ async def _who(room: Room) -> str:
     now = time.time()
     online = [a.name for a in await room.store.agents() if a.is_online(now, room.settings.crash_timeout)]
     return f"Online: {', '.join(online)}" if online else "Nobody online."
-
-
-def dumps(value: object) -> str:
-    return json.dumps(value, ensure_ascii=False)

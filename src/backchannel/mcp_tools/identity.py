@@ -33,5 +33,5 @@ def register(server: MCPServer, room: Room, registry: Registry) -> None:
         who = await registry.get(target) if target else agent
         clean = sanitize_svg(svg)
         updated = await room.store.update_agent(who.id, hat=clean)
-        room.bus.publish("room", {"kind": "presence", "agent": registry.public(updated)})
+        await registry.publish_presence(updated)
         return ok(f"Hat set on {who.name}.")

@@ -26,7 +26,7 @@ from backchannel.errors import BackchannelError
 from backchannel.mcp_tools import build_mcp_server
 from backchannel.registry import Registry
 from backchannel.room import Room
-from backchannel.server import agents_api, api, ui_api, web
+from backchannel.server import agents_api, api, web
 from backchannel.server.deps import Services
 from backchannel.server.security import Guard, HostCheckMiddleware, Secrets
 from backchannel.server.websocket import websocket_endpoint
@@ -91,7 +91,6 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.mcp_server = mcp_server
     app.include_router(api.router)
     app.include_router(agents_api.router)
-    app.include_router(ui_api.router)
     app.include_router(web.router)
     app.router.routes.append(WebSocketRoute("/ws", websocket_endpoint))
     app.router.routes.extend(mcp_http.routes)

@@ -130,7 +130,7 @@ class Guard:
         if not host_header:
             return False
         host = host_header.rsplit(":", 1)[0] if not host_header.endswith("]") else host_header
-        return host in _LOOPBACK_HOSTS
+        return host in _LOOPBACK_HOSTS or is_loopback_address(host)
 
 
 class HostCheckMiddleware:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hmac
 from importlib import resources
 from pathlib import Path
 
@@ -63,6 +64,6 @@ async def index(request: Request) -> Response:
 async def login(request: Request, secret: str = Form(max_length=200)) -> Response:
     svc = services(request)
     svc.guard.check_origin(request)
-    if secret != svc.guard.secrets.login:
+    if not hmac.compare_digest(secret.encode(), svc.guard.secrets.login.encode()):
         return HTMLResponse(LOGIN_PAGE.format(error="<p role=alert>Wrong secret.</p>"), status_code=401)
     return _with_cookie(RedirectResponse("/", status_code=303), request)

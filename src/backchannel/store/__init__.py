@@ -155,6 +155,9 @@ class Store:
 
         return await self.db.write(tx)
 
+    async def is_person_name(self, name: str) -> bool:
+        return await self.db.read(lambda c: messages.is_person_name(c, name))
+
     async def message(self, message_id: int) -> Message:
         return await self.db.read(lambda c: messages.get(c, message_id))
 
@@ -229,9 +232,6 @@ class Store:
             return batch
 
         return await self.db.write(tx)
-
-    async def cursor(self, agent_id: int, channel: str) -> int | None:
-        return await self.db.read(lambda c: messages.get_cursor(c, agent_id, channels.get(c, channel).id))
 
     # -- agents -----------------------------------------------------------------------------
     async def agents(self) -> list[Agent]:
@@ -334,9 +334,6 @@ class Store:
     async def last_event_seq(self) -> int:
         return await self.db.read(events.last_seq)
 
-    async def append_event(self, kind: str, payload: dict[str, Any]) -> Event:
-        return await self.db.write(lambda c: events.append(c, kind, payload))
-
     # -- rules and jobs ---------------------------------------------------------------------
     async def propose_rule(self, channel: str, text: str, reason: str, by: str) -> Rule:
         return await self.db.write(lambda c: proposals.add_rule(c, channel, text, reason, by))
@@ -358,13 +355,6 @@ class Store:
 
     async def set_job_message(self, job_id: int, message_id: int) -> None:
         await self.db.write(lambda c: proposals.set_job_message(c, job_id, message_id))
-
-    # -- settings ---------------------------------------------------------------------------
-    async def setting(self, key: str) -> str | None:
-        return await self.db.read(lambda c: events.get_setting(c, key))
-
-    async def set_setting(self, key: str, value: str) -> None:
-        await self.db.write(lambda c: events.set_setting(c, key, value))
 
 
 __all__ = ["Posted", "Store"]

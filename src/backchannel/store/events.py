@@ -1,4 +1,4 @@
-"""The ordered event log live views resume from, plus small key/value settings."""
+"""The ordered event log live views resume from."""
 
 from __future__ import annotations
 
@@ -26,15 +26,3 @@ def since(conn: sqlite3.Connection, seq: int, limit: int) -> list[Event]:
 
 def last_seq(conn: sqlite3.Connection) -> int:
     return int(conn.execute("SELECT coalesce(max(seq), 0) FROM events").fetchone()[0])
-
-
-def get_setting(conn: sqlite3.Connection, key: str) -> str | None:
-    row = conn.execute("SELECT value FROM settings WHERE key = ?", (key,)).fetchone()
-    return None if row is None else str(row["value"])
-
-
-def set_setting(conn: sqlite3.Connection, key: str, value: str) -> None:
-    conn.execute(
-        "INSERT INTO settings(key, value) VALUES (?,?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-        (key, value),
-    )

@@ -195,3 +195,11 @@ def reset_cursor(conn: sqlite3.Connection, agent_id: int, channel_id: int, last:
         " DO UPDATE SET last_id = excluded.last_id",
         (agent_id, channel_id, last),
     )
+
+
+def is_person_name(conn: sqlite3.Connection, name: str) -> bool:
+    """Whether a person has posted under this name (agents may not take it)."""
+    row = conn.execute(
+        "SELECT 1 FROM messages WHERE kind = 'human' AND lower(sender) = lower(?) LIMIT 1", (name,)
+    ).fetchone()
+    return row is not None
