@@ -124,3 +124,21 @@ async def test_human_cannot_post_as_an_agent(server: RunningServer) -> None:
     async with server.human() as human:
         response = await human.post("/api/channels/general/messages", json={"text": "x", "sender": "claude"})
     assert response.status_code == 400 and "agent" in response.json()["detail"]
+
+
+@pytest.mark.parametrize("chunked", [False, True])
+async def test_oversized_bodies_are_refused_before_auth_reads_them(
+    server: RunningServer, chunked: bool
+) -> None:
+    big = b'{"text": "' + b"x" * (2 * 1024 * 1024) + b'"}'
+
+    async def stream():
+        for i in range(0, len(big), 65536):
+            yield big[i : i + 65536]
+
+    content = stream() if chunked else big
+    async with httpx.AsyncClient(base_url=server.url, timeout=10) as anonymous:
+        response = await anonymous.post(
+            "/api/channels/general/messages", content=content, headers={"Content-Type": "application/json"}
+        )
+    assert response.status_code == 413 and response.json()["error"] == "payload_too_large"

@@ -28,7 +28,7 @@ from backchannel.registry import Registry
 from backchannel.room import Room
 from backchannel.server import agents_api, api, web
 from backchannel.server.deps import Services
-from backchannel.server.security import Guard, HostCheckMiddleware, Secrets
+from backchannel.server.security import BodyLimitMiddleware, Guard, HostCheckMiddleware, Secrets
 from backchannel.server.websocket import websocket_endpoint
 from backchannel.store import Store
 
@@ -96,6 +96,8 @@ def create_app(settings: Settings) -> FastAPI:
     app.router.routes.extend(mcp_http.routes)
     app.router.routes.extend(mcp_sse.routes)
     app.mount("/static", StaticFiles(directory=web.STATIC_DIR), name="static")
+    # Generous for any JSON we accept (a maximal message is at most 4 bytes a character).
+    app.add_middleware(BodyLimitMiddleware, max_bytes=max(256 * 1024, settings.max_message_chars * 8))
     app.add_middleware(HostCheckMiddleware, guard=services.guard)
 
     @app.exception_handler(BackchannelError)
