@@ -54,7 +54,7 @@ class Room:
             )
 
     # -- validation -----------------------------------------------------------------------------
-    def _text(self, text: Any, *, allow_empty: bool = False) -> str:
+    def check_text(self, text: Any, *, allow_empty: bool = False) -> str:
         if not isinstance(text, str):
             raise InvalidInput("message text must be a string")
         if not allow_empty and not text.strip():
@@ -162,7 +162,7 @@ class Room:
         attachments: list[dict[str, Any]] | None = None,
     ) -> Message:
         channel = validate_channel(channel)
-        text = self._text(text, allow_empty=bool(attachments))
+        text = self.check_text(text, allow_empty=bool(attachments))
         name = await self.human_name(sender)
         if text.strip() == CONTINUE_COMMAND:
             return await self.resume(channel, name)
@@ -183,7 +183,7 @@ class Room:
         type: str = "chat",
         job_id: int = 0,
     ) -> Message:
-        text = self._text(text)
+        text = self.check_text(text)
         posted = await self.post(
             channel=validate_channel(channel),
             text=text,
@@ -212,14 +212,15 @@ class Room:
     async def decide_job(self, job_id: int, status: str, by: Any) -> Job:
         """A person accepts or declines a proposed job; accepting wakes the proposer to start it."""
         name = await self.human_name(by)
-        job = await self.store.set_job_status(job_id, status)
+        job, proposer = await self.store.decide_job(job_id, status)
         if status == "accepted":
+            who = f"@{proposer}" if proposer else job.proposed_by
             await self.post(
                 channel=job.channel,
                 sender=name,
                 kind="human",
                 job_id=job.id,
-                text=f"@{job.proposed_by} job #{job.id} accepted: {job.title}. Go ahead.",
+                text=f"{who} job #{job.id} accepted: {job.title}. Go ahead.",
             )
         elif status == "declined":
             await self.post_system(job.channel, f"{name} declined job #{job.id}: {job.title}.")
@@ -228,7 +229,7 @@ class Room:
     # -- editing ------------------------------------------------------------------------------------
     async def edit(self, message_id: int, text: Any, *, by_agent: Agent | None = None) -> Message:
         await self._check_owner(message_id, by_agent)
-        message, event = await self.store.edit_message(message_id, self._text(text))
+        message, event = await self.store.edit_message(message_id, self.check_text(text))
         self.publish(event)
         return message
 

@@ -202,3 +202,21 @@ async def test_every_tool_answers_over_both_transports(server: RunningServer, tr
         for name, args in calls.items():
             result = await client.call_tool(name, args)
             assert not result.is_error, (name, text_of(result))
+
+
+async def test_job_is_decided_once_and_wakes_its_proposer_by_current_name(server: RunningServer) -> None:
+    me = await register(server.url)
+    async with mcp_client(server.url, me["token"]) as client:
+        refused = await client.call_tool("chat_propose_job", {"title": "Nowhere", "channel": "nope"})
+        assert refused.is_error and "no channel" in text_of(refused)
+        job = await client.call_tool("chat_propose_job", {"title": "Fix the flaky test"})
+        await client.call_tool("chat_claim", {"name": "fixer"})
+    job_id = job.structured_content["id"]
+    async with server.human() as human:
+        assert [j["id"] for j in (await human.get("/api/jobs")).json()] == [job_id]
+        accepted = await human.post(f"/api/jobs/{job_id}", json={"status": "accepted", "sender": "ben"})
+        assert accepted.status_code == 200
+        again = await human.post(f"/api/jobs/{job_id}", json={"status": "declined", "sender": "ben"})
+        assert again.status_code == 409 and "already accepted" in again.json()["detail"]
+    last = (await messages(server))[-1]
+    assert last["text"].startswith(f"@fixer job #{job_id} accepted")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import time
 
+import anyio
 from mcp.server import MCPServer
 from mcp.server.mcpserver import Context
 from mcp_types import CallToolResult
@@ -49,14 +50,23 @@ def register(server: MCPServer, room: Room, registry: Registry) -> None:
             if len(choices) > MAX_CHOICES or any(not isinstance(c, str) or not c.strip() for c in choices):
                 raise InvalidInput(f"choices: up to {MAX_CHOICES} non-empty strings")
             metadata["choices"] = [c.strip()[:200] for c in choices]
+        target = _channel(agent, channel)
         attachments = []
         if image_path:
+            if room.settings.allow_network:
+                # The path is read on the server's machine: only a local agent may point at it.
+                raise InvalidInput("image_path is only available when the server runs in loopback mode")
+            await room.channel(target)  # check what can fail first, so a refused send copies nothing
+            room.check_text(message)
+            settings = room.settings
             attachments.append(
-                uploads.from_local_path(room.settings.uploads_dir, image_path, room.settings.max_upload_bytes)
+                await anyio.to_thread.run_sync(
+                    uploads.from_local_path, settings.uploads_dir, image_path, settings.max_upload_bytes
+                )
             )
         msg = await room.post_agent(
             agent,
-            channel=_channel(agent, channel),
+            channel=target,
             text=message,
             reply_to=reply_to if reply_to >= 0 else None,
             attachments=attachments,
@@ -140,6 +150,7 @@ def register(server: MCPServer, room: Room, registry: Registry) -> None:
         if not rule.strip() or len(rule) > 500:
             raise InvalidInput("rule: 1-500 characters")
         name = _channel(agent, channel)
+        await room.channel(name)
         proposal = await room.store.propose_rule(name, rule.strip(), reason.strip()[:500], agent.name)
         await room.post_agent(
             agent,
@@ -195,7 +206,8 @@ def register(server: MCPServer, room: Room, registry: Registry) -> None:
         if len(body) > 1000:
             raise InvalidInput("body: at most 1000 characters")
         name = _channel(agent, channel)
-        job = await room.store.propose_job(name, title.strip(), body.strip(), agent.name)
+        await room.channel(name)
+        job = await room.store.propose_job(name, title.strip(), body.strip(), agent)
         msg = await room.post_agent(
             agent,
             channel=name,

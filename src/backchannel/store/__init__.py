@@ -344,14 +344,14 @@ class Store:
     async def set_rule_status(self, rule_id: int, status: str) -> Rule:
         return await self.db.write(lambda c: proposals.set_rule_status(c, rule_id, status))
 
-    async def propose_job(self, channel: str, title: str, body: str, by: str) -> Job:
-        return await self.db.write(lambda c: proposals.add_job(c, channel, title, body, by, None))
+    async def propose_job(self, channel: str, title: str, body: str, by: Agent) -> Job:
+        return await self.db.write(lambda c: proposals.add_job(c, channel, title, body, by.name, by.id))
 
     async def jobs(self) -> list[Job]:
         return await self.db.read(proposals.jobs)
 
-    async def set_job_status(self, job_id: int, status: str) -> Job:
-        return await self.db.write(lambda c: proposals.set_job_status(c, job_id, status))
+    async def decide_job(self, job_id: int, status: str) -> tuple[Job, str | None]:
+        return await self.db.write(lambda c: proposals.decide_job(c, job_id, status))
 
     async def set_job_message(self, job_id: int, message_id: int) -> None:
         await self.db.write(lambda c: proposals.set_job_message(c, job_id, message_id))

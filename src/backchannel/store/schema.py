@@ -136,6 +136,10 @@ MIGRATIONS: list[str] = [
     """
     ALTER TABLE triggers ADD COLUMN sent_at REAL;
     """,
+    # 3: who proposed a job, by identity: accepting must wake that agent under its current name.
+    """
+    ALTER TABLE jobs ADD COLUMN proposer_id INTEGER REFERENCES agents(id);
+    """,
 ]
 
 
