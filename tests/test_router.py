@@ -34,7 +34,7 @@ def plan(
     text: str, agents: list[Agent], *, sender: str = "ben", kind: str = "human", ch: Channel | None = None
 ):
     return plan_routing(
-        text=text,
+        tokens=mention_tokens(text),
         sender=sender,
         sender_kind=kind,
         channel=ch or channel(),
@@ -93,3 +93,11 @@ def test_loop_guard_pauses_after_max_hops_and_human_resets() -> None:
     assert not still.targets and not still.notices
     human = plan("@codex go", agents, ch=channel(hops=2, paused=True))
     assert human.targets and human.hops == 0 and not human.paused
+
+
+def test_inline_code_rules_match_commonmark_and_stay_linear() -> None:
+    assert mention_tokens("``code with ` @claude`` and @codex") == ["codex"]
+    assert mention_tokens("a lone ` tick then @claude") == ["claude"]
+    assert mention_tokens("`one` @gemini `two`") == ["gemini"]
+    hostile = "`" * 8000 + "a" * 8000 + " @qwen"
+    assert mention_tokens(hostile) == ["qwen"]  # quadratic parsing would take seconds here

@@ -6,7 +6,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 SenderKind = Literal["human", "agent", "system"]
-TriggerState = Literal["queued", "injected", "failed"]
+TriggerState = Literal["queued", "injected", "failed", "superseded"]
 Activity = Literal["busy", "idle", ""]
 Presence = Literal["online", "busy", "idle", "offline"]
 

@@ -16,7 +16,7 @@ from backchannel.config import Settings
 from backchannel.errors import Forbidden, InvalidInput, NotFound
 from backchannel.models import Agent, Channel, Event, Job, Message, SenderKind
 from backchannel.registry import Registry
-from backchannel.router import CONTINUE_COMMAND, plan_routing, wake_prompt
+from backchannel.router import CONTINUE_COMMAND, mention_tokens, plan_routing, wake_prompt
 from backchannel.store import Posted, Store
 
 CHANNEL_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")
@@ -122,10 +122,11 @@ class Room:
         job_id: int = 0,
     ) -> Posted:
         now = time.time()
+        tokens = mention_tokens(text)  # parsed here, not inside the store's write transaction
 
         def planner(ch: Channel, agents: list[Agent]) -> Any:
             return plan_routing(
-                text=text,
+                tokens=tokens,
                 sender=sender,
                 sender_kind=kind,
                 channel=ch,

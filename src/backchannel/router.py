@@ -16,7 +16,7 @@ from backchannel.models import Agent, Channel, SenderKind
 # name characters, so `@claude-2` names claude-2 even when claude exists too.
 _MENTION = re.compile(r"(?<![\w@./-])@([A-Za-z0-9][A-Za-z0-9_-]*)")
 _FENCE = re.compile(r"(^|\n)[ \t]*(```|~~~)[^\n]*\n.*?(\n[ \t]*\2[ \t]*(?=\n|$)|$)", re.S)
-_INLINE = re.compile(r"(`+)(?!`).+?(?<!`)\1(?!`)", re.S)
+_TICKS = re.compile(r"`+")
 
 CONTINUE_COMMAND = "/continue"
 # Bases we know even before one has registered, so `@codex` with no codex yet gets a helpful notice.
@@ -28,7 +28,33 @@ KNOWN_BASES = frozenset(
 def strip_code(text: str) -> str:
     """Blank out fenced blocks and inline code spans: a mention there is an example, not a call."""
     text = _FENCE.sub(lambda m: m.group(1) + " ", text)
-    return _INLINE.sub(" ", text)
+    return _strip_inline(text)
+
+
+def _strip_inline(text: str) -> str:
+    """Blank inline code spans in linear time (a backtick run closes at the next run of its length).
+
+    A regex with a lazy body is quadratic on pathological input such as thousands of backticks.
+    """
+    runs = [(m.start(), m.end()) for m in _TICKS.finditer(text)]
+    closer: list[int | None] = [None] * len(runs)
+    last_of_length: dict[int, int] = {}
+    for i in range(len(runs) - 1, -1, -1):
+        length = runs[i][1] - runs[i][0]
+        closer[i] = last_of_length.get(length)
+        last_of_length[length] = i
+    pieces: list[str] = []
+    pos = i = 0
+    while i < len(runs):
+        j = closer[i]
+        if j is None:
+            i += 1  # an unmatched run is literal backticks
+            continue
+        pieces += [text[pos : runs[i][0]], " "]
+        pos = runs[j][1]
+        i = j + 1
+    pieces.append(text[pos:])
+    return "".join(pieces)
 
 
 def mention_tokens(text: str) -> list[str]:
@@ -51,7 +77,7 @@ class RoutingPlan:
 
 def plan_routing(
     *,
-    text: str,
+    tokens: Iterable[str],
     sender: str,
     sender_kind: SenderKind,
     channel: Channel,
@@ -72,7 +98,7 @@ def plan_routing(
     targets: dict[str, Agent] = {}
     unknown: list[str] = []
     bases = KNOWN_BASES | {a.base for a in live}
-    for token in mention_tokens(text):
+    for token in tokens:
         if token == "all":
             for agent in live:
                 if agent.is_online(now, crash_timeout):

@@ -191,3 +191,19 @@ async def test_mention_after_the_wrapper_received_a_trigger_is_not_folded_into_i
         pending = await stream.replay()
     # Both unacknowledged ones again, plus one trigger for "third" and "fourth" together.
     assert [t["id"] for t in pending][:2] == [first["id"], second["id"]] and len(pending) == 3
+
+
+async def test_a_failed_delivery_is_replaced_by_the_next_mention_not_replayed_beside_it(
+    server: RunningServer,
+) -> None:
+    agent = await register(server.url, "codex", "a")
+    await say(server, "@codex one")
+    async with triggers(server.url, agent) as stream:
+        (first,) = await stream.replay()
+    await ack(server.url, agent, first["id"], "failed")
+    async with triggers(server.url, agent) as stream:
+        assert [t["id"] for t in await stream.replay()] == [first["id"]]  # failed ones are retried
+    await say(server, "@codex two")
+    async with triggers(server.url, agent) as stream:
+        (only,) = await stream.replay()
+    assert only["id"] != first["id"]

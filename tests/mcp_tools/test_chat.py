@@ -220,3 +220,14 @@ async def test_job_is_decided_once_and_wakes_its_proposer_by_current_name(server
         assert again.status_code == 409 and "already accepted" in again.json()["detail"]
     last = (await messages(server))[-1]
     assert last["text"].startswith(f"@fixer job #{job_id} accepted")
+
+
+async def test_since_id_past_unread_messages_does_not_skip_them(server: RunningServer) -> None:
+    me = await register(server.url)
+    async with mcp_client(server.url, me["token"]) as client:
+        await client.call_tool("chat_read", {})
+        ids = [await human_post(server, f"u{i}") for i in range(4)]
+        peek = await client.call_tool("chat_read", {"since_id": ids[2]})
+        assert [m["text"] for m in peek.structured_content["messages"]] == ["u3"]
+        unread = await client.call_tool("chat_read", {})
+        assert [m["text"] for m in unread.structured_content["messages"]] == ["u0", "u1", "u2", "u3"]

@@ -148,3 +148,10 @@ async def test_unknown_agent_is_404_and_missing_token_is_stale(server: RunningSe
     async with httpx.AsyncClient(base_url=server.url) as client:
         response = await client.post("/api/agents/claude/heartbeat")
     assert response.status_code == 401 and response.json()["error"] == "stale_token"
+
+
+async def test_data_dir_is_private(server: RunningServer) -> None:
+    import os
+    import stat
+
+    assert stat.S_IMODE(os.stat(server.settings.data_dir).st_mode) == 0o700

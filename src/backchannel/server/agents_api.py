@@ -126,6 +126,8 @@ async def trigger_stream(request: Request, name: str, token: Token) -> Streaming
                 item: dict[str, Any] | None = None
                 with anyio.move_on_after(KEEPALIVE_SECONDS):
                     item = await sub.get()
+                if sub.overflowed:
+                    return  # we dropped wake-ups: end the stream; the reconnect replays them all
                 if item is None:
                     try:  # a revoked token ends the stream, so the wrapper re-registers promptly
                         await svc.registry.authenticate_as(token, name)

@@ -6,6 +6,7 @@ implement, so it exposes intent-level async methods, never connections.
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import time
 from collections.abc import Callable
@@ -34,7 +35,9 @@ class Posted:
 
 class Store:
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        # Chat history is private: other local users may not list or read the data dir.
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        os.chmod(path.parent, 0o700)
         self.db = Database(path)
         self.db.write_sync(migrate)
         self.db.write_sync(lambda c: channels.ensure(c, "general"))
@@ -213,7 +216,9 @@ class Store:
                 batch = messages.latest(c, ch.id, limit, agent_view=True)
             else:
                 batch = messages.after(c, ch.id, cursor, limit, agent_view=True)
-            if batch:
+            # An explicit since_id past unread messages must not move the cursor over them.
+            may_advance = since_id is None or cursor is None or since_id <= cursor
+            if batch and may_advance:
                 messages.set_cursor(c, agent_id, ch.id, batch[-1].id)
             elif cursor is None:
                 messages.set_cursor(c, agent_id, ch.id, messages.last_id(c, ch.id))

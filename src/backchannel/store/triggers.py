@@ -42,6 +42,11 @@ def insert(
     ).fetchone()
     if pending is not None:
         return None
+    # A failed delivery for this channel is replaced by the new one, not replayed beside it.
+    conn.execute(
+        "UPDATE triggers SET state = 'superseded' WHERE agent_id = ? AND channel = ? AND state = 'failed'",
+        (agent_id, channel),
+    )
     now = time.time()
     cur = conn.execute(
         "INSERT INTO triggers(agent_id, channel, message_id, job_id, sender, prompt, created_at, updated_at)"
@@ -61,7 +66,7 @@ def get(conn: sqlite3.Connection, trigger_id: int) -> Trigger:
 
 def pending(conn: sqlite3.Connection, agent_id: int, after_id: int = 0) -> list[Trigger]:
     rows = conn.execute(
-        "SELECT * FROM triggers WHERE agent_id = ? AND state != 'injected' AND id > ? ORDER BY id",
+        "SELECT * FROM triggers WHERE agent_id = ? AND state IN ('queued', 'failed') AND id > ? ORDER BY id",
         (agent_id, after_id),
     )
     return [row_to_trigger(r) for r in rows]
