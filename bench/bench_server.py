@@ -12,17 +12,12 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
-import re
 import sqlite3
 import statistics
-import subprocess
-import sys
 import tempfile
-import threading
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from contextlib import AsyncExitStack, asynccontextmanager, contextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,6 +25,7 @@ from typing import Any
 import anyio
 import httpx
 import httpx2
+from _support import running_server  # bench/ is on sys.path when a script here runs
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 
@@ -38,7 +34,6 @@ from backchannel.server.security import SESSION_HEADER, read_or_create_secret
 AGENTS = 8
 SEED_BATCH = 50_000
 READ_LIMIT = 20
-PROXY_VARS = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY")
 
 
 @dataclass(frozen=True)
@@ -54,43 +49,6 @@ QUICK = Plan(sizes=(1_000, 10_000, 100_000), sends=100, per_agent=30, reads=50)
 
 
 # -- the server --------------------------------------------------------------------------------------
-
-
-@contextmanager
-def running_server(data_dir: Path) -> Iterator[str]:
-    """``python -m backchannel serve --port 0`` in a child process; yields its base URL."""
-    env = {k: v for k, v in os.environ.items() if k.upper() not in PROXY_VARS}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "backchannel", "serve", "--port", "0", "--data-dir", str(data_dir)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env=env,
-    )
-    try:
-        assert proc.stdout is not None
-        url = ""
-        for line in proc.stdout:  # bounded: the server prints its URL or exits
-            match = re.search(r"serving on (http://\S+)", line)
-            if match:
-                url = match.group(1)
-                break
-        if not url:
-            raise SystemExit(f"server exited with {proc.wait()} before printing its URL")
-        threading.Thread(target=_drain, args=(proc,), daemon=True).start()  # a full pipe would block it
-        yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(10)
-
-
-def _drain(proc: subprocess.Popen[str]) -> None:
-    for _ in proc.stdout or ():
-        pass
 
 
 @asynccontextmanager

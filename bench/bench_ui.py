@@ -11,20 +11,14 @@ scrolling up continuously, which also pages older messages in). Every loop is bo
 from __future__ import annotations
 
 import argparse
-import os
-import re
 import statistics
-import subprocess
-import sys
 import tempfile
-import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import anyio
+from _support import running_server  # bench/ is on sys.path when a script here runs
 from playwright.async_api import Browser, async_playwright
 
 from backchannel.models import SenderKind
@@ -40,7 +34,6 @@ CHROMIUM_ARGS = [
     "--no-first-run",
     "--disable-quic",
 ]
-PROXY_VARS = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY")
 CHANNEL = "bench"
 SAMPLES = [
     "Looked at the failing job: the cache key ignores the lock file. Fixing now.",
@@ -74,37 +67,6 @@ def seed(data_dir: Path, count: int) -> str:
             store.close()
 
     return anyio.run(run)
-
-
-@contextmanager
-def running_server(data_dir: Path) -> Iterator[str]:
-    env = {k: v for k, v in os.environ.items() if k.upper() not in PROXY_VARS}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "backchannel", "serve", "--port", "0", "--data-dir", str(data_dir)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env=env,
-    )
-    try:
-        assert proc.stdout is not None
-        url = ""
-        for line in proc.stdout:  # bounded: the server prints its URL or exits
-            match = re.search(r"serving on (http://\S+)", line)
-            if match:
-                url = match.group(1)
-                break
-        if not url:
-            raise SystemExit(f"server exited with {proc.wait()} before printing its URL")
-        threading.Thread(target=lambda: [None for _ in proc.stdout or ()], daemon=True).start()
-        yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(10)
 
 
 async def open_once(browser: Browser, url: str, last_text: str) -> dict[str, float]:

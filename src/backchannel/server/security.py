@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hmac
 import ipaddress
+import json
 import os
 import secrets
 from dataclasses import dataclass
@@ -147,18 +148,7 @@ class HostCheckMiddleware:
                 if scope["type"] == "websocket":
                     await send({"type": "websocket.close", "code": 4403})
                     return
-                body = b'{"error":"forbidden","detail":"unexpected Host header"}'
-                await send(
-                    {
-                        "type": "http.response.start",
-                        "status": 403,
-                        "headers": [
-                            (b"content-type", b"application/json"),
-                            (b"content-length", str(len(body)).encode()),
-                        ],
-                    }
-                )
-                await send({"type": "http.response.body", "body": body})
+                await send_json_error(send, 403, "forbidden", "unexpected Host header")
                 return
         await self.app(scope, receive, send)
 
@@ -218,15 +208,12 @@ class BodyLimitMiddleware:
         await self.app(scope, replay, send)
 
     async def _too_large(self, send: Send) -> None:
-        body = f'{{"error":"payload_too_large","detail":"request body over {self.max_bytes} bytes"}}'.encode()
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 413,
-                "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"content-length", str(len(body)).encode()),
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": body})
+        await send_json_error(send, 413, "payload_too_large", f"request body over {self.max_bytes} bytes")
+
+
+async def send_json_error(send: Send, status: int, code: str, detail: str) -> None:
+    """The app's error shape, for middleware that answers before any route runs."""
+    body = json.dumps({"error": code, "detail": detail}).encode()
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
