@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import defaultdict
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any, Protocol
 
@@ -55,7 +55,7 @@ class InMemoryEventBus:
             sub.offer(item)
 
     @asynccontextmanager
-    async def subscribe(self, topic: str) -> AsyncIterator[Subscription]:
+    async def subscribe(self, topic: str) -> AsyncGenerator[Subscription, None]:
         sub = Subscription(self._maxsize)
         self._subs[topic].add(sub)
         try:

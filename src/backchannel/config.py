@@ -11,7 +11,7 @@ import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import platformdirs
 
@@ -29,10 +29,6 @@ def default_data_dir() -> Path:
 
 def default_config_dir() -> Path:
     return Path(platformdirs.user_config_dir("backchannel", appauthor=False))
-
-
-def _help(text: str) -> Any:
-    return field(metadata={"help": text})
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,9 +145,10 @@ def load_settings(
     env = os.environ if env is None else env
     cli = {k: v for k, v in (cli or {}).items() if v is not None}
     path = find_config_file(config_file, env)
-    server_table = read_toml(path).get("server", {})
-    if not isinstance(server_table, dict):
+    raw_table: object = read_toml(path).get("server", {})
+    if not isinstance(raw_table, dict):
         raise InvalidInput("[server] in the config file must be a table")
+    server_table = cast(dict[str, Any], raw_table)
     values: dict[str, Any] = {}
     names = {f.name for f in fields(Settings)}
     for key, raw in server_table.items():

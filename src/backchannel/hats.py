@@ -81,7 +81,7 @@ def _local(tag: str) -> str:
 
 def sanitize_svg(svg: str) -> str:
     """Return a safe SVG document, or raise InvalidInput saying what was wrong."""
-    if not isinstance(svg, str) or not svg.strip():
+    if not svg.strip():
         raise InvalidInput("svg is empty")
     if len(svg) > MAX_SVG_CHARS:
         raise InvalidInput(f"svg is {len(svg)} characters; the limit is {MAX_SVG_CHARS}")

@@ -67,12 +67,12 @@ class Registry:
 
     async def register(self, base: str, instance_id: str, label: str | None) -> tuple[Agent, str, bool]:
         """Returns the agent, its new token, and whether the identity is new (not a reclaim)."""
-        if not isinstance(base, str) or not BASE_RE.fullmatch(base):
+        if not BASE_RE.fullmatch(base):
             raise InvalidInput("base must match ^[a-z][a-z0-9-]{0,31}$")
-        if not isinstance(instance_id, str) or not 0 < len(instance_id) <= 64:
+        if not 0 < len(instance_id) <= 64:
             raise InvalidInput("instance_id must be a non-empty string of at most 64 characters")
-        if label is not None and (not isinstance(label, str) or len(label) > 64):
-            raise InvalidInput("label must be a string of at most 64 characters")
+        if label is not None and len(label) > 64:
+            raise InvalidInput("label must be at most 64 characters")
         token = secrets.token_urlsafe(32)
         agent, is_new = await self.store.register_agent(
             base=base,
@@ -152,7 +152,7 @@ class Registry:
 
     async def list(self) -> list[dict[str, Any]]:
         states = await self.store.trigger_states()
-        out = []
+        out: list[dict[str, Any]] = []
         for agent in await self.store.agents():
             data = self.public(agent)
             data["delivery"] = states.get(agent.id)

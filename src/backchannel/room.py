@@ -67,7 +67,7 @@ class Room:
             raise InvalidInput("message text contains a NUL character")
         return text
 
-    def _limit(self, limit: Any, default: int = 50) -> int:
+    def clamp_limit(self, limit: Any, default: int = 50) -> int:
         if limit is None:
             return default
         if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
@@ -248,7 +248,7 @@ class Room:
     async def history(
         self, channel: str, limit: Any = 50, before: int | None = None, after: int | None = None
     ) -> list[Message]:
-        return await self.store.history(validate_channel(channel), self._limit(limit), before, after)
+        return await self.store.history(validate_channel(channel), self.clamp_limit(limit), before, after)
 
     async def search(self, query: Any, channel: str | None = None, limit: Any = 50) -> list[Message]:
         if not isinstance(query, str) or not query.strip():
@@ -258,18 +258,18 @@ class Room:
         if "\x00" in query:  # FTS5 ends a quoted term at NUL ("unterminated string"), so refuse it here
             raise InvalidInput("search query contains a NUL character")
         return await self.store.search(
-            query, validate_channel(channel) if channel else None, self._limit(limit)
+            query, validate_channel(channel) if channel else None, self.clamp_limit(limit)
         )
 
     async def agent_read(
         self, agent: Agent, channel: str, limit: Any, since_id: int | None
     ) -> tuple[list[Message], int]:
         return await self.store.read_for_agent(
-            agent.id, validate_channel(channel), self._limit(limit, 20), since_id
+            agent.id, validate_channel(channel), self.clamp_limit(limit, 20), since_id
         )
 
     async def agent_resync(self, agent: Agent, channel: str, limit: Any) -> list[Message]:
-        return await self.store.resync_for_agent(agent.id, validate_channel(channel), self._limit(limit))
+        return await self.store.resync_for_agent(agent.id, validate_channel(channel), self.clamp_limit(limit))
 
     async def message(self, message_id: int) -> Message:
         return await self.store.message(message_id)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import time
+from typing import Any
 
 import anyio
 from mcp.server import MCPServer
@@ -47,11 +48,11 @@ def register(server: MCPServer, room: Room, registry: Registry) -> None:
         agent = await caller(ctx, registry)
         metadata: dict[str, object] = {}
         if choices:
-            if len(choices) > MAX_CHOICES or any(not isinstance(c, str) or not c.strip() for c in choices):
+            if len(choices) > MAX_CHOICES or any(not c.strip() for c in choices):
                 raise InvalidInput(f"choices: up to {MAX_CHOICES} non-empty strings")
             metadata["choices"] = [c.strip()[:200] for c in choices]
         target = _channel(agent, channel)
-        attachments = []
+        attachments: list[dict[str, Any]] = []
         if image_path:
             if room.settings.allow_network:
                 # The path is read on the server's machine: only a local agent may point at it.

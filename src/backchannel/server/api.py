@@ -35,7 +35,7 @@ class MessageIn(BaseModel):
     text: str = Field(default="", max_length=100_000)
     sender: str = Field(default="you", min_length=1, max_length=64)
     reply_to: MessageId | None = None
-    attachments: list[dict[str, Any]] = Field(default_factory=list, max_length=8)
+    attachments: list[dict[str, Any]] = Field(default_factory=list[dict[str, Any]], max_length=8)
 
 
 class EditIn(BaseModel):
@@ -102,7 +102,7 @@ async def history(
     room = services(request).room
     await room.channel(name)
     batch = await room.history(name, limit, before, after)
-    return {"messages": [m.public() for m in batch], "has_more": len(batch) == room._limit(limit)}
+    return {"messages": [m.public() for m in batch], "has_more": len(batch) == room.clamp_limit(limit)}
 
 
 @router.post("/api/channels/{name}/messages", status_code=201, dependencies=Writer, tags=["messages"])

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -68,7 +68,7 @@ def create_app(settings: Settings) -> FastAPI:
     mcp_sse = mcp_server.sse_app(sse_path="/sse", message_path="/messages/", transport_security=security)
 
     @contextlib.asynccontextmanager
-    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+    async def lifespan(_: FastAPI) -> AsyncGenerator[None, None]:
         sweeper = asyncio.create_task(registry.run_sweeper())
         try:
             async with mcp_server.session_manager.run():

@@ -13,15 +13,14 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from backchannel.errors import InvalidInput
+from backchannel.wrapper._json import JSONDict, json_object
 from backchannel.wrapper.profiles import OUR_TOOLS, SERVER_ENTRY, AgentProfile
 from backchannel.wrapper.settings_lease import SettingsLease, write_private
 
 logger = logging.getLogger(__name__)
 
-JSONDict = dict[str, Any]
 GEMINI_TRUST_VAR = "GEMINI_CLI_TRUSTED_FOLDERS_PATH"
 
 
@@ -34,13 +33,13 @@ class McpSetup:
     files: list[Path] = field(default_factory=list[Path])
     lease: SettingsLease | None = None
     warnings: list[str] = field(default_factory=list[str])
-    _token_file: tuple[Path, JSONDict] | None = None
+    token_file: tuple[Path, JSONDict] | None = None
 
     def rewrite_token(self, token: str) -> None:
         """Legacy ``flag`` mode only: put the new token into the file (the CLI may need a restart)."""
-        if self._token_file is None:
+        if self.token_file is None:
             return
-        path, doc = self._token_file
+        path, doc = self.token_file
         doc["mcpServers"][SERVER_ENTRY]["headers"] = {"Authorization": f"Bearer {token}"}
         write_private(path, json.dumps(doc, indent=2))
 
@@ -72,8 +71,8 @@ def read_project_servers(cwd: Path, http_key: str | None = None) -> tuple[JSONDi
         return {}, []
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         return {}, [f"ignoring {path}: not valid JSON ({exc})"]
-    servers = doc.get("mcpServers") if isinstance(doc, dict) else None
-    if not isinstance(servers, dict):
+    servers = json_object((json_object(doc) or {}).get("mcpServers"))
+    if servers is None:
         return {}, []
     kept: JSONDict = {}
     for name, entry in servers.items():  # pyright: ignore[reportUnknownVariableType]
@@ -159,7 +158,7 @@ def prepare(
         setup.files.append(config_file)
         setup.args += [profile.mcp_flag, str(config_file)]
         if mode == "flag":
-            setup._token_file = (config_file, doc)
+            setup.token_file = (config_file, doc)
     elif mode == "proxy_flag":
         setup.args += _expand_template(profile.mcp_proxy_flag_template, url)
     elif mode == "settings_file":
@@ -214,8 +213,7 @@ def _trust_folder_for_gemini(
         env.get(GEMINI_TRUST_VAR) or Path(env.get("HOME", "~")).expanduser() / ".gemini/trustedFolders.json"
     )
     try:
-        trusted = json.loads(user_file.read_text(encoding="utf-8"))
-        trusted = trusted if isinstance(trusted, dict) else {}
+        trusted = json_object(json.loads(user_file.read_text(encoding="utf-8"))) or {}
     except (OSError, json.JSONDecodeError):
         trusted = {}
     folder = str(profile.cwd)

@@ -14,9 +14,10 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 from backchannel.errors import InvalidInput
+from backchannel.wrapper._json import json_object
 
 SERVER_ENTRY = "backchannel"
 """The name of our entry in every MCP config we write (tools become ``mcp__backchannel__*``)."""
@@ -222,8 +223,10 @@ def _path(raw: Any, relative_to: Path) -> Path:
 def _str_tuple(agent: str, key: str, raw: Any) -> tuple[str, ...]:
     if isinstance(raw, str):
         return (raw,)
-    if isinstance(raw, list) and all(isinstance(x, str) for x in raw):  # pyright: ignore[reportUnknownVariableType]
-        return tuple(raw)  # pyright: ignore[reportUnknownArgumentType]
+    if isinstance(raw, list):
+        items = cast(list[object], raw)
+        if all(isinstance(x, str) for x in items):
+            return tuple(cast(list[str], items))
     raise InvalidInput(f"[agents.{agent}].{key} must be a list of strings")
 
 
@@ -240,11 +243,11 @@ def load_profile(
     Raises:
         InvalidInput: a bad key value, unknown ``mcp_inject`` mode or a refused env override.
     """
-    agents = config.get("agents", {})
-    table = agents.get(agent, {}) if isinstance(agents, dict) else {}
-    if not isinstance(table, dict):
+    agents = json_object(config.get("agents", {})) or {}
+    found = json_object(agents.get(agent, {}))
+    if found is None:
         raise InvalidInput(f"[agents.{agent}] in the config file must be a table")
-    table: dict[str, Any] = dict(table)  # pyright: ignore[reportUnknownArgumentType]
+    table = dict(found)
     warnings = _check_table(agent, table)
     builtin = _builtin_for(agent, table)
     values: dict[str, Any] = {

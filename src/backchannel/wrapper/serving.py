@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import socket
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import Any, Literal
 
 import anyio
@@ -22,7 +22,7 @@ class _NoSignalServer(uvicorn.Server):
 @contextlib.asynccontextmanager
 async def serve(
     app: Any, host: str = "127.0.0.1", port: int = 0, *, lifespan: Literal["on", "off"] = "off"
-) -> AsyncIterator[str]:
+) -> AsyncGenerator[str, None]:
     """Run ``app`` with uvicorn in this event loop on ``host`` (ephemeral port); yield its base URL."""
     # IPPROTO_TCP so asyncio sets TCP_NODELAY on accepted sockets (else ~40 ms Nagle stalls per call).
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)

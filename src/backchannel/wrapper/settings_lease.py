@@ -20,9 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from backchannel.errors import InvalidInput
+from backchannel.wrapper._json import JSONDict, json_object
 from backchannel.wrapper.profiles import SERVER_ENTRY
-
-JSONDict = dict[str, Any]
 
 
 def write_private(path: Path, text: str, mode: int = 0o600) -> None:
@@ -103,18 +102,18 @@ class SettingsLease:
         except FileNotFoundError:
             return {}
         try:
-            doc = json.loads(text) if text.strip() else {}
+            doc: object = json.loads(text) if text.strip() else {}
         except json.JSONDecodeError as exc:
             msg = f"{self.path} is not valid JSON ({exc}); fix it or set mcp_settings_path"
             raise InvalidInput(msg) from None
-        if not isinstance(doc, dict):
+        obj = json_object(doc)
+        if obj is None:
             raise InvalidInput(f"{self.path} must hold a JSON object")
-        return doc  # pyright: ignore[reportUnknownVariableType]
+        return obj
 
     def _write_doc(self, state: JSONDict, entry: JSONDict, merge: JSONDict) -> None:
         doc = self._current_doc()
-        servers = doc.get("mcpServers")
-        servers = dict(servers) if isinstance(servers, dict) else {}  # pyright: ignore[reportUnknownArgumentType]
+        servers = dict(json_object(doc.get("mcpServers")) or {})
         for name, value in merge.items():
             servers.setdefault(name, value)  # the user's own entries win over the project's
         servers[SERVER_ENTRY] = entry
@@ -171,11 +170,16 @@ class SettingsLease:
         # Someone else edited the file while we ran: keep their edits, take back only our own.
         try:
             doc = json.loads(current)
-            before = json.loads(original) if original else {}
+            before: object = json.loads(original) if original else {}
         except json.JSONDecodeError:
             return
-        servers: JSONDict = doc.get("mcpServers", {}) if isinstance(doc, dict) else {}
-        before_servers: JSONDict = before.get("mcpServers", {}) if isinstance(before, dict) else {}
+        doc_obj = json_object(doc)
+        if doc_obj is None:
+            return
+        servers = json_object(doc_obj.setdefault("mcpServers", {}))
+        if servers is None:
+            return  # their mcpServers is not an object: nothing of ours to take back
+        before_servers = json_object((json_object(before) or {}).get("mcpServers")) or {}
         for name in [SERVER_ENTRY, *self.merge]:
             if name in before_servers:
                 servers[name] = before_servers[name]
