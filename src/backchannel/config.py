@@ -64,6 +64,10 @@ class Settings:
     read_limit_max: int = field(
         default=200, metadata={"help": "Upper bound on messages returned by one read (REST or MCP)."}
     )
+    token_idle_expiry: float = field(
+        default=86_400.0,
+        metadata={"help": "Seconds an agent may stay silent before its token is revoked (it re-registers)."},
+    )
     mcp_session_idle_timeout: float = field(
         default=1800.0, metadata={"help": "Seconds before an idle MCP streamable-HTTP session is dropped."}
     )

@@ -171,9 +171,15 @@ class Registry:
         self.bus.publish(ROOM, {"kind": "presence", "agent": data})
 
     async def sweep(self) -> None:
-        """Publish presence changes, e.g. agents crossing the crash timeout."""
+        """Publish presence changes (agents crossing the crash timeout) and expire idle tokens.
+
+        A token nobody has used for ``token_idle_expiry`` is revoked, so a leaked token of an
+        abandoned agent stops working; a wrapper that comes back re-registers and keeps its name.
+        """
+        now = time.time()
+        await self.store.expire_tokens(now - self.settings.token_idle_expiry)
         for agent in await self.store.agents():
-            state = agent.presence(time.time(), self.settings.crash_timeout)
+            state = agent.presence(now, self.settings.crash_timeout)
             if self._presence.get(agent.name) != state:
                 await self.publish_presence(agent)
 

@@ -155,3 +155,14 @@ async def test_data_dir_is_private(server: RunningServer) -> None:
     import stat
 
     assert stat.S_IMODE(os.stat(server.settings.data_dir).st_mode) == 0o700
+
+
+async def test_a_long_silent_agents_token_expires_and_it_comes_back_by_name(server_factory) -> None:
+    server = server_factory(token_idle_expiry=0.3, crash_timeout=0.1)
+    first = await register(server.url, "kimi", "k")
+    await anyio.sleep(0.8)  # silence past the expiry plus a couple of sweeps: time is what is tested
+    async with httpx.AsyncClient(base_url=server.url) as client:
+        expired = await client.post("/api/agents/kimi/heartbeat", headers=bearer(first["token"]))
+    assert expired.status_code == 401 and expired.json()["error"] == "stale_token"
+    again = await register(server.url, "kimi", "k")
+    assert again["name"] == "kimi"

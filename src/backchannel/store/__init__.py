@@ -299,6 +299,9 @@ class Store:
 
         return await self.db.write(tx)
 
+    async def expire_tokens(self, seen_before: float) -> None:
+        await self.db.write(lambda c: agents.expire_tokens(c, seen_before))
+
     async def revoke_token(self, agent_id: int) -> None:
         await self.db.write(lambda c: agents.revoke_token(c, agent_id))
 

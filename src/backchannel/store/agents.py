@@ -118,3 +118,9 @@ def update(conn: sqlite3.Connection, agent_id: int, **values: str) -> Agent:
         # History follows the identity: old messages show the name it goes by now.
         conn.execute("UPDATE messages SET sender = ? WHERE agent_id = ?", (values["name"], agent_id))
     return by_id(conn, agent_id)
+
+
+def expire_tokens(conn: sqlite3.Connection, seen_before: float) -> None:
+    conn.execute(
+        "UPDATE agents SET token_hash = NULL WHERE token_hash IS NOT NULL AND last_seen < ?", (seen_before,)
+    )
