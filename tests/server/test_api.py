@@ -128,7 +128,15 @@ async def test_oversized_and_empty_messages_get_clear_errors(server_factory) -> 
 
 async def test_openapi_docs_are_served(server: RunningServer) -> None:
     async with server.human() as human:
-        assert (await human.get("/docs")).status_code == 200
+        page = await human.get("/docs")
+        assert (
+            page.status_code == 200
+            and "cdn" not in page.text
+            and "/docs-assets/swagger-ui-bundle.js" in page.text
+        )
+        assert (
+            await human.get("/docs-assets/swagger-ui-bundle.js")
+        ).status_code == 200  # shipped, works offline
         spec = (await human.get("/openapi.json")).json()
     assert "/api/agents/register" in spec["paths"] and "/api/channels/{name}/messages" in spec["paths"]
 

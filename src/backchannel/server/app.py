@@ -11,9 +11,11 @@ import contextlib
 import logging
 from collections.abc import AsyncGenerator
 
+import swagger_ui_bundle  # type: ignore[import-untyped]  # ships no type hints
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from mcp.server.transport_security import TransportSecuritySettings
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -83,7 +85,7 @@ def create_app(settings: Settings) -> FastAPI:
         title="backchannel",
         version=__version__,
         lifespan=lifespan,
-        docs_url="/docs",
+        docs_url=None,  # served below from packaged assets: no CDN
         redoc_url=None,
         description="Chat server where people and AI coding agents meet. Agent protocol: see README.",
     )
@@ -96,6 +98,18 @@ def create_app(settings: Settings) -> FastAPI:
     app.router.routes.extend(mcp_http.routes)
     app.router.routes.extend(mcp_sse.routes)
     app.mount("/static", StaticFiles(directory=web.STATIC_DIR), name="static")
+    app.mount("/docs-assets", StaticFiles(directory=swagger_ui_bundle.swagger_ui_path), name="docs-assets")
+
+    @app.get("/docs", include_in_schema=False)
+    async def docs() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url="/openapi.json",
+            title="backchannel API",
+            swagger_js_url="/docs-assets/swagger-ui-bundle.js",
+            swagger_css_url="/docs-assets/swagger-ui.css",
+            swagger_favicon_url="/docs-assets/favicon-32x32.png",
+        )
+
     # Generous for any JSON we accept (a maximal message is at most 4 bytes a character).
     app.add_middleware(BodyLimitMiddleware, max_bytes=max(256 * 1024, settings.max_message_chars * 8))
     app.add_middleware(HostCheckMiddleware, guard=services.guard)
