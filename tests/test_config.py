@@ -10,7 +10,7 @@ from backchannel.errors import InvalidInput
 
 def test_precedence_is_cli_then_env_then_toml_then_default(tmp_path: Path) -> None:
     toml = tmp_path / "backchannel.toml"
-    toml.write_text('[server]\nport = 9001\ncrash_timeout = 90\nloop_guard_hops = 7\n')
+    toml.write_text("[server]\nport = 9001\ncrash_timeout = 90\nloop_guard_hops = 7\n")
     env = {"BACKCHANNEL_PORT": "9002", "BACKCHANNEL_CRASH_TIMEOUT": "120"}
     settings = load_settings({"port": 9003, "data_dir": tmp_path}, env=env, config_file=toml)
     assert (settings.port, settings.crash_timeout, settings.loop_guard_hops) == (9003, 120.0, 7)
