@@ -33,6 +33,7 @@ class Upstream:
         self._done = anyio.Event()
         self._mcp: Starlette | None = None
         self._sse: Starlette | None = None
+        self._streams: set[anyio.CancelScope] = set()  # live GET /sse handlers
 
     def _build(self) -> MCPServer:
         server = MCPServer("upstream")
@@ -77,8 +78,14 @@ class Upstream:
         finally:
             self._done.set()
 
-    async def restart(self) -> None:
-        """Like a server restart: all MCP sessions are gone, tokens survive."""
+    async def restart(self, *, drop_streams: bool = False) -> None:
+        """Like a server restart: all MCP sessions are gone, tokens survive.
+
+        ``drop_streams`` also cuts every open ``GET /sse`` stream mid-response, as a dying process does.
+        """
+        if drop_streams:
+            for scope in self._streams:
+                scope.cancel()
         done = self._done
         self._stop.set()
         await done.wait()
@@ -104,4 +111,12 @@ class Upstream:
             return
         app = self._sse if scope["path"].startswith(("/sse", "/messages")) else self._mcp
         assert app is not None, "call start() first"
-        await app(scope, receive, send)
+        if scope["path"] != "/sse":
+            await app(scope, receive, send)
+            return
+        with anyio.CancelScope() as stream:
+            self._streams.add(stream)
+            try:
+                await app(scope, receive, send)
+            finally:
+                self._streams.discard(stream)

@@ -10,6 +10,10 @@ credential the client sent and adds the agent's *current* token, which the wrapp
 * ``404`` for a streamable-HTTP session the server no longer knows (it restarted): the proxy
   replays the client's ``initialize`` + ``notifications/initialized`` to open a new session and maps
   the client's session id onto it for good;
+* the end of a legacy SSE stream (``GET /sse``) when the server restarts: the proxy keeps the
+  client's stream open, connects a new upstream stream, replays the client's ``initialize`` (its
+  answer swallowed) + ``notifications/initialized`` on the new session, and maps the client's
+  ``session_id`` onto it for later ``POST /messages/``; a ``404`` for that session triggers the same;
 * SSE ``endpoint`` events with absolute upstream URLs: rewritten so the client posts back here.
 
 Responses stream through as they arrive; only small JSON-RPC request bodies are buffered (to replay).
@@ -22,17 +26,18 @@ import ipaddress
 import itertools
 import json
 import logging
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from collections import deque
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import anyio
 import httpx
 from starlette.types import Message, Receive, Scope, Send
 
 from backchannel.errors import STALE_TOKEN_TEXT
-from backchannel.wrapper._sse import EventParser, LineSplitter, SSEEvent
+from backchannel.wrapper._sse import EventParser, SSEEvent
 
 logger = logging.getLogger(__name__)
 
@@ -71,6 +76,7 @@ class _Request:
     rpc_method: str | None
     rpc_id: Any
     token_used: str = ""
+    sse_sid: str | None = None  # the ``session_id`` of a legacy SSE ``POST /messages/``
 
 
 @dataclass
@@ -78,6 +84,39 @@ class _Session:
     upstream_id: str
     init_body: bytes
     protocol_version: str | None = None
+
+
+@dataclass
+class _SSESession:
+    """A client's legacy SSE session: its id is the first upstream one, ``upstream_id`` the current."""
+
+    upstream_id: str
+    init_body: bytes | None = None
+    ended: bool = False
+    changed: anyio.Event = field(default_factory=anyio.Event)  # set when upstream_id or ended changes
+    interrupt: anyio.CancelScope | None = None  # cancels the read of the current upstream stream
+
+    def notify(self) -> None:
+        self.changed.set()
+        self.changed = anyio.Event()
+
+
+class _EventReader:
+    """Events of one upstream SSE response, one at a time."""
+
+    def __init__(self, response: httpx.Response) -> None:
+        self._chunks: AsyncIterator[bytes] = response.aiter_bytes()
+        self._parser = EventParser()
+        self._ready: deque[SSEEvent] = deque()
+
+    async def next(self) -> SSEEvent | None:
+        while not self._ready:
+            try:
+                chunk = await anext(self._chunks)
+            except StopAsyncIteration:
+                return None
+            self._ready.extend(self._parser.feed(chunk))
+        return self._ready.popleft()
 
 
 class IdentityProxy:
@@ -100,6 +139,7 @@ class IdentityProxy:
         self._refresh_timeout = refresh_timeout
         self._refresh_lock = anyio.Lock()
         self._sessions: dict[str, _Session] = {}
+        self._sse_sessions: dict[str, _SSESession] = {}
         self._session_locks: dict[str, anyio.Lock] = {}
         self._ids = itertools.count(1)
         timeout = httpx.Timeout(connect=10.0, read=None, write=30.0, pool=30.0)
@@ -134,6 +174,7 @@ class IdentityProxy:
         body = await _read_body(receive)
         query = scope.get("query_string", b"").decode("latin-1")
         rpc_method, rpc_id = _rpc_of(body) if scope["method"] == "POST" else (None, None)
+        sse_sid = dict(parse_qsl(query)).get("session_id") if path.startswith("/messages") else None
         req = _Request(
             method=scope["method"],
             target=path + (f"?{query}" if query else ""),
@@ -142,6 +183,7 @@ class IdentityProxy:
             client_sid=dict(headers).get(_SESSION),
             rpc_method=rpc_method,
             rpc_id=rpc_id,
+            sse_sid=sse_sid,
         )
         started = False
 
@@ -152,7 +194,7 @@ class IdentityProxy:
 
         try:
             if path == "/sse":
-                await self._relay_sse_endpoint(req, tracking_send)
+                await self._relay_sse_endpoint(req, tracking_send, receive)
             else:
                 await self._relay(req, tracking_send)
         except httpx.TransportError as exc:
@@ -193,9 +235,11 @@ class IdentityProxy:
             req.token_used = self._token
             session = self._sessions.get(req.client_sid) if req.client_sid else None
             upstream_sid = session.upstream_id if session else req.client_sid
+            sse = self._sse_sessions.get(req.sse_sid) if req.sse_sid else None
+            target = _with_session_id(req.target, sse.upstream_id) if sse else req.target
             request = self._client.build_request(
                 req.method,
-                self.upstream + req.target,
+                self.upstream + target,
                 headers=self._upstream_headers(req, upstream_sid),
                 content=req.body or None,
             )
@@ -209,8 +253,17 @@ class IdentityProxy:
                 and await self._reinitialize(req.client_sid or "", session.upstream_id)
             ):
                 continue
+            if (
+                response.status_code == 404
+                and sse is not None
+                and await self._sse_reopen(req.sse_sid or "", sse.upstream_id)
+            ):
+                continue
             break
         assert response is not None
+        sse = self._sse_sessions.get(req.sse_sid) if req.sse_sid else None
+        if sse is not None and req.rpc_method == "initialize" and response.status_code < 300:
+            sse.init_body = req.body
         if req.rpc_method == "initialize" and req.client_sid is None and response.status_code == 200:
             sid = response.headers.get(_SESSION)
             if sid:
@@ -357,30 +410,169 @@ class IdentityProxy:
         finally:
             await response.aclose()
 
-    async def _relay_sse_endpoint(self, req: _Request, send: Send) -> None:
-        """Relay the legacy SSE stream, making the ``endpoint`` URL point back at the proxy."""
+    async def _relay_sse_endpoint(self, req: _Request, send: Send, receive: Receive) -> None:
+        """Relay the legacy SSE stream, making the ``endpoint`` URL point back at the proxy.
+
+        Once the client has initialized, the end of the upstream stream (a server restart) does not
+        end the client's: a new upstream session is opened for it (:meth:`_sse_reconnect`).
+        """
         response = await self._open(req)
+        if response.status_code != 200:
+            try:
+                await self._start(req, response, send, drop_length=False)
+                async for chunk in response.aiter_raw():
+                    await send({"type": "http.response.body", "body": chunk, "more_body": True})
+                await send({"type": "http.response.body", "body": b""})
+            finally:
+                await response.aclose()
+            return
+        session: _SSESession | None = None
+        client_sid: str | None = None
+
+        async def forward(event: SSEEvent) -> None:
+            with anyio.CancelScope(shield=True):  # an interrupt never cuts an event in half
+                await send({"type": "http.response.body", "body": event.encode(), "more_body": True})
+
         try:
             await self._start(req, response, send, drop_length=True)
-            splitter = LineSplitter()
-            in_endpoint = False
-            async for chunk in response.aiter_bytes():
-                out: list[str] = []
-                for line in splitter.feed(chunk):
-                    if line.startswith("event:"):
-                        in_endpoint = line[6:].strip() == "endpoint"
-                    elif line.startswith("data:") and in_endpoint:
-                        line = "data: " + _relative(line[5:].strip())
-                    elif line == "":
-                        in_endpoint = False
-                    out.append(line + "\n")
-                if out:
-                    await send(
-                        {"type": "http.response.body", "body": "".join(out).encode(), "more_body": True}
-                    )
+            async with anyio.create_task_group() as tg:
+
+                async def watch_disconnect() -> None:
+                    while (await receive())["type"] != "http.disconnect":
+                        pass
+                    tg.cancel_scope.cancel()
+
+                tg.start_soon(watch_disconnect)
+                reader = _EventReader(response)
+                while True:
+                    with anyio.CancelScope() as interrupt:
+                        if session is not None:
+                            session.interrupt = interrupt
+                        try:
+                            while (event := await reader.next()) is not None:
+                                if event.field("event") == "endpoint":
+                                    endpoint = _relative(event.data or "")
+                                    event = SSEEvent(
+                                        [f"data: {endpoint}" if line.startswith("data") else line
+                                         for line in event.lines]
+                                    )  # fmt: skip
+                                    sid = _session_id_of(endpoint)
+                                    if session is None and sid:
+                                        client_sid, session = sid, _SSESession(sid, interrupt=interrupt)
+                                        self._sse_sessions[sid] = session
+                                await forward(event)
+                        except httpx.TransportError as exc:
+                            logger.info("the server's SSE stream broke: %s", exc)
+                    if session is not None:
+                        session.interrupt = None
+                    await response.aclose()
+                    if session is None or session.init_body is None:
+                        break  # nothing to re-open: end the client's stream as the server did
+                    reopened = await self._sse_reconnect(req, session, forward)
+                    if reopened is None:
+                        break
+                    response, reader = reopened
+                tg.cancel_scope.cancel()
             await send({"type": "http.response.body", "body": b""})
         finally:
             await response.aclose()
+            if session is not None:
+                session.ended = True
+                session.notify()
+                self._sse_sessions.pop(client_sid or "", None)
+
+    async def _sse_reconnect(
+        self, req: _Request, session: _SSESession, forward: Callable[[SSEEvent], Awaitable[None]]
+    ) -> tuple[httpx.Response, _EventReader] | None:
+        """Open a new upstream SSE session for ``session``, retrying with backoff for ``connect_grace``."""
+        deadline = anyio.current_time() + self._connect_grace
+        delay = 0.05
+        while True:
+            try:
+                reopened = await self._sse_handshake(req, session, forward)
+                if reopened is not None:
+                    return reopened
+            except (httpx.TransportError, TimeoutError, ValueError) as exc:
+                logger.info("re-opening the SSE session failed: %r", exc)
+            if anyio.current_time() + delay > deadline:
+                logger.warning("could not re-open the SSE session; ending the client's stream")
+                return None
+            self.connect_retries += 1
+            await anyio.sleep(delay)
+            delay = min(delay * 2, 1.0)
+
+    async def _sse_handshake(
+        self, req: _Request, session: _SSESession, forward: Callable[[SSEEvent], Awaitable[None]]
+    ) -> tuple[httpx.Response, _EventReader] | None:
+        """One attempt: new stream, its ``endpoint``, the client's handshake replayed on it."""
+        req.token_used = self._token
+        request = self._client.build_request(
+            "GET", self.upstream + req.target, headers=self._upstream_headers(req, None)
+        )
+        response = await self._client.send(request, stream=True)
+        reader = _EventReader(response)
+        ok = False
+        try:
+            if response.status_code == 401:
+                await self._refresh(req.token_used)
+                return None
+            if response.status_code != 200:
+                return None
+            with anyio.fail_after(10):
+                event = await reader.next()
+            if event is None or event.field("event") != "endpoint":
+                return None
+            endpoint = _relative(event.data or "")
+            new_sid = _session_id_of(endpoint)
+            if not new_sid or session.init_body is None:
+                return None
+            init = json.loads(session.init_body)
+            init["id"] = own_id = f"backchannel-proxy-{next(self._ids)}"
+            if not await self._sse_post(endpoint, init):
+                return None
+            with anyio.fail_after(10):
+                while (event := await reader.next()) is not None:
+                    if _rpc_of((event.data or "").encode())[1] == own_id:
+                        break  # the answer to our replayed initialize: the client already has one
+                    await forward(event)
+                else:
+                    return None
+            if not await self._sse_post(endpoint, {"jsonrpc": "2.0", "method": "notifications/initialized"}):
+                return None
+            session.upstream_id = new_sid
+            session.notify()
+            self.reinitialized += 1
+            logger.info("re-opened the SSE session for the client (the server had dropped it)")
+            ok = True
+            return response, reader
+        finally:
+            if not ok:
+                await response.aclose()
+
+    async def _sse_post(self, endpoint: str, doc: dict[str, Any]) -> bool:
+        for _attempt in range(2):
+            token = self._token
+            headers = [("content-type", "application/json"), ("authorization", f"Bearer {token}")]
+            url = self.upstream + endpoint
+            reply = await self._client.post(url, headers=headers, content=json.dumps(doc))
+            if reply.status_code == 401 and await self._refresh(token):
+                continue
+            return reply.status_code < 300
+        return False
+
+    async def _sse_reopen(self, client_sid: str, lost_upstream_id: str) -> bool:
+        """The server does not know ``lost_upstream_id``: have the stream re-open it, wait for that."""
+        session = self._sse_sessions.get(client_sid)
+        if session is None or session.ended or session.init_body is None:
+            return False
+        if session.upstream_id != lost_upstream_id:
+            return True  # already re-opened
+        changed = session.changed
+        if session.interrupt is not None:
+            session.interrupt.cancel()  # the upstream stream is still open but its session is gone
+        with anyio.move_on_after(self._connect_grace + 10):
+            await changed.wait()
+        return session.upstream_id != lost_upstream_id and not session.ended
 
     async def _start(self, req: _Request, response: httpx.Response, send: Send, *, drop_length: bool) -> None:
         headers: list[tuple[bytes, bytes]] = []
@@ -402,6 +594,16 @@ def _relative(url: str) -> str:
     if not parts.scheme:
         return url
     return parts.path + (f"?{parts.query}" if parts.query else "")
+
+
+def _session_id_of(endpoint: str) -> str | None:
+    return dict(parse_qsl(urlsplit(endpoint).query)).get("session_id")
+
+
+def _with_session_id(target: str, session_id: str) -> str:
+    parts = urlsplit(target)
+    query = [(k, session_id if k == "session_id" else v) for k, v in parse_qsl(parts.query)]
+    return parts.path + "?" + urlencode(query)
 
 
 def _rpc_of(body: bytes) -> tuple[str | None, Any]:
