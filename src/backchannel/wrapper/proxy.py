@@ -399,14 +399,10 @@ class IdentityProxy:
                 response = await self._open(req)
             if started:
                 # A retried call came back in an unexpected shape: pass its bytes on as they are.
-                async for chunk in response.aiter_bytes():
-                    await send({"type": "http.response.body", "body": chunk, "more_body": True})
-                await send({"type": "http.response.body", "body": b""})
+                await _pass_body(response.aiter_bytes(), send)
                 return
             await self._start(req, response, send, drop_length=False)
-            async for chunk in response.aiter_raw():
-                await send({"type": "http.response.body", "body": chunk, "more_body": True})
-            await send({"type": "http.response.body", "body": b""})
+            await _pass_body(response.aiter_raw(), send)
         finally:
             await response.aclose()
 
@@ -420,9 +416,7 @@ class IdentityProxy:
         if response.status_code != 200:
             try:
                 await self._start(req, response, send, drop_length=False)
-                async for chunk in response.aiter_raw():
-                    await send({"type": "http.response.body", "body": chunk, "more_body": True})
-                await send({"type": "http.response.body", "body": b""})
+                await _pass_body(response.aiter_raw(), send)
             finally:
                 await response.aclose()
             return
@@ -637,6 +631,13 @@ def _is_stale_reply(data: bytes, rpc_id: Any) -> bool:
     text = first.get("text", "") if isinstance(first, dict) else ""  # pyright: ignore[reportUnknownMemberType, reportUnknownVariableType]
     # SDKs prefix tool errors ("Error executing tool x: ..."); an error result this short is ours.
     return isinstance(text, str) and STALE_TOKEN_TEXT in text and len(text) < len(STALE_TOKEN_TEXT) + 200
+
+
+async def _pass_body(chunks: AsyncIterator[bytes], send: Send) -> None:
+    """Stream a response body to the client as it arrives, then end it."""
+    async for chunk in chunks:
+        await send({"type": "http.response.body", "body": chunk, "more_body": True})
+    await send({"type": "http.response.body", "body": b""})
 
 
 async def _drain_until_reply(response: httpx.Response) -> None:
