@@ -12,7 +12,7 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -36,14 +36,6 @@ def repo(tmp_path: Path) -> Path:
     path = tmp_path / "repo"
     path.mkdir()
     return path
-
-
-@pytest.fixture
-def wrappers() -> Iterator[list[Wrapper]]:
-    made: list[Wrapper] = []
-    yield made
-    for wrapper in made:
-        wrapper.stop()
 
 
 async def send(server: ServerProcess, text: str, channel: str = "general") -> int:

@@ -15,7 +15,7 @@ import shutil
 import signal
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -28,14 +28,6 @@ from tests.wrapper import fake_anthropic
 from tests.wrapper.wrapper_harness import Feed, Wrapper
 
 pytestmark = pytest.mark.anyio
-
-
-@pytest.fixture
-def wrappers() -> Iterator[list[Wrapper]]:
-    made: list[Wrapper] = []
-    yield made
-    for wrapper in made:
-        wrapper.stop()
 
 
 async def send(server: ServerProcess, text: str) -> None:

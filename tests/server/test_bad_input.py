@@ -221,7 +221,8 @@ async def test_bad_registration_is_a_4xx_with_a_reason(
     server: RunningServer, payload: dict[str, Any]
 ) -> None:
     async with httpx.AsyncClient(base_url=server.url, timeout=10) as client:
-        assert_json_error(await client.post("/api/agents/register", json=payload), (400, 422))
+        body = assert_json_error(await client.post("/api/agents/register", json=payload), (400, 422))
+    assert body["error"] == "invalid_input"
 
 
 # -- malformed bodies -------------------------------------------------------------------------------
