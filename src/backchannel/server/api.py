@@ -87,7 +87,6 @@ async def delete_channel(request: Request, name: str) -> Response:
 @router.post("/api/channels/{name}/continue", dependencies=Writer, tags=["channels"])
 async def continue_routing(request: Request, name: str, sender: str = "you") -> dict[str, Any]:
     room = services(request).room
-    await room.channel(name)
     return (await room.resume(name, await room.human_name(sender))).public()
 
 
@@ -100,7 +99,6 @@ async def history(
     after: Annotated[int | None, Query(ge=0, le=2**62)] = None,
 ) -> dict[str, Any]:
     room = services(request).room
-    await room.channel(name)
     batch = await room.history(name, limit, before, after)
     return {"messages": [m.public() for m in batch], "has_more": len(batch) == room.clamp_limit(limit)}
 
@@ -108,7 +106,6 @@ async def history(
 @router.post("/api/channels/{name}/messages", status_code=201, dependencies=Writer, tags=["messages"])
 async def send(request: Request, name: str, body: MessageIn) -> dict[str, Any]:
     room = services(request).room
-    await room.channel(name)
     uploads_dir = services(request).settings.uploads_dir
     attachments = [uploads.attachment(uploads_dir, a) for a in body.attachments]
     msg = await room.post_human(
