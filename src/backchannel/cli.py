@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import getpass
 import importlib
 import sys
 from pathlib import Path
@@ -11,6 +10,7 @@ from typing import Annotated, Any
 import httpx
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from backchannel import __version__
@@ -34,8 +34,14 @@ ChannelOpt = Annotated[str, typer.Option("--channel", "-c", help="Channel name."
 
 
 def _fail(message: str) -> typer.Exit:
-    err.print(f"[red]error:[/red] {message}")
+    # Everything after the label comes from a user, a file or the server: never rich markup, or
+    # "[server]" in a message would vanish.
+    err.print(f"[red]error:[/red] {escape(message)}")
     return typer.Exit(1)
+
+
+def _warn(message: str) -> None:
+    err.print(f"[yellow]warning:[/yellow] {escape(message)}")
 
 
 @app.command()
@@ -55,6 +61,7 @@ def serve(
         settings = load_settings(
             {"host": host, "port": port, "data_dir": data_dir, "allow_network": allow_network or None},
             config_file=config,
+            warn=_warn,
         )
         run_server(settings)
     except BackchannelError as exc:
@@ -86,26 +93,32 @@ def _call(client: httpx.Client, method: str, url: str, **kwargs: Any) -> httpx.R
 def send(
     text: Annotated[str, typer.Argument(help="Message text; '-' reads standard input.")],
     channel: ChannelOpt = "general",
-    sender: Annotated[
-        str | None, typer.Option("--as", help="Display name (default: your user name).")
+    server: ServerOpt = None,
+    data_dir: DataDirOpt = None,
+) -> None:
+    """Post a message as the local person (the same one as this machine's browser); print its id."""
+    if text == "-":
+        text = sys.stdin.read()
+    with _client(server, data_dir) as client:
+        message = _call(client, "POST", f"/api/channels/{channel}/messages", json={"text": text}).json()
+    typer.echo(message["id"])
+
+
+@app.command()
+def name(
+    new: Annotated[
+        str | None, typer.Argument(help="New display name; omit to print the current one.")
     ] = None,
     server: ServerOpt = None,
     data_dir: DataDirOpt = None,
 ) -> None:
-    """Post a message as the local human and print its id."""
-    if text == "-":
-        text = sys.stdin.read()
+    """Print or change the local person's display name (shared with this machine's browser)."""
     with _client(server, data_dir) as client:
-        body = {"text": text, "sender": sender or _user()}
-        message = _call(client, "POST", f"/api/channels/{channel}/messages", json=body).json()
-    typer.echo(message["id"])
-
-
-def _user() -> str:
-    try:
-        return getpass.getuser()[:32] or "you"
-    except (KeyError, OSError):
-        return "you"
+        if new is None:
+            me = _call(client, "GET", "/api/me").json()
+        else:
+            me = _call(client, "PUT", "/api/me", json={"name": new}).json()
+    typer.echo(me["name"])
 
 
 @app.command()
@@ -120,7 +133,8 @@ def read(
         data = _call(client, "GET", f"/api/channels/{channel}/messages", params={"limit": limit}).json()
     for m in data["messages"]:
         text = "(deleted)" if m["deleted"] else m["text"]
-        typer.echo(f"[{m['id']}] {m['sender']}: {text}")
+        who = f"{m['sender']} (agent)" if m.get("kind") == "agent" else m["sender"]  # never mistaken
+        typer.echo(f"[{m['id']}] {who}: {text}")
 
 
 @agents_app.command("list")
@@ -133,7 +147,7 @@ def agents_list(server: ServerOpt = None, data_dir: DataDirOpt = None) -> None:
     table = Table("name", "base", "state", "last seen")
     for a in agents:
         seen = dt.datetime.fromtimestamp(a["last_seen"]).strftime("%Y-%m-%d %H:%M:%S")
-        table.add_row(a["name"], a["base"], a["state"], seen)
+        table.add_row(*(escape(str(v)) for v in (a["name"], a["base"], a["state"], seen)))
     Console().print(table)
 
 
@@ -160,11 +174,10 @@ def _register_wrapper() -> None:
         command = importlib.import_module("backchannel.wrapper.command")
     except ImportError:  # the wrapper package is optional while it is being built
         return
-    app.command(
-        "run",
-        context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
-        help="Start an agent CLI wired to the room (see README).",
-    )(command.run)
+    # RunCommand: only the arguments after `--` reach the agent CLI; unknown options are errors.
+    app.command("run", cls=command.RunCommand, help="Start an agent CLI wired to the room (see README).")(
+        command.run
+    )
 
 
 _register_wrapper()

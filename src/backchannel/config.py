@@ -6,9 +6,11 @@ from an explicit :class:`Settings` and tests can make as many isolated servers a
 
 from __future__ import annotations
 
+import logging
 import os
+import re
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, cast
@@ -20,6 +22,7 @@ from backchannel.errors import InvalidInput
 DEFAULT_PORT = 8300
 DEFAULT_URL = f"http://127.0.0.1:{DEFAULT_PORT}"
 CONFIG_FILE_NAME = "backchannel.toml"
+logger = logging.getLogger("backchannel.config")
 
 
 def default_data_dir() -> Path:
@@ -71,6 +74,26 @@ class Settings:
     mcp_session_idle_timeout: float = field(
         default=1800.0, metadata={"help": "Seconds before an idle MCP streamable-HTTP session is dropped."}
     )
+    agent_colors: tuple[tuple[str, str], ...] = field(
+        default=(),
+        metadata={"help": "Agent colours by base, from [agents.<base>].color in the config file only."},
+    )
+    idle_timeout: float = field(
+        default=5.0,
+        metadata={
+            "help": "Seconds a connection may stay open with no request in progress before it is closed."
+        },
+    )
+    request_timeout: float = field(
+        default=30.0,
+        metadata={
+            "help": "Seconds a client may take to send request headers, and the longest pause inside a body."
+        },
+    )
+    max_connections: int = field(
+        default=0,
+        metadata={"help": "Open connections at most; 0 = derived from the open-file limit (kept below it)."},
+    )
 
     @property
     def db_path(self) -> Path:
@@ -92,7 +115,7 @@ def is_loopback_host(host: str) -> bool:
     return host in {"127.0.0.1", "localhost", "::1"} or host.startswith("127.")
 
 
-def _coerce(name: str, raw: Any) -> Any:
+def _coerce(name: str, raw: Any, source: str | None = None) -> Any:
     """Turn a TOML or env value into the field's type, with a clear error naming the setting."""
     default = getattr(Settings(data_dir=Path(".")), name)
     try:
@@ -105,7 +128,11 @@ def _coerce(name: str, raw: Any) -> Any:
             if text in {"0", "false", "no", "off", ""}:
                 return False
             raise ValueError(raw)
+        if isinstance(raw, bool):
+            raise ValueError(raw)  # `true` is not a number
         if isinstance(default, int):
+            if isinstance(raw, float) and not raw.is_integer():
+                raise ValueError(raw)
             return int(raw)
         if isinstance(default, float):
             return float(raw)
@@ -113,7 +140,8 @@ def _coerce(name: str, raw: Any) -> Any:
             return Path(os.path.expanduser(str(raw)))
         return str(raw)
     except (TypeError, ValueError):
-        raise InvalidInput(f"setting {name!r} has an invalid value: {raw!r}") from None
+        where = f" (from {source})" if source and source != name else ""
+        raise InvalidInput(f"setting {name!r}{where} has an invalid value: {raw!r}") from None
 
 
 def find_config_file(explicit: Path | None, env: Mapping[str, str]) -> Path | None:
@@ -140,29 +168,102 @@ def read_toml(path: Path | None) -> dict[str, Any]:
         raise InvalidInput(f"config file {path} is not valid TOML: {exc}") from None
 
 
+# Settings that only the config file can give (they are tables, not single values).
+_FILE_ONLY = frozenset({"agent_colors"})
+_COLOR_RE = re.compile(r"^#(?:[0-9a-fA-F]{3}|[0-9a-fA-F]{6})$")
+# agentchattr tables that have no meaning here, with the reason a user gets in the warning.
+_IGNORED_TABLES = {
+    "mcp": "MCP is served on the server's own port, at /mcp and /sse",
+}
+Warn = Callable[[str], None]
+
+
+def _table(config: Mapping[str, Any], name: str) -> dict[str, Any]:
+    raw: object = config.get(name, {})
+    if not isinstance(raw, dict):
+        raise InvalidInput(f"[{name}] in the config file must be a table")
+    return cast(dict[str, Any], raw)
+
+
+def _agent_colors(config: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:
+    """``[agents.<name>].color``, keyed by the registration base the wrapper derives from <name>."""
+    colors: list[tuple[str, str]] = []
+    for agent, raw in _table(config, "agents").items():
+        if not isinstance(raw, dict):
+            raise InvalidInput(f"[agents.{agent}] in the config file must be a table")
+        color: object = cast(dict[str, Any], raw).get("color")
+        if color is None:
+            continue
+        if not isinstance(color, str) or not _COLOR_RE.fullmatch(color.strip()):
+            raise InvalidInput(f'[agents.{agent}].color must be a hex colour like "#d97757", not {color!r}')
+        base = re.sub(r"[^a-z0-9-]+", "-", agent.strip().lower()).strip("-")[:32]
+        colors.append((base, color.strip().lower()))
+    return tuple(colors)
+
+
+def _from_file(config: Mapping[str, Any], warn: Warn) -> dict[str, Any]:
+    """Settings from the config file: ``[server]``, the agentchattr keys that map onto ours, and one
+    warning for each table or key that means nothing here (never a silent trap, never a hard stop)."""
+    names = {f.name for f in fields(Settings)} - _FILE_ONLY
+    values: dict[str, Any] = {}
+    routing = _table(config, "routing")
+    for key, raw in routing.items():
+        if key == "max_agent_hops":
+            values["loop_guard_hops"] = _coerce("loop_guard_hops", raw, source="[routing].max_agent_hops")
+        else:
+            warn(f"[routing].{key} is not supported and is ignored")
+    images = _table(config, "images")
+    for key, raw in images.items():
+        if key == "max_size_mb":
+            if isinstance(raw, bool) or not isinstance(raw, int | float) or raw <= 0:
+                raise InvalidInput(
+                    f"[images].max_size_mb must be a positive number of megabytes, not {raw!r}"
+                )
+            values["max_upload_bytes"] = int(raw * 1024 * 1024)
+        elif key == "upload_dir":
+            warn("[images].upload_dir is ignored: uploads live in <data_dir>/uploads")
+        else:
+            warn(f"[images].{key} is not supported and is ignored")
+    for key, raw in _table(config, "server").items():
+        if key not in names:
+            warn(f"unknown setting [server].{key} is ignored; known: {', '.join(sorted(names))}")
+            continue
+        values[key] = _coerce(key, raw, source=f"[server].{key}")
+    colors = _agent_colors(config)
+    if colors:
+        values["agent_colors"] = colors
+    for key in config:
+        if key in {"server", "routing", "images", "agents"}:
+            continue
+        reason = _IGNORED_TABLES.get(key, "backchannel does not use it")
+        kind = "table" if isinstance(config[key], dict) else "key"
+        warn(
+            f"[{key}] is ignored: {reason}"
+            if kind == "table"
+            else f"config {kind} {key!r} is ignored: {reason}"
+        )
+    return values
+
+
 def load_settings(
     cli: Mapping[str, Any] | None = None,
     env: Mapping[str, str] | None = None,
     config_file: Path | None = None,
+    warn: Warn | None = None,
 ) -> Settings:
-    """Build Settings from CLI values (None = not given), the environment and the ``[server]`` table."""
+    """Build Settings from CLI values (None = not given), the environment and the config file.
+
+    Tables and keys that mean nothing here are reported through ``warn`` (default: the log), once
+    each; a value of the wrong type is an error.
+    """
     env = os.environ if env is None else env
     cli = {k: v for k, v in (cli or {}).items() if v is not None}
     path = find_config_file(config_file, env)
-    raw_table: object = read_toml(path).get("server", {})
-    if not isinstance(raw_table, dict):
-        raise InvalidInput("[server] in the config file must be a table")
-    server_table = cast(dict[str, Any], raw_table)
-    values: dict[str, Any] = {}
-    names = {f.name for f in fields(Settings)}
-    for key, raw in server_table.items():
-        if key not in names:
-            raise InvalidInput(f"unknown setting [server].{key}; known: {', '.join(sorted(names))}")
-        values[key] = _coerce(key, raw)
-    for name in names:
+    values = _from_file(read_toml(path), warn or logger.warning)
+    for name in {f.name for f in fields(Settings)} - _FILE_ONLY:
         raw_env = env.get(f"BACKCHANNEL_{name.upper()}")
         if raw_env:
-            values[name] = _coerce(name, raw_env)
+            values[name] = _coerce(name, raw_env, source=f"BACKCHANNEL_{name.upper()}")
     for key, raw in cli.items():
         values[key] = _coerce(key, raw)
     return replace(Settings(), **values)

@@ -6,7 +6,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 SenderKind = Literal["human", "agent", "system"]
-TriggerState = Literal["queued", "injected", "failed", "superseded"]
+TriggerState = Literal["queued", "injected", "failed", "superseded", "waiting"]
 Activity = Literal["busy", "idle", ""]
 Presence = Literal["online", "busy", "idle", "offline"]
 
@@ -39,6 +39,9 @@ class Message:
     created_at: float
     edited_at: float | None
     deleted: bool
+    # The author's stable person identity (people's messages only; None for agents, system and
+    # people's messages from before persons existed). Edits and deletes belong to it, not to a name.
+    person_id: int | None = None
 
     def public(self) -> dict[str, Any]:
         """The JSON shape for REST, WebSocket and ``chat_read``; deleted text is never shown."""
@@ -54,6 +57,8 @@ class Message:
         data: dict[str, Any] = {
             "id": self.id,
             "sender": self.sender,
+            # "human" | "agent" | "system": a person's name can never read as an agent's.
+            "kind": self.kind,
             "text": "(deleted)" if self.deleted else self.text,
             "type": self.type,
             "time": _iso(self.created_at),
@@ -174,4 +179,14 @@ class Job:
     status: str
     proposed_by: str
     message_id: int | None
+    created_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class Person:
+    """A person with a stable id: the local person (CLI and this machine's browser) or a browser."""
+
+    id: int
+    name: str
+    is_local: bool
     created_at: float

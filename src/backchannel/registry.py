@@ -2,7 +2,8 @@
 
 Tokens are 256-bit random strings handed out once; only their SHA-256 is stored, so a copy of the
 database cannot impersonate anyone. Going offline never destroys an identity: the same
-``base`` + ``instance_id`` always gets its name, cursors and role back.
+``base`` + ``instance_id`` gets its name, cursors and role back. Knowing an ``instance_id`` is not
+enough to take a live identity: that needs the reclaim secret its wrapper registered with.
 """
 
 from __future__ import annotations
@@ -13,18 +14,22 @@ import logging
 import re
 import secrets
 import time
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
+from backchannel import names
 from backchannel.bus import ROOM, EventBus, agent_topic
 from backchannel.config import Settings
 from backchannel.errors import InvalidInput, NotFound, StaleToken
 from backchannel.models import Agent, Presence
 from backchannel.store import Store
+from backchannel.store.agents import TakeOver
 
 logger = logging.getLogger("backchannel.registry")
 BASE_RE = re.compile(r"^[a-z][a-z0-9-]{0,31}$")
 NAME_RE = re.compile(r"^[a-z][a-z0-9-]{0,39}$")
-RESERVED_NAMES = frozenset({"all", "system", "everyone", "here", "channel", "you"})
+SECRET_MIN, SECRET_MAX = 32, 128
 
 _COLORS = {
     "claude": "#d97757",
@@ -40,7 +45,10 @@ _COLORS = {
 _PALETTE = ["#e5534b", "#57ab5a", "#539bf5", "#c69026", "#b083f0", "#39c5cf", "#ee7d3b", "#d16ba5"]
 
 
-def color_for(base: str, slot: int) -> str:
+def color_for(base: str, slot: int, configured: Mapping[str, str] | None = None) -> str:
+    """The config file's ``[agents.<base>].color`` if set, else the built-in colour of the base."""
+    if configured and base in configured:
+        return configured[base]
     if base in _COLORS:
         return _COLORS[base]
     return _PALETTE[int(hashlib.sha256(base.encode()).hexdigest(), 16) % len(_PALETTE)]
@@ -51,11 +59,25 @@ def hash_token(token: str) -> str:
 
 
 def validate_name(name: str) -> str:
-    if not NAME_RE.fullmatch(name) or name in RESERVED_NAMES:
+    if not NAME_RE.fullmatch(name):
         raise InvalidInput(
             f"invalid agent name {name!r}: use lower-case letters, digits and '-', starting with a letter"
         )
+    if names.is_reserved(name):
+        raise InvalidInput(f"invalid agent name {name!r}: {_reserved_words()} are reserved for no one")
     return name
+
+
+def _reserved_words() -> str:
+    return ", ".join(sorted(names.RESERVED_NAMES))
+
+
+@dataclass(frozen=True, slots=True)
+class Registered:
+    agent: Agent
+    token: str
+    is_new: bool  # a new identity (say so in the room), not this instance reclaiming its own
+    took_over: TakeOver | None  # what it inherited from the offline holder of its name
 
 
 class Registry:
@@ -65,26 +87,41 @@ class Registry:
         self.settings = settings
         self._presence: dict[str, Presence] = {}
 
-    async def register(self, base: str, instance_id: str, label: str | None) -> tuple[Agent, str, bool]:
-        """Returns the agent, its new token, and whether the identity is new (not a reclaim)."""
+    async def register(
+        self, base: str, instance_id: str, label: str | None, reclaim_secret: str | None = None
+    ) -> Registered:
+        """Reclaim this instance's identity or make a new one; raises NameHeld (409) rather than
+        take a live identity from a caller that cannot prove it is that instance."""
         if not BASE_RE.fullmatch(base):
             raise InvalidInput("base must match ^[a-z][a-z0-9-]{0,31}$")
+        if names.is_reserved(base):
+            raise InvalidInput(f"base {base!r} is reserved: {_reserved_words()} are names for no one")
         if not 0 < len(instance_id) <= 64:
             raise InvalidInput("instance_id must be a non-empty string of at most 64 characters")
         if label is not None and len(label) > 64:
             raise InvalidInput("label must be at most 64 characters")
+        if reclaim_secret is not None and not SECRET_MIN <= len(reclaim_secret) <= SECRET_MAX:
+            raise InvalidInput(f"reclaim_secret must be {SECRET_MIN} to {SECRET_MAX} characters")
         token = secrets.token_urlsafe(32)
-        agent, is_new = await self.store.register_agent(
+        done = await self.store.register_agent(
             base=base,
             instance_id=instance_id,
             label=label,
             token_hash=hash_token(token),
+            reclaim_hash=hash_token(reclaim_secret) if reclaim_secret is not None else None,
             crash_timeout=self.settings.crash_timeout,
-            color_for=color_for,
+            color_for=lambda b, s: color_for(b, s, dict(self.settings.agent_colors)),
         )
+        agent = done.agent
+        configured = dict(self.settings.agent_colors).get(agent.base)
+        if configured is not None and agent.color != configured:  # the config changed since it joined
+            agent = await self.store.update_agent(agent.id, color=configured)
         self.bus.publish(agent_topic(agent.id), {"kind": "token_changed"})
+        if done.took_over is not None:
+            # The retired identity's streams end; its queued wake-ups now belong to the new holder.
+            self.bus.publish(agent_topic(done.took_over.previous_id), {"kind": "token_changed"})
         await self.publish_presence(agent)
-        return agent, token, is_new
+        return Registered(agent, token, done.is_new, done.took_over)
 
     async def authenticate(self, token: str | None, *, touch: bool = True) -> Agent:
         """The agent owning ``token``; raises StaleToken for anything unknown or revoked."""
@@ -138,13 +175,14 @@ class Registry:
         return agent
 
     async def rename(self, name: str, new_name: str) -> Agent:
+        """chat_claim and PATCH: the identity keeps its history, which shows the new name."""
         validate_name(new_name)
         if await self.store.is_person_name(new_name):
             raise InvalidInput(f"{new_name!r} is a person's name in this room; pick another")
         agent = await self.store.agent(name)
-        updated = await self.store.update_agent(agent.id, name=new_name)
+        updated, event = await self.store.rename_agent(agent.id, new_name, self.public)
         self._presence.pop(name, None)
-        self.bus.publish(ROOM, {"kind": "agent_renamed", "old": name, "agent": self.public(updated)})
+        self.bus.publish(ROOM, event.public())
         return updated
 
     def public(self, agent: Agent) -> dict[str, Any]:

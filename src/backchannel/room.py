@@ -11,10 +11,14 @@ import re
 import time
 from typing import Any
 
+import anyio.to_thread
+
+from backchannel import uploads
 from backchannel.bus import ROOM, EventBus, agent_topic
 from backchannel.config import Settings
 from backchannel.errors import Forbidden, InvalidInput, NotFound
-from backchannel.models import Agent, Channel, Event, Job, Message, SenderKind
+from backchannel.models import Agent, Channel, Event, Job, Message, Person, SenderKind
+from backchannel.people import check_person_name
 from backchannel.registry import Registry
 from backchannel.router import CONTINUE_COMMAND, mention_tokens, plan_routing, wake_prompt
 from backchannel.store import Posted, Store
@@ -75,11 +79,10 @@ class Room:
         return min(limit, self.settings.read_limit_max)
 
     async def human_name(self, name: Any) -> str:
-        if not isinstance(name, str) or not HUMAN_NAME_RE.fullmatch(name.strip()):
-            raise InvalidInput("sender must be 1-32 letters, digits, spaces, '.', '_' or '-'")
-        name = name.strip()
+        """A name a person may act under: valid, not reserved, not agent-style, no agent's name."""
+        name = check_person_name(name)
         # A person may not take an agent's name: what an agent says must come from its token.
-        if name.lower() in {a.name for a in await self.store.agents()} | {"system"}:
+        if name.lower() in {a.name.lower() for a in await self.store.agents()}:
             raise InvalidInput(f"{name!r} is an agent's name; pick another display name")
         return name
 
@@ -104,7 +107,14 @@ class Room:
         name = validate_channel(name)
         if name == DEFAULT_CHANNEL:
             raise InvalidInput("#general cannot be deleted")
-        self.publish(await self.store.delete_channel(name))
+        event, orphaned = await self.store.delete_channel(name)
+        self.publish(event)
+        await self._remove_uploads(orphaned)
+
+    async def _remove_uploads(self, names: list[str]) -> None:
+        """Remove files no message references any more: after the commit, off the event loop."""
+        if names:
+            await anyio.to_thread.run_sync(uploads.remove, self.settings.uploads_dir, names)
 
     # -- posting ----------------------------------------------------------------------------------
     async def post(
@@ -120,6 +130,7 @@ class Room:
         metadata: dict[str, Any] | None = None,
         type: str = "chat",
         job_id: int = 0,
+        person_id: int | None = None,
     ) -> Posted:
         now = time.time()
         tokens = mention_tokens(text)  # parsed here, not inside the store's write transaction
@@ -149,6 +160,7 @@ class Room:
             planner=planner,
             prompt_for=lambda target: wake_prompt(target, sender, channel),
             job_id=job_id,
+            person_id=person_id,
         )
         self._publish_post(posted)
         return posted
@@ -158,17 +170,23 @@ class Room:
         *,
         channel: Any,
         text: Any,
-        sender: Any = "you",
+        person: Person,
         reply_to: int | None = None,
         attachments: list[dict[str, Any]] | None = None,
     ) -> Message:
+        """Post as ``person``: the name and the author id come from their identity, never a field."""
         channel = validate_channel(channel)
         text = self.check_text(text, allow_empty=bool(attachments))
-        name = await self.human_name(sender)
         if text.strip() == CONTINUE_COMMAND:
-            return await self.resume(channel, name)
+            return await self.resume(channel, person.name)
         posted = await self.post(
-            channel=channel, text=text, sender=name, kind="human", reply_to=reply_to, attachments=attachments
+            channel=channel,
+            text=text,
+            sender=person.name,
+            kind="human",
+            reply_to=reply_to,
+            attachments=attachments,
+            person_id=person.id,
         )
         return posted.message
 
@@ -228,21 +246,39 @@ class Room:
         return job
 
     # -- editing ------------------------------------------------------------------------------------
-    async def edit(self, message_id: int, text: Any, *, by_agent: Agent | None = None) -> Message:
-        await self._check_owner(message_id, by_agent)
+    async def edit(
+        self, message_id: int, text: Any, *, by_agent: Agent | None = None, by_person: Person | None = None
+    ) -> Message:
+        await self._check_owner(message_id, by_agent, by_person)
         message, event = await self.store.edit_message(message_id, self.check_text(text))
         self.publish(event)
         return message
 
-    async def delete(self, message_id: int, *, by_agent: Agent | None = None) -> Message:
-        await self._check_owner(message_id, by_agent)
-        message, event = await self.store.delete_message(message_id)
+    async def delete(
+        self, message_id: int, *, by_agent: Agent | None = None, by_person: Person | None = None
+    ) -> Message:
+        await self._check_owner(message_id, by_agent, by_person)
+        message, event, orphaned = await self.store.delete_message(message_id)
         self.publish(event)
+        await self._remove_uploads(orphaned)
         return message
 
-    async def _check_owner(self, message_id: int, agent: Agent | None) -> None:
+    async def _check_owner(self, message_id: int, agent: Agent | None, person: Person | None = None) -> None:
         if agent is not None and await self.store.message_author(message_id) != agent.id:
             raise Forbidden("agents may only change their own messages")
+        if person is None:
+            return
+        message = await self.store.message(message_id)
+        if message.kind != "human":
+            return  # people may tidy up agents' and system lines, as before
+        # A person's message belongs to its author's identity, not to the name on it; one from
+        # before identities existed belongs to the local person.
+        owner_ok = person.id == message.person_id if message.person_id is not None else person.is_local
+        if not owner_ok:
+            raise Forbidden(
+                f"message {message_id} was written by another person ({message.sender}); "
+                "only its author can edit or delete it"
+            )
 
     # -- reading ------------------------------------------------------------------------------------
     async def history(

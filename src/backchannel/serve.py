@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import sys
 
@@ -9,7 +10,9 @@ import uvicorn
 
 from backchannel.config import Settings
 from backchannel.errors import InvalidInput
+from backchannel.server import limits
 from backchannel.server.app import create_app
+from backchannel.server.security import JOIN_KEY_FILE
 
 
 def bind(settings: Settings) -> socket.socket:
@@ -33,23 +36,49 @@ def base_url(host: str, port: int) -> str:
     return f"http://{shown}:{port}"
 
 
+class _Server(uvicorn.Server):
+    """uvicorn's server with an event-loop error handler that cannot stop the loop."""
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        asyncio.get_running_loop().set_exception_handler(limits.LoopErrorHandler())
+        await super().startup(sockets)
+
+
 def serve(settings: Settings, *, log_level: str = "warning") -> None:
     if not settings.is_loopback and not settings.allow_network:
         raise InvalidInput(
             f"--host {settings.host} would expose the server beyond this machine; "
             "add --allow-network if that is what you want"
         )
+    fd_limit = limits.raise_fd_limit()
+    cap = limits.connection_cap(settings, fd_limit)
     sock = bind(settings)
     port = sock.getsockname()[1]
     app = create_app(settings)
+    limits.install_safe_logging()  # after create_app: the MCP SDK installs its own root handler
     services = app.state.services
     print(f"backchannel serving on {base_url(settings.host, port)}", flush=True)
     print(f"  data dir: {settings.data_dir}", flush=True)
+    print(f"  connections: at most {cap} (open-file limit {fd_limit})", flush=True)
     if settings.allow_network:
-        print(f"  network mode: agents need  X-Join-Key: {services.guard.secrets.join_key}", flush=True)
+        print(
+            f"  network mode: agents need  X-Join-Key: {services.guard.secrets.join_key}"
+            f"  (also in {settings.data_dir / JOIN_KEY_FILE})",
+            flush=True,
+        )
         print(f"  network mode: UI login secret: {services.guard.secrets.login}", flush=True)
-    config = uvicorn.Config(app, log_level=log_level, lifespan="on", ws="auto", timeout_graceful_shutdown=3)
-    server = uvicorn.Server(config)
+    config = uvicorn.Config(
+        app,
+        log_level=log_level,
+        log_config=None,  # uvicorn's loggers go to the root handler: one line per record, never raises
+        lifespan="on",
+        ws="auto",
+        http=limits.protocol_for(cap, settings.request_timeout),
+        timeout_keep_alive=max(1, round(settings.idle_timeout)),
+        backlog=limits.accept_backlog(cap),
+        timeout_graceful_shutdown=3,
+    )
+    server = _Server(config)
     try:
         server.run(sockets=[sock])
     finally:

@@ -6,6 +6,7 @@ the name the client sent is never used on disk.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 from pathlib import Path
@@ -41,7 +42,7 @@ def save(uploads_dir: Path, data: bytes, max_bytes: int, original_name: str = ""
     uploads_dir.mkdir(parents=True, exist_ok=True)
     name = secrets.token_hex(NAME_LENGTH // 2) + ext
     path = uploads_dir / name
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "wb") as fh:
         fh.write(data)
     label = os.path.basename(original_name)[:100] if original_name else name
@@ -72,6 +73,15 @@ def resolve(uploads_dir: Path, name: str) -> Path | None:
         return None
     path = uploads_dir / name
     return path if path.is_file() else None
+
+
+def remove(uploads_dir: Path, names: list[str]) -> None:
+    """Delete stored files by generated name (a deleted message's images); never anything else."""
+    for name in names:
+        path = resolve(uploads_dir, name)
+        if path is not None:
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
 
 
 def attachment(uploads_dir: Path, item: dict[str, Any]) -> dict[str, Any]:

@@ -81,7 +81,8 @@ async def test_every_acknowledged_message_survives_kill_9_mid_stream(
                     "/api/channels/general/messages", json={"text": text, "sender": name}
                 )
                 assert response.status_code == 201, response.text
-                ack(response.json()["id"], name, text)
+                # People post under the local person's name (the sender field is ignored).
+                ack(response.json()["id"], response.json()["sender"], text)
 
     async def agent_sends(agent: dict[str, Any], transport: str) -> None:
         async with mcp_client(proc.url, agent["token"], transport=transport) as client:
@@ -127,8 +128,10 @@ async def test_every_acknowledged_message_survives_kill_9_mid_stream(
             # Each sender sends strictly one after another, so what survived of it is a gap-free
             # prefix: everything acknowledged, plus at most the one message in flight at the kill.
             for sender in (*HUMANS, *(a["name"] for a in agents)):
-                seqs = [int(text.split("#")[1].split()[0]) for s, text in stored.values() if s == sender]
-                acked_count = sum(1 for s, _ in acked.values() if s == sender)
+                mine = f"{sender} #"  # by the text: people share the local person's name
+                texts = [text for _, text in stored.values() if text.startswith(mine)]
+                seqs = [int(text.split("#")[1].split()[0]) for text in texts]
+                acked_count = sum(1 for _, text in acked.values() if text.startswith(mine))
                 assert seqs == list(range(len(seqs))), (sender, seqs)
                 assert acked_count <= len(seqs) <= acked_count + 1, (sender, acked_count, len(seqs))
 
@@ -161,7 +164,8 @@ async def test_restart_keeps_messages_channels_cursors_and_registry(
     server_process: Callable[..., ServerProcess], stop: str
 ) -> None:
     proc = server_process()
-    claude = await register(proc.url, "claude", "keep-claude")
+    secret = "keep-claude-reclaim-secret-" + "0" * 16
+    claude = await register(proc.url, "claude", "keep-claude", reclaim_secret=secret)
     codex = await register(proc.url, "codex", "keep-codex")
     async with proc.human() as human:
         assert (await human.post("/api/channels", json={"name": "ops"})).status_code == 201
@@ -211,9 +215,10 @@ async def test_restart_keeps_messages_channels_cursors_and_registry(
             )
             assert beat.status_code == 200 and beat.json() == {"name": "codex"}, beat.text
 
-        # The registry survived too: the same instance gets its name back (with a fresh token, which
-        # retires the old one), and a new instance of the same base does not take a live name.
-        reclaimed = await register(restarted.url, "claude", "keep-claude")
+        # The registry survived too: the same instance (proven by its reclaim secret, since it is
+        # live) gets its name back with a fresh token, which retires the old one, and a new
+        # instance of the same base does not take a live name.
+        reclaimed = await register(restarted.url, "claude", "keep-claude", reclaim_secret=secret)
         assert reclaimed["name"] == "claude" and reclaimed["token"] != claude["token"]
         newcomer = await register(restarted.url, "claude", "someone-else")
         assert newcomer["name"] == "claude-2"

@@ -61,6 +61,12 @@ async def say(server: RunningServer, text: str, channel: str = "general") -> int
         return int(response.json()["id"])
 
 
+async def my_name(server: RunningServer) -> str:
+    """The local person's name: people post under it whatever the body says."""
+    async with server.human() as human:
+        return (await human.get("/api/me")).json()["name"]
+
+
 async def ack(url: str, agent: dict[str, Any], trigger_id: int, state: str = "injected") -> None:
     async with httpx.AsyncClient(base_url=url) as client:
         response = await client.post(
@@ -79,7 +85,8 @@ async def test_mention_is_pushed_live_to_the_hyphenated_agent(server: RunningSer
         message_id = await say(server, "@claude-2 can you check `@claude` usage?")
         event = await stream.next_event()
     assert isinstance(event, dict)
-    assert event["message_id"] == message_id and event["channel"] == "general" and event["from"] == "ben"
+    assert event["message_id"] == message_id and event["channel"] == "general"
+    assert event["from"] == await my_name(server)
     assert "chat_read" in event["prompt"] and "\n" not in event["prompt"]
 
 
@@ -109,7 +116,7 @@ async def test_mention_of_offline_agent_waits_for_its_return(server_factory) -> 
     back = await register(server.url, "gemini", "g")
     async with triggers(server.url, back) as stream:
         (trigger,) = await stream.replay()
-    assert trigger["from"] == "ben" and back["name"] == agent["name"]
+    assert trigger["from"] == await my_name(server) and back["name"] == agent["name"]
 
 
 async def test_all_reaches_online_agents(server_factory) -> None:

@@ -26,6 +26,7 @@ async def test_agent_sends_over_mcp_and_person_reads_it(server: RunningServer) -
 async def test_chat_read_over_both_transports(server: RunningServer, transport: str) -> None:
     agent = await register(server.url)
     async with server.human() as human:
+        await human.put("/api/me", json={"name": "ben"})
         await human.post("/api/channels/general/messages", json={"text": "hi @claude", "sender": "ben"})
     async with mcp_client(server.url, agent["token"], transport=transport) as client:
         result = await client.call_tool("chat_read", {})

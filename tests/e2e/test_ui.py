@@ -88,7 +88,7 @@ async def test_edit_last_message_with_up_arrow_then_delete_it_after_confirming(
     await box.fill("the fix")
     await box.press("Enter")
     edited = watcher.locator(".msg", has_text="the fix")
-    await expect(edited.locator(".edited")).to_have_text("(edited)")
+    await expect(edited.locator(".meta .edited")).to_have_text("(edited)")
     await expect(watcher.locator(".msg", has_text="teh typo")).to_have_count(0)
 
     mine = page.locator(".msg", has_text="the fix")

@@ -79,14 +79,14 @@ async def test_mention_autocomplete_lists_online_agents_first_and_slash_opens_th
     async with httpx.AsyncClient(base_url=server.url) as client:  # claude leaves: offline
         r = await client.delete("/api/agents/claude", headers={"Authorization": f"Bearer {first['token']}"})
         assert r.status_code == 204, r.text
-    say(server.url, server.secret, "hello from a person", sender="dana")
+    say(server.url, server.secret, "hello from a person")  # the local person: never offered to itself
     ui = UI(browser, server.url)
     page = await ui.open()
     await expect(page.locator("#roster .agent[data-agent=claude]")).to_have_class(re.compile("state-offline"))
     box = page.get_by_label("Message #general")
     await box.type("ping @")
     options = page.locator("#suggest [role=option]")
-    await expect(options.locator(".name")).to_have_text(["@claude-2", "@claude", "@dana", "@all"])
+    await expect(options.locator(".name")).to_have_text(["@claude-2", "@claude", "@all"])
     await box.type("cl")
     await expect(options).to_have_count(2)
     await box.press("ArrowDown")

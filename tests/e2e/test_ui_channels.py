@@ -7,7 +7,7 @@ import re
 import pytest
 from playwright.async_api import Browser, expect
 
-from tests.conftest import RunningServer
+from tests.conftest import RunningServer, mcp_client, register
 from tests.e2e.ui_support import UI, browser, human, say, seed  # noqa: F401  # `browser` is a fixture
 
 pytestmark = pytest.mark.anyio
@@ -60,23 +60,29 @@ async def test_unread_counts_and_the_active_channel_survive_a_reload(
 ) -> None:
     with human(server.url, server.secret) as client:
         client.post("/api/channels", json={"name": "ops"})
+    agent = await register(server.url, "codex")
     ui = UI(browser, server.url)
     page = await ui.open()
     ops = page.locator("#channel-list .channel[data-channel=ops]")
     await expect(ops.locator(".badge")).to_have_count(0)
-    say(server.url, server.secret, "deploy done", channel="ops")
-    say(server.url, server.secret, "all green", channel="ops")
-    await expect(ops.locator(".badge")).to_have_text("2")
-    await expect(ops).to_have_attribute("aria-label", "ops, 2 unread")
-    await ops.focus()  # live updates re-render the list; keyboard focus must survive them
-    say(server.url, server.secret, "one more", channel="ops")
-    await expect(ops.locator(".badge")).to_have_text("3")
-    await expect(ops).to_be_focused()
-    await ops.click()
-    await expect(page.locator(".msg", has_text="one more")).to_be_visible()
-    await expect(ops.locator(".badge")).to_have_count(0)
+    # Someone else writes (your own messages are never unread: every local browser is you).
+    async with mcp_client(server.url, agent["token"]) as mcp:
 
-    say(server.url, server.secret, "meanwhile in general")
+        async def say_as_agent(text: str, channel: str = "general") -> None:
+            await mcp.call_tool("chat_send", {"message": text, "channel": channel})
+
+        await say_as_agent("deploy done", "ops")
+        await say_as_agent("all green", "ops")
+        await expect(ops.locator(".badge")).to_have_text("2")
+        await expect(ops).to_have_attribute("aria-label", "ops, 2 unread")
+        await ops.focus()  # live updates re-render the list; keyboard focus must survive them
+        await say_as_agent("one more", "ops")
+        await expect(ops.locator(".badge")).to_have_text("3")
+        await expect(ops).to_be_focused()
+        await ops.click()
+        await expect(page.locator(".msg", has_text="one more")).to_be_visible()
+        await expect(ops.locator(".badge")).to_have_count(0)
+        await say_as_agent("meanwhile in general")
     general = page.locator("#channel-list .channel[data-channel=general]")
     await expect(general.locator(".badge")).to_have_text("1")
     await page.reload()

@@ -1,9 +1,9 @@
-"""The real Claude Code, Gemini and Codex CLIs (npm) reach backchannel through the wrapper's proxy.
+"""The real Claude Code, Gemini, Codex and Qwen Code CLIs (npm) reach backchannel through the proxy.
 
 These need the CLIs on PATH (``npm install -g @anthropic-ai/claude-code @google/gemini-cli
-@openai/codex``); without them the tests fail with that instruction rather than skip. Each CLI runs
-under a throwaway HOME with auto-update off; Claude talks to a fake model API
-(tests/wrapper/fake_anthropic.py).
+@openai/codex @qwen-code/qwen-code``); without them the tests fail with that instruction rather than
+skip. Each CLI runs under a throwaway HOME with auto-update off; Claude talks to a fake model API
+(tests/wrapper/fake_anthropic.py), Qwen to a fake OpenAI-compatible one (tests/wrapper/fake_openai.py).
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ import pytest
 
 from backchannel.wrapper.serving import serve
 from tests.conftest import ServerProcess
-from tests.wrapper import fake_anthropic
+from tests.wrapper import fake_anthropic, fake_openai
 from tests.wrapper.wrapper_harness import Feed, Wrapper
 
 pytestmark = pytest.mark.anyio
@@ -36,7 +36,10 @@ async def send(server: ServerProcess, text: str) -> None:
         assert response.status_code == 201, response.text
 
 
-INSTALL = "npm install -g @anthropic-ai/claude-code @google/gemini-cli @openai/codex"
+INSTALL = (
+    "npm install -g @anthropic-ai/claude-code @google/gemini-cli @openai/codex @qwen-code/qwen-code"
+    " @github/copilot @kilocode/cli"
+)
 
 
 def run_wrapped(
@@ -200,3 +203,196 @@ async def test_interactive_claude_keeps_its_identity_through_rotation_freeze_and
     answers = feed.messages("claude")
     assert [m["text"] for m in answers] == ["hello from claude"] * 4, answers
     assert wrapper.tmux(*pane).strip() == pane_pid, "the one Claude process we started answered every time"
+
+
+async def unattended_run(
+    agent: str,
+    server: ServerProcess,
+    repo: Path,
+    wrapper_env: dict[str, str],
+    cli_args: tuple[str, ...],
+    wrappers: list[Wrapper],
+    model_env: Callable[[str], dict[str, str]],
+) -> Wrapper:
+    """Mention, rotation, server kill and restart: the one CLI process answers each as ``agent``.
+
+    The CLI talks to the fake OpenAI-compatible API (``model_env`` maps its URL to the CLI's env).
+    Any approval dialog on screen would hold the mentions, so passing means none was asked.
+    """
+    turn_done = anyio.Event()
+
+    def on_request(body: dict[str, Any]) -> None:
+        if ((body.get("messages") or [{}])[-1]).get("role") == "tool":
+            turn_done.set()  # the CLI sent the chat_send result back: this turn is over
+
+    app, requests = fake_openai.build(f"hello from {agent}", on_request)
+    feed = Feed(server.url, server.data_dir)
+    wrapper = Wrapper(repo, server.url, server.data_dir, wrapper_env, agent=agent, cli_args=cli_args)
+    session = f"=backchannel-{agent}:"
+    async with serve(app) as model_url, anyio.create_task_group() as tg:
+        wrapper_env.update(model_env(model_url))
+        wrappers.append(wrapper.start())
+        await tg.start(feed.run)
+        await feed.joined(agent)
+
+        async def mention_is_answered(text: str) -> None:
+            nonlocal turn_done
+            turn_done = anyio.Event()
+            mark = len(feed.events)
+            await send(server, text)
+            try:
+                await feed.wait(
+                    f"{agent}'s answer to {text!r}",
+                    lambda e: (e.get("message") or {}).get("sender") == agent,
+                    timeout=60,
+                    start=mark,
+                )
+                with anyio.fail_after(30):
+                    await turn_done.wait()
+            except (AssertionError, TimeoutError) as exc:
+                screen = wrapper.tmux("capture-pane", "-p", "-t", session)
+                log = "\n".join(line for line in wrapper.output.splitlines() if "backchannel" in line)
+                raise AssertionError(f"{exc}\nscreen:\n{screen}\nwrapper:\n{log[-3000:]}") from None
+
+        await mention_is_answered(f"@{agent} hello")
+        pane = ("display-message", "-p", "-t", session, "#{pane_pid}")
+        pane_pid = wrapper.tmux(*pane).strip()
+        assert pane_pid.isdigit(), pane_pid
+        async with server.human() as human:
+            assert (await human.post(f"/api/agents/{agent}/rotate")).status_code in (200, 204)
+        await mention_is_answered(f"@{agent} after rotation")
+        server.kill()
+        server.start()
+        await mention_is_answered(f"@{agent} after the server crashed")
+        assert wrapper.tmux(*pane).strip() == pane_pid, "the one CLI process we started answered every time"
+        tg.cancel_scope.cancel()
+
+    answers = feed.messages(agent)
+    assert [m["text"] for m in answers] == [f"hello from {agent}"] * 3, answers
+    results = [m for body in requests for m in body.get("messages") or [] if m.get("role") == "tool"]
+    assert results and "error" not in json.dumps(results[0]).lower(), results[0]
+    wrapper.signal(signal.SIGTERM)  # a clean exit: the wrapper stops the CLI, leaves, restores files
+    assert wrapper.wait() == 128 + signal.SIGTERM, wrapper.output
+    async with server.human() as human:
+        agents = (await human.get("/api/agents")).json()
+    listed = agents["agents"] if isinstance(agents, dict) else agents
+    assert [(a["name"], a["online"]) for a in listed] == [(agent, False)], listed
+    return wrapper
+
+
+async def test_interactive_qwen_runs_unattended_through_rotation_and_server_restart(
+    server_process: Callable[..., ServerProcess], tmp_path: Path, wrappers: list[Wrapper]
+) -> None:
+    """Qwen Code 0.24: no "Untrusted MCP server" question, no tool approval, no .qwen/ left behind."""
+    assert shutil.which("qwen"), f"qwen is not installed: {INSTALL}"
+    repo, home = (tmp_path / "repo").resolve(), tmp_path / "home"
+    (home / ".qwen").mkdir(parents=True)
+    repo.mkdir()
+    settings = {"general": {"enableAutoUpdate": False}, "privacy": {"usageStatisticsEnabled": False}}
+    (home / ".qwen" / "settings.json").write_text(json.dumps(settings))
+    env = {"HOME": str(home), "OPENAI_API_KEY": "sk-fake", "NO_COLOR": "1"}
+    await unattended_run(
+        "qwen",
+        server_process(),
+        repo,
+        env,
+        ("--auth-type", "openai", "--model", "fake"),
+        wrappers,
+        lambda url: {"OPENAI_BASE_URL": url + "/v1"},
+    )
+    assert not (repo / ".qwen").exists(), "no .qwen/settings.json is left where there was none"
+
+
+async def test_interactive_copilot_runs_unattended_through_rotation_and_server_restart(
+    server_process: Callable[..., ServerProcess], tmp_path: Path, wrappers: list[Wrapper]
+) -> None:
+    """Copilot CLI 1.0 offline with a BYOK model: our tools pre-approved, its MCP file restored."""
+    assert shutil.which("copilot"), f"copilot is not installed: {INSTALL}"
+    repo, home = (tmp_path / "repo").resolve(), tmp_path / "home"
+    (home / ".copilot").mkdir(parents=True)
+    repo.mkdir()
+    # The folder-trust question is the user's to answer once; a wrapper would hold mentions for it.
+    (home / ".copilot" / "config.json").write_text(json.dumps({"trustedFolders": [str(repo)]}))
+    env = {"HOME": str(home), "COPILOT_OFFLINE": "true", "COPILOT_MODEL": "fake", "NO_COLOR": "1"}
+    await unattended_run(
+        "copilot",
+        server_process(),
+        repo,
+        env,
+        (),
+        wrappers,
+        lambda url: {"COPILOT_PROVIDER_BASE_URL": url + "/v1", "COPILOT_PROVIDER_API_KEY": "sk-fake"},
+    )
+    assert not (home / ".copilot" / "mcp-config.json").exists(), "the shared MCP file is restored"
+
+
+async def test_interactive_kilo_runs_unattended_through_rotation_and_server_restart(
+    server_process: Callable[..., ServerProcess], tmp_path: Path, wrappers: list[Wrapper]
+) -> None:
+    """Kilo 7.7 with an OpenAI-compatible provider: our server arrives in KILO_CONFIG_CONTENT."""
+    assert shutil.which("kilo"), f"kilo is not installed: {INSTALL}"
+    repo, home = (tmp_path / "repo").resolve(), tmp_path / "home"
+    (home / ".config" / "kilo").mkdir(parents=True)
+    repo.mkdir()
+    config = home / ".config" / "kilo" / "kilo.json"
+
+    def model_env(url: str) -> dict[str, str]:
+        provider = {"npm": "@ai-sdk/openai-compatible", "name": "Fake", "models": {"fake": {"name": "fake"}}}
+        provider["options"] = {"baseURL": url + "/v1", "apiKey": "sk-fake"}
+        doc = {"provider": {"fake": provider}, "model": "fake/fake", "autoupdate": False}
+        config.write_text(json.dumps(doc))
+        return {}
+
+    env = {"HOME": str(home), "NO_COLOR": "1"}
+    await unattended_run("kilo", server_process(), repo, env, (), wrappers, model_env)
+
+
+async def test_claude_permission_prompt_holds_a_mention_until_a_person_answers_it(
+    server_process: Callable[..., ServerProcess], tmp_path: Path, wrappers: list[Wrapper]
+) -> None:
+    """Claude asks "Do you want to proceed?" for a shell command: the next mention waits (shown as
+    waiting, with the question), no Enter of ours answers it, and it is delivered once answered."""
+    assert shutil.which("claude"), f"claude is not installed: {INSTALL}"
+    server = server_process()
+    repo, home, key = (tmp_path / "repo").resolve(), tmp_path / "home", "sk-ant-fake-0123456789abcdefghij"
+    repo.mkdir()
+    claude_home(home, repo, key)
+    # A command that changes something (Claude lets read-only ones like `echo` run without asking).
+    app, _requests = fake_anthropic.build("hello from claude", bash_first="touch approved-by-a-person")
+    feed = Feed(server.url, server.data_dir)
+    env = {"HOME": str(home), "ANTHROPIC_API_KEY": key, "DISABLE_AUTOUPDATER": "1"}
+    wrapper = Wrapper(
+        repo, server.url, server.data_dir, env, agent="claude", cli_args=("--permission-mode", "default")
+    )
+
+    def delivery(state: str) -> Callable[[dict[str, Any]], bool]:
+        return lambda e: e.get("kind") == "delivery" and e.get("agent") == "claude" and e["state"] == state
+
+    async with serve(app) as model_url, anyio.create_task_group() as tg:
+        env["ANTHROPIC_BASE_URL"] = model_url
+        wrappers.append(wrapper.start())
+        await tg.start(feed.run)
+        await feed.joined("claude")
+        await send(server, "@claude please run it")
+        pane = ("capture-pane", "-p", "-t", "=backchannel-claude:")
+        with anyio.move_on_after(60):
+            while "Do you want to proceed?" not in wrapper.tmux(*pane):
+                await anyio.sleep(0.2)  # a screen gives no event to wait on
+        assert "Do you want to proceed?" in wrapper.tmux(*pane), wrapper.tmux(*pane)
+        mark = len(feed.events)
+        await send(server, "@claude and then this")
+        waiting = await feed.wait(
+            "the mention held by the dialog", delivery("waiting"), timeout=30, start=mark
+        )
+        assert "Do you want to proceed?" in waiting["detail"] and "1. Yes" in waiting["detail"], waiting
+        screen = wrapper.tmux("capture-pane", "-p", "-t", "=backchannel-claude:")
+        assert "Do you want to proceed?" in screen, "nothing of ours answered the question"
+        assert not (repo / "approved-by-a-person").exists(), "the command waits for the person"
+        assert feed.messages("claude") == []
+        wrapper.tmux("send-keys", "-t", "=backchannel-claude:", "Enter")  # a person says yes
+        done = await feed.wait("the held mention delivered", delivery("injected"), timeout=60, start=mark)
+        assert done["trigger"] == waiting["trigger"]
+        await feed.wait("two answers", lambda _e: len(feed.messages("claude")) >= 2, timeout=60)
+        tg.cancel_scope.cancel()
+    assert (repo / "approved-by-a-person").exists(), "the person's Enter let the command run"
+    assert [m["text"] for m in feed.messages("claude")] == ["hello from claude"] * 2

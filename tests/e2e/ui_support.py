@@ -6,6 +6,7 @@ starts a browser.
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -54,18 +55,38 @@ class UI:
     url: str
     errors: list[str] = field(default_factory=list[str])
     contexts: list[BrowserContext] = field(default_factory=list[BrowserContext])
+    named: bool = False  # the server's local person has been given the first page's name
 
     async def open(
-        self, name: str = "ben", *, color_scheme: Any = "light", viewport: ViewportSize | None = None
+        self,
+        name: str = "ben",
+        *,
+        color_scheme: Any = "light",
+        viewport: ViewportSize | None = None,
+        storage: dict[str, Any] | None = None,
+        init_script: str = "",
+        fake_clock: bool = False,
     ) -> Page:
+        """``storage``: extra ``bc.*`` localStorage values; ``fake_clock``: Playwright's clock, so a
+        test can move time forward instead of waiting."""
         context = await self.browser.new_context(
             viewport=viewport or {"width": 1200, "height": 800},
             color_scheme=color_scheme,
         )
         self.contexts.append(context)
-        if name:
-            await context.add_init_script(f"localStorage.setItem('bc.name', JSON.stringify({name!r}))")
+        values = {"name": name} if name else {}
+        values.update(storage or {})
+        if values:
+            await context.add_init_script(
+                f"if (!sessionStorage.getItem('bc.seeded')) {{ sessionStorage.setItem('bc.seeded', '1');"
+                f" for (const [k, v] of Object.entries({json.dumps(values)}))"
+                " localStorage.setItem(`bc.${k}`, JSON.stringify(v)); }"
+            )
+        if init_script:
+            await context.add_init_script(init_script)
         page = await context.new_page()
+        if fake_clock:
+            await page.clock.install()
         page.on("pageerror", lambda exc: self.errors.append(f"pageerror: {exc}"))
         page.on(
             "console",
@@ -78,6 +99,19 @@ class UI:
         await page.goto(self.url)
         await expect(page.locator("#conn")).to_have_attribute("data-state", "live")
         await expect(page.locator("#messages")).to_be_attached()
+        if name and not self.named:
+            # Every browser of a loopback server is the one local person (so is the CLI): the
+            # first page names it, through the page itself (PUT /api/me), as a person would.
+            self.named = True
+            await page.evaluate(
+                """async (name) => {
+                  const app = window.backchannel;
+                  await app.loadMe();
+                  if (app.whoami && app.whoami.name !== name) await app.setName(name);
+                }""",
+                name,
+            )
+            await expect(page.locator("#me-name")).to_have_text(name)
         return page
 
 

@@ -231,3 +231,57 @@ async def test_since_id_past_unread_messages_does_not_skip_them(server: RunningS
         assert [m["text"] for m in peek.structured_content["messages"]] == ["u3"]
         unread = await client.call_tool("chat_read", {})
         assert [m["text"] for m in unread.structured_content["messages"]] == ["u0", "u1", "u2", "u3"]
+
+
+async def drain(client) -> list[str]:  # noqa: ANN001 - the MCP SDK client
+    """Texts the following plain reads return until nothing is left (bounded)."""
+    got: list[str] = []
+    for _ in range(10):
+        page = await client.call_tool("chat_read", {"limit": 2})
+        got += [m["text"] for m in page.structured_content["messages"]]
+        if not page.structured_content["remaining"]:
+            break
+    return got
+
+
+async def test_remaining_count_is_what_the_following_reads_return(server: RunningServer) -> None:
+    """Issue 8 item 2: "N more unread" after a since_id read behind or ahead of the cursor."""
+    me = await register(server.url)
+    async with mcp_client(server.url, me["token"]) as client:
+        first = [await human_post(server, f"a{i}") for i in range(5)]
+        await client.call_tool("chat_read", {})  # cursor at a4: nothing unread
+        behind = await client.call_tool("chat_read", {"since_id": 0, "limit": 2})
+        assert [m["text"] for m in behind.structured_content["messages"]] == ["a0", "a1"]
+        assert behind.structured_content["remaining"] == 0 and "unread" not in text_of(behind)
+        assert "Stop polling" in text_of(await client.call_tool("chat_read", {}))
+
+        for i in range(5):
+            await human_post(server, f"b{i}")
+        peek = await client.call_tool("chat_read", {"since_id": first[-1], "limit": 2})  # b0, b1
+        assert peek.structured_content["remaining"] == 3 and "3 unread in #general" in text_of(peek)
+        assert await drain(client) == ["b2", "b3", "b4"]
+
+        ids = [await human_post(server, f"c{i}") for i in range(3)]
+        ahead = await client.call_tool("chat_read", {"since_id": ids[-1]})  # past every unread message
+        assert ahead.structured_content["messages"] == []
+        assert ahead.structured_content["remaining"] == 3 and "Stop polling" not in text_of(ahead)
+        assert await drain(client) == ["c0", "c1", "c2"]
+
+
+@pytest.mark.parametrize("tool", ["chat_send", "chat_read"])
+async def test_job_id_is_a_clear_error_never_the_channel(server: RunningServer, tool: str) -> None:
+    """Issue 8 item 3: until job threads exist, any job_id is refused and nothing is posted or read."""
+    me = await register(server.url)
+    await human_post(server, "in the channel")
+    async with mcp_client(server.url, me["token"]) as client:
+        job = await client.call_tool("chat_propose_job", {"title": "Real job"})
+        job_id = job.structured_content["id"]
+        args = {"message": "for the job"} if tool == "chat_send" else {}
+        unknown = await client.call_tool(tool, {**args, "job_id": 4242})
+        assert unknown.is_error and "no job 4242" in text_of(unknown)
+        existing = await client.call_tool(tool, {**args, "job_id": job_id})
+        assert existing.is_error and "job threads are not supported yet" in text_of(existing)
+        # Nothing was posted, and the refused reads did not move the cursor.
+        assert "for the job" not in [m["text"] for m in await messages(server)]
+        read = await client.call_tool("chat_read", {})
+        assert "in the channel" in [m["text"] for m in read.structured_content["messages"]]

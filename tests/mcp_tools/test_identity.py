@@ -1,8 +1,12 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
+import anyio
+import httpx
 import pytest
+from websockets.asyncio.client import connect
 
 from tests.conftest import RunningServer, mcp_client, register, text_of
 
@@ -22,7 +26,7 @@ async def test_claim_renames_and_keeps_history_and_cursor(server: RunningServer)
         }
         await client.call_tool("chat_send", {"message": "after rename"})
         assert "Stop polling" in text_of(await client.call_tool("chat_read", {}))
-        for bad in ("../../x", "Has Caps", "all", "x" * 41):
+        for bad in ("../../x", "Has Caps", "x" * 41):
             result = await client.call_tool("chat_claim", {"name": bad})
             assert result.is_error and "invalid agent name" in text_of(result), bad
     async with server.human() as human:
@@ -62,7 +66,7 @@ async def test_set_hat_sanitises_svg(server: RunningServer) -> None:
 
 async def test_claim_cannot_take_a_persons_name(server: RunningServer) -> None:
     async with server.human() as human:
-        await human.post("/api/channels/general/messages", json={"text": "hi", "sender": "ben"})
+        assert (await human.put("/api/me", json={"name": "ben"})).status_code == 200
     me = await register(server.url)
     async with mcp_client(server.url, me["token"]) as client:
         for taken in ("you", "ben"):
@@ -71,3 +75,57 @@ async def test_claim_cannot_take_a_persons_name(server: RunningServer) -> None:
     async with server.human() as human:
         ok = await human.post("/api/channels/general/messages", json={"text": "still me", "sender": "you"})
     assert ok.status_code == 201
+
+
+async def test_no_agent_may_register_or_claim_a_reserved_name(server: RunningServer) -> None:
+    async with httpx.AsyncClient(base_url=server.url, timeout=10) as client:
+        for base in ("you", "system", "all", "both"):
+            refused = await client.post("/api/agents/register", json={"base": base, "instance_id": "x"})
+            assert refused.status_code == 400 and "reserved" in refused.json()["detail"], base
+    me = await register(server.url)
+    async with mcp_client(server.url, me["token"]) as client:
+        for reserved in ("both", "you", "system", "all"):
+            result = await client.call_tool("chat_claim", {"name": reserved})
+            assert result.is_error and "reserved" in text_of(result), reserved
+    async with server.human() as human:
+        assert (await human.patch("/api/agents/claude", json={"name": "both"})).status_code == 400
+        assert [a["name"] for a in (await human.get("/api/agents")).json()] == ["claude"]
+
+
+async def test_a_renamed_agents_old_messages_show_its_new_name_everywhere(server: RunningServer) -> None:
+    me = await register(server.url)
+    other = await register(server.url, "codex", "c-1")
+    async with server.human() as human:
+        cookie = (await human.get("/")).cookies["bc_session"]
+        start = (await human.get("/api/events")).json()["last_seq"]
+    ws_url = server.url.replace("http://", "ws://") + "/ws"
+    headers = {"Cookie": f"bc_session={cookie}", "Origin": server.url}
+    async with connect(ws_url, additional_headers=headers) as ws:
+        async with mcp_client(server.url, me["token"]) as client:
+            await client.call_tool("chat_send", {"message": "findme before the rename"})
+            assert not (await client.call_tool("chat_claim", {"name": "reviewer"})).is_error
+        with anyio.fail_after(5):  # an open page hears about it and can re-render
+            live: dict[str, Any] = {}
+            while live.get("kind") != "agent_renamed":
+                live = json.loads(await ws.recv())
+        assert (live["old"], live["new"], live["agent"]["name"]) == ("claude", "reviewer", "reviewer")
+    async with server.human() as human:  # a person renames it too (PATCH)
+        assert (await human.patch("/api/agents/reviewer", json={"name": "architect"})).status_code == 200
+        logged = (await human.get("/api/events", params={"since": start})).json()["events"]
+        found = (await human.get("/api/search", params={"q": "findme"})).json()["messages"]
+        history = (await human.get("/api/channels/general/messages")).json()["messages"]
+    mine = [m for m in history if m["text"] == "findme before the rename"]
+    assert [m["sender"] for m in mine] == [m["sender"] for m in found] == ["architect"]
+    # A page resuming from the log sees the new name, and the renames, in order.
+    posted = [
+        e["message"]["sender"] for e in logged if e["kind"] == "message" and "findme" in e["message"]["text"]
+    ]
+    assert posted == ["architect"]
+    renames = [e for e in logged if e["kind"] == "agent_renamed"]
+    assert [(e["old"], e["new"]) for e in renames] == [("claude", "reviewer"), ("reviewer", "architect")]
+    assert renames[0]["agent_id"] == renames[1]["agent_id"] == live["agent_id"]
+    async with mcp_client(server.url, other["token"]) as client:  # and so do other agents' reads
+        read = await client.call_tool("chat_read", {})
+    assert read.structured_content is not None, text_of(read)
+    shown = [m["sender"] for m in read.structured_content["messages"] if "findme" in m["text"]]
+    assert shown == ["architect"]

@@ -90,8 +90,10 @@ async def test_list_never_shows_tokens(server: RunningServer) -> None:
 
 
 async def test_join_and_leave_lines_are_for_people_not_agents(server: RunningServer) -> None:
-    await register(server.url, "codex", "x")
-    me = await register(server.url, "codex", "x")  # a reclaim is the same agent: no second line
+    secret = "codex-x-secret-" + "0" * 32
+    await register(server.url, "codex", "x", reclaim_secret=secret)
+    # A reclaim (a restarted wrapper, proven by its secret) is the same agent: no second line.
+    me = await register(server.url, "codex", "x", reclaim_secret=secret)
     other = await register(server.url, "claude", "y")
     async with httpx.AsyncClient(base_url=server.url) as client:
         await client.delete("/api/agents/codex", headers=bearer(me["token"]))

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import logging
+import socket
+import struct
 from typing import Any
 
 import anyio
@@ -10,6 +13,7 @@ import pytest
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import InvalidStatus
 
+from backchannel.bus import ROOM
 from tests.conftest import RunningServer
 
 pytestmark = pytest.mark.anyio
@@ -69,3 +73,61 @@ async def test_upgrade_is_refused_cross_site_or_without_session(server: RunningS
         async with connect(ws_url(server), additional_headers=headers) as ws:
             await ws.recv()
     assert refused.value.response.status_code == 403
+
+
+@pytest.mark.parametrize("since", ["%C2%B2", "-1", "abc", "9" * 30])
+async def test_since_that_is_not_an_event_number_is_a_clear_400(server: RunningServer, since: str) -> None:
+    cookie = await session_cookie(server)
+    headers = {"Cookie": f"bc_session={cookie}", "Origin": server.url}
+    with pytest.raises(InvalidStatus) as refused:
+        async with connect(f"{ws_url(server)}?since={since}", additional_headers=headers) as ws:
+            await ws.recv()
+    response = refused.value.response
+    assert response.status_code == 400
+    assert json.loads(response.body or b"{}")["error"] == "invalid_input"
+
+
+class Records(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+async def test_a_client_leaving_during_the_replay_leaves_no_traceback(server: RunningServer) -> None:
+    async with server.human() as human:
+        for i in range(30):
+            response = await human.post(
+                "/api/channels/general/messages", json={"text": f"{i} " + "x" * 4000, "sender": "ben"}
+            )
+            assert response.status_code == 201
+    cookie = await session_cookie(server)
+    records = Records()
+    watched = [logging.getLogger(name) for name in ("uvicorn.error", "uvicorn.asgi", "backchannel")]
+    for logger in watched:
+        logger.addHandler(records)
+    try:
+        # A raw upgrade with since=0, then a reset as soon as the 101 arrives: the server is replaying.
+        port = int(server.url.rsplit(":", 1)[1])
+        sock = socket.create_connection(("127.0.0.1", port))
+        sock.sendall(
+            b"GET /ws?since=0 HTTP/1.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
+            + f"Host: 127.0.0.1:{port}\r\nOrigin: {server.url}\r\n".encode()
+            + f"Cookie: bc_session={cookie}\r\n\r\n".encode()
+        )
+        assert sock.recv(12) == b"HTTP/1.1 101"
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        sock.close()
+        bus = server.app.state.services.bus
+        with anyio.fail_after(5):
+            while ROOM in bus._subs:  # the endpoint has let go of its subscription
+                await anyio.sleep(0.01)
+        async with server.human() as human:  # one more round trip: any error log is written by now
+            assert (await human.get("/api/health")).status_code == 200
+    finally:
+        for logger in watched:
+            logger.removeHandler(records)
+    assert [r.getMessage() for r in records.records if r.exc_info or r.levelno >= logging.ERROR] == []

@@ -1,6 +1,8 @@
 from __future__ import annotations
 
+import os
 import sqlite3
+import stat
 from pathlib import Path
 
 import anyio
@@ -55,3 +57,20 @@ def test_latest_messages_use_the_channel_index(tmp_path: Path) -> None:
         )
     # A search on (channel_id, id), newest first: no sort step, no scan, at any table size.
     assert plan == "SEARCH messages USING INDEX messages_channel (channel_id=?)"
+
+
+def test_database_wal_and_shm_are_created_0600_and_old_ones_tightened(tmp_path: Path) -> None:
+    """Issue 8 item 11: chat history is private even under a permissive umask."""
+    path = tmp_path / "bc.db"
+    old_umask = os.umask(0o022)
+    try:
+        store = Store(path)
+        anyio.run(lambda: store.post(channel="general", sender="ben", kind="human", text="private"))
+        files = [path, Path(f"{path}-wal"), Path(f"{path}-shm")]
+        assert {p.name: stat.S_IMODE(p.stat().st_mode) for p in files} == {p.name: 0o600 for p in files}
+        store.close()
+        os.chmod(path, 0o644)  # a database an older release created
+        Store(path).close()
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    finally:
+        os.umask(old_umask)

@@ -28,8 +28,11 @@ async def build_room(server: RunningServer) -> None:
     codex = await register(server.url, "codex", instance_id="laptop-2")
     gemini = await register(server.url, "gemini", instance_id="laptop-3")
     with human(server.url, server.secret) as client:
+        # The server names people (the local person here): the page shows this name.
+        assert client.put("/api/me", json={"name": "maya"}).status_code == 200
         for name in ("frontend", "ops"):
             client.post("/api/channels", json={"name": name})
+        client.put("/api/me", json={"name": "maya"})  # people post under their identity's name
 
         def say(text: str, channel: str = "general", **extra: object) -> int:
             payload = {"text": text, "sender": "maya", **extra}

@@ -2,7 +2,8 @@
 
 Per prompt, the "model" calls ``mcp__backchannel__chat_send`` once with ``say`` (first looking it
 up with ``ToolSearch`` when the CLI defers MCP tools), then answers ``done``. Requests without tools
-get ``ok``.
+get ``ok``. With ``bash_first``, the first prompt's turn starts with a ``Bash`` call of that command,
+which Claude Code asks a person to approve ("Do you want to proceed?").
 Streaming (SSE) and plain JSON answers are both supported. Every request body is kept in
 ``requests`` so a test can see what the CLI sent.
 """
@@ -49,17 +50,22 @@ def _tools_used_since_prompt(body: dict[str, Any]) -> list[str]:
 
 
 def build(
-    say: str, on_request: Callable[[dict[str, Any]], None] | None = None
+    say: str, on_request: Callable[[dict[str, Any]], None] | None = None, *, bash_first: str | None = None
 ) -> tuple[Starlette, list[dict[str, Any]]]:
     """The app and the list of request bodies it received; ``on_request`` sees each one as it comes."""
     requests: list[dict[str, Any]] = []
+    bash_pending = bash_first is not None
 
     def use(name: str, arguments: dict[str, Any]) -> dict[str, Any]:
         return {"type": "tool_use", "id": f"toolu_fake_{len(requests)}", "name": name, "input": arguments}
 
     def blocks(body: dict[str, Any]) -> tuple[list[dict[str, Any]], str]:
+        nonlocal bash_pending
         offered = {tool.get("name") for tool in body.get("tools", [])}
         used = _tools_used_since_prompt(body)
+        if bash_pending and "Bash" in offered and not used:
+            bash_pending = False
+            return [use("Bash", {"command": bash_first, "description": "Print a word"})], "tool_use"
         if TOOL in used:
             return [{"type": "text", "text": "done"}], "end_turn"
         if TOOL in offered or SEARCH in used:

@@ -16,5 +16,6 @@ def test_every_config_key_mode_and_cli_is_documented() -> None:
 
 
 def test_every_run_flag_is_documented() -> None:
-    for flag in ("--label", "--server", "--data-dir", "--config", "--no-tmux", "--no-preapprove"):
+    flags = ("--label", "--server", "--data-dir", "--config", "--no-tmux", "--no-preapprove", "--detach")
+    for flag in (*flags, "--no-restart"):
         assert f"`{flag}" in DOC, flag

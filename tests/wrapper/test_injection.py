@@ -1,4 +1,5 @@
-"""Injection into a real tmux pane on a private server: literal text, one line, delivery checked."""
+"""Injection into a real tmux pane on a private server: literal text, one line, delivery checked,
+and never a keystroke into a permission dialog (the mention waits, and the room is told why)."""
 
 from __future__ import annotations
 
@@ -6,17 +7,22 @@ import json
 import os
 import sys
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
+from typing import Any
 
 import anyio
 import pytest
+from tests.conftest import RunningServer
+from tests.wrapper.wrapper_harness import FAKE_CLI, Feed, Wrapper, wait_log
 
-from backchannel.wrapper.injection import Delivery, Injector, classify, flatten
+from backchannel.wrapper.injection import Delivery, Injector, classify, find_dialog, flatten, on_input_line
+from backchannel.wrapper.profiles import DEFAULT_DIALOG, DIALOGS
 from backchannel.wrapper.tmux import Tmux
 
 pytestmark = pytest.mark.anyio
 READER = Path(__file__).with_name("line_reader.py")
+SCREENS = Path(__file__).with_name("screens")  # captured from the real CLIs in tmux
 
 
 @pytest.fixture
@@ -54,6 +60,10 @@ def test_flatten_keeps_every_character_but_line_breaks() -> None:
         (["ready> half typed"], 0, None, r"ready>\s*$", "busy"),
         (["thinking", "esc to interrupt", "> "], 2, r"esc to interrupt", None, "busy"),
         (["done", "> "], 1, r"esc to interrupt", None, "idle"),
+        # Both (Qwen): busy while starting (no input line under the cursor) or while working.
+        (["  .  Initializing..."], 0, r"esc to cancel", r"^>\s", "busy"),
+        (["⠋ Thinking (esc to cancel, 2s)", ">   Type your message"], 1, r"esc to cancel", r"^>\s", "busy"),
+        (["  ◆ done", ">   Type your message"], 1, r"esc to cancel", r"^>\s", "idle"),
     ],
 )
 def test_activity_is_read_from_the_pane(
@@ -117,6 +127,26 @@ async def test_undelivered_prompt_is_reported_failed(tmux: Tmux, tmp_path: Path)
     assert "still on the input line after 2 Enter" in delivery.detail
 
 
+async def test_no_enter_when_the_typed_text_does_not_show_on_the_input_line(
+    tmux: Tmux, tmp_path: Path
+) -> None:
+    # A raw-mode program that shows a prompt, echoes nothing and records every key it gets.
+    keys = tmp_path / "keys"
+    script = (
+        "import os, sys, tty; tty.setraw(0); sys.stdout.write('menu> '); sys.stdout.flush()\n"
+        f"out = open({str(keys)!r}, 'ab', buffering=0)\n"
+        "while True: out.write(os.read(0, 64))\n"
+    )
+    await tmux.new_session("noecho", [sys.executable, "-c", script], cwd=tmp_path)
+    injector = Injector(tmux, "noecho", inject_delay=0, show_timeout=0.3, idle_pattern=r"menu>\s*$")
+    with anyio.fail_after(10):
+        await injector.wait_idle()
+        delivery = await injector.inject("hello there")
+    assert not delivery.ok and delivery.attempts == 0
+    assert "never showed on the input line, so Enter was not pressed" in delivery.detail
+    assert keys.read_bytes() == b"hello there"  # typed, but no Enter (b"\r") followed
+
+
 async def test_session_helpers(tmux: Tmux, tmp_path: Path) -> None:
     await tmux.new_session("s-1", [sys.executable, "-c", "import time; time.sleep(30)"], cwd=tmp_path)
     assert await tmux.has_session("s-1")
@@ -124,3 +154,118 @@ async def test_session_helpers(tmux: Tmux, tmp_path: Path) -> None:
     assert await tmux.pane_pid("s-1") > 0
     await tmux.kill_session("s-1")
     assert not await tmux.has_session("s-1")
+
+
+@pytest.mark.parametrize(
+    ("screen", "cli", "expected"),
+    [
+        (
+            "qwen-0.24.4-mcp-tool-dialog.txt",
+            "qwen",
+            'Allow execution of MCP tool "chat_send" from server "backchannel"?\n› 1. Yes, allow once',
+        ),
+        (
+            "qwen-0.24.4-untrusted-server-dialog.txt",
+            "qwen",
+            "Untrusted MCP server in .qwen/settings.json",
+        ),
+        ("claude-2.1.332-mcp-tool-dialog.txt", "claude", "Do you want to proceed?\n❯ 1. Yes"),
+        ("copilot-1.0.102-mcp-tool-dialog.txt", "copilot", "Do you want to use this tool?\n❯ 1. Yes"),
+        ("copilot-1.0.102-folder-trust-dialog.txt", "copilot", "Do you trust the files in this folder?"),
+    ],
+)
+def test_real_permission_dialogs_are_recognised_with_their_text(screen: str, cli: str, expected: str) -> None:
+    rows = (SCREENS / screen).read_text(encoding="utf-8").splitlines()
+    for pattern in (DIALOGS[cli], DEFAULT_DIALOG):
+        text = find_dialog(rows, pattern)
+        assert text is not None and expected in text, text
+        assert len(text) <= 500
+    if screen.startswith("qwen-0.24.4-mcp-tool"):  # what is asked for comes with the question
+        assert "Tool: chat_send" in (find_dialog(rows, DIALOGS["qwen"]) or "")
+
+
+def test_no_dialog_on_an_idle_screen_or_in_old_history() -> None:
+    idle = ["  > say hi please", "", "  ◆ ok", "", "─" * 40, ">   Type your message", "─" * 40, "  ➜ repo"]
+    assert find_dialog(idle, DEFAULT_DIALOG) is None
+    # The question scrolled up into history, with 15+ rows of newer output below it.
+    history = [
+        "Allow execution of MCP tool?",
+        "› 1. Yes, allow once",
+        *[f"line {i}" for i in range(20)],
+        "> ",
+    ]
+    assert find_dialog(history, DEFAULT_DIALOG) is None
+    assert find_dialog(history[:5], DEFAULT_DIALOG) is not None
+    assert find_dialog(["Do you want to proceed?", "❯ 1. Yes"], None) is None  # "" turns it off
+    # The model asking a question in its answer is no dialog: a dialog offers numbered choices.
+    assert find_dialog(["● Done. Do you want to proceed?", "", "❯ "], DEFAULT_DIALOG) is None
+
+
+def test_typed_text_is_seen_only_on_the_input_line() -> None:
+    qwen = ["─" * 40, "> say hi please \u200b", "─" * 40]  # Qwen draws its own cursor (U+200B)
+    assert on_input_line(qwen, 1, "hiplease")
+    assert not on_input_line(qwen, 2, "hiplease")  # the cursor is elsewhere (e.g. in a dialog)
+    wrapped = ["ready> a long prompt that wr", "aps here"]  # a hard wrap splits the tail
+    assert on_input_line(wrapped, 1, "thatwraps")
+    echoed = ["ready> say hi please", "ready> "]  # submitted: only the history row above has it
+    assert not on_input_line(echoed, 1, "hiplease")
+
+
+def write_dialog_agent(repo: Path, log: Path) -> None:
+    """Agent ``fake``: the fake CLI whose first turn stops at a Qwen-like approval dialog.
+
+    No ``idle_pattern``: like Qwen, the CLI looks idle to a busy-marker check while the dialog shows.
+    """
+    args = [str(FAKE_CLI), "--log", str(log), "--dialog"]
+    table = {"command": sys.executable, "args": args, "mcp_inject": "proxy_file", "inject_delay": 0.05}
+    lines = ["[agents.fake]"] + [f"{key} = {json.dumps(value)}" for key, value in table.items()]
+    (repo / "backchannel.toml").write_text("\n".join(lines) + "\n")
+
+
+async def test_a_mention_waits_while_a_dialog_is_open_and_no_key_reaches_it(
+    server: RunningServer, tmp_path: Path
+) -> None:
+    repo, log = tmp_path / "repo", tmp_path / "cli.log"
+    repo.mkdir()
+    write_dialog_agent(repo, log)
+    data_dir = server.settings.data_dir
+    feed = Feed(server.url, data_dir)
+    wrapper = Wrapper(repo, server.url, data_dir)
+
+    async def send(text: str) -> None:
+        async with server.human() as human:
+            response = await human.post("/api/channels/general/messages", json={"text": text})
+            assert response.status_code == 201, response.text
+
+    def delivery(state: str) -> Callable[[dict[str, Any]], bool]:
+        return lambda e: e.get("kind") == "delivery" and e.get("agent") == "fake" and e["state"] == state
+
+    try:
+        async with anyio.create_task_group() as tg:
+            await tg.start(feed.run)
+            wrapper.start()
+            await feed.joined("fake")
+            await send("@fake first")
+            await wait_log(log, "the approval dialog", lambda e: e["event"] == "dialog_open")
+            first = await feed.wait("the first mention delivered", delivery("injected"))
+            mark = len(feed.events)
+            await send("@fake second")
+            waiting = await feed.wait("the second mention held", delivery("waiting"), start=mark)
+            assert waiting["trigger"] != first["trigger"]
+            assert 'Allow execution of MCP tool "chat_read" from server "backchannel"?' in waiting["detail"]
+            assert "1. Yes, allow once" in waiting["detail"]
+            keys = [e for e in map(json.loads, log.read_text().splitlines()) if e["event"] == "dialog_key"]
+            assert keys == [], f"the wrapper typed into the dialog: {keys}"
+
+            wrapper.tmux("send-keys", "-t", "=backchannel-fake:", "1")  # a person allows it
+            done = await feed.wait("the held mention delivered", delivery("injected"), start=mark, timeout=20)
+            assert done["trigger"] == waiting["trigger"]
+            await feed.wait("two answers", lambda _e: len(feed.messages("fake")) >= 2, timeout=20, start=0)
+            tg.cancel_scope.cancel()
+    finally:
+        await anyio.to_thread.run_sync(wrapper.stop)
+    events = [json.loads(line) for line in log.read_text().splitlines()]
+    assert [e["key"] for e in events if e["event"] == "dialog_key"] == ["1"], "only the person's key"
+    assert [e["answer"] for e in events if e["event"] == "dialog_closed"] == ["allowed"]
+    turns = [e["prompt"] for e in events if e["event"] == "turn"]
+    assert len(turns) == 2 and all("@" in t or "mentioned" in t for t in turns), turns

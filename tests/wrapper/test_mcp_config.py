@@ -33,6 +33,10 @@ def run(profile: AgentProfile, tmp: Path, *, proxy: str | None = PROXY, preappro
     )  # fmt: skip
 
 
+# The old way of wiring Qwen, still available to a config that asks for it: a settings file.
+QWEN_SETTINGS = {"mcp_inject": "settings_file", "mcp_settings_path": ".qwen/settings.json"}
+
+
 def tree_text(*roots: Path) -> str:
     return "".join(p.read_text() for root in roots if root.exists() for p in root.rglob("*") if p.is_file())
 
@@ -138,12 +142,28 @@ def test_settings_file_merges_restores_and_trusts_only_our_entry(repo: Path, tmp
 
 
 def test_settings_file_that_did_not_exist_is_removed_again(repo: Path, tmp_path: Path) -> None:
-    setup = run(make("qwen", repo), tmp_path)
+    setup = run(make("qwen", repo, QWEN_SETTINGS), tmp_path)
     setup.release_start()
     settings = repo / ".qwen" / "settings.json"
     assert json.loads(settings.read_text())["mcpServers"]["backchannel"]["httpUrl"] == f"{PROXY}/mcp"
     setup.close()
     assert not settings.exists()
+
+
+def test_qwen_gets_an_ungated_mcp_config_file_and_no_settings_file(repo: Path, tmp_path: Path) -> None:
+    """Qwen asks "Untrusted MCP server ... Approve?" for .qwen/settings.json entries, not for --mcp-config."""
+    setup = run(make("qwen", repo), tmp_path)
+    assert setup.args[0] == "--mcp-config"
+    doc = json.loads(Path(setup.args[1]).read_text())
+    # httpUrl: in Qwen `url` means the SSE transport. trust: our tools run without a question.
+    assert doc == {"mcpServers": {"backchannel": {"type": "http", "httpUrl": f"{PROXY}/mcp", "trust": True}}}
+    assert mode_of(Path(setup.args[1])) == 0o600
+    assert not (repo / ".qwen").exists()
+    setup.close()
+    assert not Path(setup.args[1]).exists() and not (repo / ".qwen").exists()
+    no_trust = run(make("qwen", repo), tmp_path, preapprove=False)
+    assert "trust" not in json.loads(Path(no_trust.args[1]).read_text())["mcpServers"]["backchannel"]
+    no_trust.close()
 
 
 def test_concurrent_instances_share_a_settings_file_without_clobbering(repo: Path, tmp_path: Path) -> None:
@@ -166,7 +186,7 @@ def test_user_edits_made_while_running_survive_the_restore(repo: Path, tmp_path:
     settings = repo / ".qwen" / "settings.json"
     settings.parent.mkdir()
     settings.write_text('{"a": 1}')
-    setup = run(make("qwen", repo), tmp_path)
+    setup = run(make("qwen", repo, QWEN_SETTINGS), tmp_path)
     setup.release_start()
     doc = json.loads(settings.read_text())
     doc["b"] = 2
@@ -180,7 +200,7 @@ def test_broken_user_settings_file_is_a_clear_error_and_left_alone(repo: Path, t
     settings.parent.mkdir()
     settings.write_text("{not json")
     with pytest.raises(InvalidInput, match="not valid JSON"):
-        run(make("qwen", repo), tmp_path)
+        run(make("qwen", repo, QWEN_SETTINGS), tmp_path)
     assert settings.read_text() == "{not json"
 
 
@@ -241,3 +261,14 @@ def test_gemini_trusts_the_project_for_this_process_only(repo: Path, tmp_path: P
     )
     setup.close()
     assert not ours.exists()
+
+
+def test_copilot_pre_approves_our_server_only(repo: Path, tmp_path: Path) -> None:
+    settings = tmp_path / "home" / ".copilot" / "mcp-config.json"
+    profile = make("copilot", repo, {"mcp_settings_path": str(settings)})
+    setup = run(profile, tmp_path)
+    assert setup.args == ["--allow-tool", "backchannel"]  # "backchannel" = every tool of that server
+    setup.close()
+    asked = run(profile, tmp_path, preapprove=False)
+    assert asked.args == []
+    asked.close()

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from backchannel.errors import InvalidInput
-from backchannel.wrapper.profiles import BUILTIN, load_profile, session_name
+from backchannel.wrapper.profiles import BUILTIN, DEFAULT_DIALOG, DIALOGS, load_profile, session_name
 
 
 def profile(agent: str, config: dict[str, Any] | None = None, env: dict[str, str] | None = None, **kw: Any):
@@ -22,7 +22,7 @@ def profile(agent: str, config: dict[str, Any] | None = None, env: dict[str, str
         ("claude", "proxy_file"),
         ("codex", "proxy_flag"),
         ("gemini", "settings_file"),
-        ("qwen", "settings_file"),
+        ("qwen", "proxy_file"),
         ("kimi", "proxy_file"),
         ("kilo", "env_content"),
         ("codebuddy", "settings_file"),
@@ -47,7 +47,8 @@ def test_builtin_details_match_the_compat_table() -> None:
     assert profile("codebuddy").mcp_http_key == "url"
     agy = profile("antigravity")
     assert (agy.command, agy.mcp_http_key, agy.mcp_merge_project) == ("agy", "serverURL", True)
-    assert profile("qwen", cwd=Path("/r")).mcp_settings_path == Path("/r/.qwen/settings.json")
+    qwen = profile("qwen", cwd=Path("/r"))
+    assert (qwen.mcp_flag, qwen.mcp_http_key, qwen.mcp_settings_path) == ("--mcp-config", "httpUrl", None)
     assert profile("gemini", cwd=Path("/r")).mcp_settings_path == Path("/r/.gemini/settings.json")
 
 
@@ -98,7 +99,7 @@ def test_env_overrides_whitelisted_keys_with_backchannel_winning(tmp_path: Path)
         "BACKCHANNEL_AGENT_CWD": str(tmp_path),
         "AGENTCHATTR_AGENT_MCP_SETTINGS_PATH": "~/s.json",
     }
-    p = profile("qwen", env=env)
+    p = profile("gemini", env=env)
     assert p.cwd == tmp_path
     assert p.mcp_settings_path == Path.home() / "s.json"
 
@@ -142,3 +143,19 @@ def test_api_agents_and_bad_values_are_clear_errors() -> None:
 )
 def test_tmux_session_name_uses_a_sanitised_slug(env: dict[str, str], expected: str) -> None:
     assert session_name("claude-2", env) == expected
+
+
+def test_each_builtin_cli_has_its_dialog_pattern_and_a_table_may_turn_it_off() -> None:
+    assert profile("qwen").dialog_pattern == DIALOGS["qwen"]
+    assert profile("claude").dialog_pattern == DIALOGS["claude"]
+    assert profile("mycli").dialog_pattern == DEFAULT_DIALOG  # unknown CLIs get every known wording
+    assert profile("claude", {"agents": {"claude": {"dialog_pattern": ""}}}).dialog_pattern is None
+    with pytest.raises(InvalidInput, match="dialog_pattern is not a valid regex"):
+        profile("claude", {"agents": {"claude": {"dialog_pattern": "("}}})
+
+
+def test_qwen_is_idle_only_on_its_input_line_and_an_idle_pattern_alone_keeps_its_meaning() -> None:
+    qwen = profile("qwen")
+    assert qwen.idle_pattern and qwen.busy_pattern  # both: starting up (no input line) is busy
+    fake = profile("fake", {"agents": {"fake": {"idle_pattern": "ready> $"}}})
+    assert (fake.idle_pattern, fake.busy_pattern) == ("ready> $", None)

@@ -61,7 +61,14 @@ async def test_foreground_cli_gets_its_env_settings_and_exit_code(
     original = '{"theme": "dark"}'
     (repo / ".qwen" / "settings.json").write_text(original)
     report = tmp_path / "report.json"
-    table = {"command": sys.executable, "args": ["-c", REPORT], "strip_env": ["BCTEST_SECRET"]}
+    table = {
+        "command": sys.executable,
+        "args": ["-c", REPORT],
+        "strip_env": ["BCTEST_SECRET"],
+        "mcp_inject": "settings_file",  # explicit: a shared settings file, restored on exit
+        "mcp_settings_path": ".qwen/settings.json",
+        "mcp_http_key": "httpUrl",
+    }
     profile = load_profile("qwen", {"agents": {"qwen": table}}, env={}, config_path=None, cwd=repo)
     env = {
         "PATH": "/usr/bin:/bin",
@@ -134,9 +141,7 @@ async def test_wrapper_waits_for_a_server_that_is_not_up_yet(tmp_path: Path) -> 
 
 def test_run_command_reports_bad_config_clearly(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     app = typer.Typer()
-    app.command("run", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})(
-        command.run
-    )
+    app.command("run", cls=command.RunCommand)(command.run)
     app.command("noop")(lambda: None)  # two commands, so typer keeps "run" as a subcommand
     config = tmp_path / "backchannel.toml"
     config.write_text('[agents.claude]\nmcp_inject = "carrier-pigeon"\n')
@@ -176,3 +181,27 @@ async def test_a_missing_cli_is_reported_before_anything_starts(tmp_path: Path) 
     with anyio.fail_after(10):
         assert await Runner(profile, opts).run() == 127
     assert said == ["backchannel: 'no-such-cli-xyz' is not on PATH; is mycli installed?"]
+
+
+async def test_registration_carries_the_instance_reclaim_secret(tmp_path: Path) -> None:
+    """Item 9: the wrapper proves it is the same instance with a secret only it can read."""
+    bodies: list[dict[str, Any]] = []
+
+    def server(request: httpx.Request) -> httpx.Response:
+        bodies.append(json.loads(request.content))
+        return httpx.Response(403, json={"error": "forbidden", "detail": "stop here"})
+
+    table = {"command": sys.executable}
+    profile = load_profile("claude", {"agents": {"claude": table}}, env={}, config_path=None, cwd=tmp_path)
+    for _ in range(2):
+        opts = RunOptions(
+            server_url="http://192.0.2.1:8300", data_dir=tmp_path / "data", env={}, use_tmux=False,
+            say=lambda _: None, transport=httpx.MockTransport(server),
+        )  # fmt: skip
+        with anyio.fail_after(10):
+            assert await Runner(profile, opts).run() == 1
+    first, second = bodies
+    secret = first["reclaim_secret"]
+    assert 32 <= len(secret) <= 128 and second["reclaim_secret"] == secret  # stable per instance
+    stored = tmp_path / "data" / "wrapper" / "reclaim" / first["instance_id"]
+    assert stored.read_text().strip() == secret and stored.stat().st_mode & 0o777 == 0o600

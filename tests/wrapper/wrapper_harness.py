@@ -116,10 +116,19 @@ async def wait_log(log: Path, what: str, pred: Callable[[Event], bool], timeout:
 
 
 def write_fake_agent(
-    repo: Path, *, log: Path, gate: Path | None = None, strip_env: list[str] | None = None
+    repo: Path,
+    *,
+    log: Path,
+    gate: Path | None = None,
+    strip_env: list[str] | None = None,
+    exit_code: int | None = None,
 ) -> Path:
-    """A ``backchannel.toml`` declaring agent ``fake``: our test CLI, configured like Claude (proxy_file)."""
+    """A ``backchannel.toml`` declaring agent ``fake``: our test CLI, configured like Claude (proxy_file).
+
+    ``exit_code``: the CLI exits with it right after connecting (a CLI that keeps crashing).
+    """
     args = [str(FAKE_CLI), "--log", str(log)] + (["--gate", str(gate)] if gate else [])
+    args += ["--exit", str(exit_code)] if exit_code is not None else []
     table = {
         "command": sys.executable,
         "args": args,
@@ -145,6 +154,7 @@ class Wrapper:
     extra_env: dict[str, str] = field(default_factory=dict[str, str])
     agent: str = "fake"
     cli_args: tuple[str, ...] = ()
+    run_args: tuple[str, ...] = ()  # options of ``backchannel run`` itself
     tmux_socket: str = field(default_factory=lambda: f"bc-e2e-{uuid.uuid4().hex[:10]}")
     proc: subprocess.Popen[bytes] | None = None
 
@@ -153,23 +163,32 @@ class Wrapper:
         path = self.repo / "wrapper.out"
         return path.read_text(errors="replace") if path.exists() else ""
 
+    def argv(self) -> list[str]:
+        argv = [sys.executable, "-m", "backchannel", "run", self.agent, "--server", self.url]
+        argv += ["--data-dir", str(self.data_dir), *self.run_args]
+        if (self.repo / "backchannel.toml").exists():
+            argv += ["--config", str(self.repo / "backchannel.toml")]
+        if self.cli_args:
+            argv += ["--", *self.cli_args]
+        return argv
+
     def start(self) -> Wrapper:
         env = {
             **os.environ,
             "BACKCHANNEL_TMUX_SOCKET": self.tmux_socket,
             "BACKCHANNEL_HEARTBEAT_INTERVAL": "0.3",
+            "BACKCHANNEL_RESTART_DELAY": "0.1",
             "BACKCHANNEL_WRAPPER_LOG": "info",
             **self.extra_env,
         }
-        argv = [sys.executable, "-m", "backchannel", "run", self.agent, "--server", self.url]
-        argv += ["--data-dir", str(self.data_dir)]
-        if (self.repo / "backchannel.toml").exists():
-            argv += ["--config", str(self.repo / "backchannel.toml")]
-        if self.cli_args:
-            argv += ["--", *self.cli_args]
         with (self.repo / "wrapper.out").open("ab") as out:
             self.proc = subprocess.Popen(
-                argv, cwd=self.repo, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+                self.argv(),
+                cwd=self.repo,
+                env=env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
             )
         return self
 

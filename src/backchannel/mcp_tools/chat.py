@@ -28,6 +28,20 @@ def _channel(agent: Agent, channel: str) -> str:
     return validate_channel(channel) if channel else (agent.last_channel or DEFAULT_CHANNEL)
 
 
+async def _refuse_job_thread(room: Room, job_id: int, action: str, channel: str) -> None:
+    """Job threads do not exist yet: any job_id is refused plainly, never treated as the channel."""
+    if job_id == 0:
+        return
+    if job_id < 0 or job_id not in {j.id for j in await room.store.jobs()}:
+        raise InvalidInput(
+            f"job_id={job_id}: there is no job {job_id}. Leave job_id out to {action} #{channel}."
+        )
+    raise InvalidInput(
+        f"job_id={job_id}: job threads are not supported yet, so nothing was done. Leave job_id out to"
+        f" {action} #{channel} (write 'job #{job_id}' in the text if it is about that job)."
+    )
+
+
 def register(server: MCPServer, room: Room, registry: Registry) -> None:
     @server.tool()
     @tool_errors
@@ -44,6 +58,7 @@ def register(server: MCPServer, room: Room, registry: Registry) -> None:
         """Post a message as yourself. `choices` turns it into a decision card; `reply_to` quotes a message.
 
         `sender` is accepted for compatibility and ignored: you always speak as your own identity.
+        `job_id` is refused with an error until job threads exist: leave it out.
         """
         agent = await caller(ctx, registry)
         metadata: dict[str, object] = {}
@@ -52,6 +67,7 @@ def register(server: MCPServer, room: Room, registry: Registry) -> None:
                 raise InvalidInput(f"choices: up to {MAX_CHOICES} non-empty strings")
             metadata["choices"] = [c.strip()[:200] for c in choices]
         target = _channel(agent, channel)
+        await _refuse_job_thread(room, job_id, "post in", target)
         attachments: list[dict[str, Any]] = []
         if image_path:
             if room.settings.allow_network:
@@ -73,7 +89,6 @@ def register(server: MCPServer, room: Room, registry: Registry) -> None:
             attachments=attachments,
             metadata=metadata,
             type="decision" if choices else "chat",
-            job_id=job_id,
         )
         return ok(f"Sent (id={msg.id})", {"id": msg.id, "channel": msg.channel})
 
@@ -89,20 +104,30 @@ def register(server: MCPServer, room: Room, registry: Registry) -> None:
     ) -> CallToolResult:
         """Read messages. First read: the latest `limit`. Later: only what is new since your last read,
         oldest first; if more remain you are told how many. `since_id` reads after that id instead.
+        `job_id` is refused with an error until job threads exist: leave it out.
         """
         agent = await caller(ctx, registry)
         name = _channel(agent, channel)
+        await _refuse_job_thread(room, job_id, "read", name)
         batch, remaining = await room.agent_read(agent, name, limit, since_id)
+        # `remaining` is exactly what the next reads without since_id return; say so in those terms.
+        if since_id is None:
+            more = f"({remaining} more unread in #{name}: call chat_read again to continue.)"
+        else:
+            more = (
+                f"({remaining} unread in #{name} after your read position: call chat_read without since_id.)"
+            )
         if not batch:
-            return ok(EMPTY_HINT.format(channel=name), {"messages": [], "remaining": 0, "channel": name})
+            text = EMPTY_HINT.format(channel=name)
+            if remaining:
+                text = f"No messages in #{name} after id {since_id}. {more}"
+            return ok(text, {"messages": [], "remaining": remaining, "channel": name})
         items = [m.for_agent() for m in batch]
         result = ok_json(items, "messages")
         assert result.structured_content is not None
         result.structured_content.update({"remaining": remaining, "channel": name})
         if remaining:
-            result.content[0].text += (  # type: ignore[union-attr]  # ok_json builds one TextContent
-                f"\n({remaining} more unread in #{name}: call chat_read again to continue.)"
-            )
+            result.content[0].text += f"\n{more}"  # type: ignore[union-attr]  # ok_json builds one TextContent
         return result
 
     @server.tool()

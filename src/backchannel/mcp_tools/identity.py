@@ -18,7 +18,8 @@ def register(server: MCPServer, room: Room, registry: Registry) -> None:
     @server.tool()
     @tool_errors
     async def chat_claim(ctx: Context, name: str = "") -> CallToolResult:
-        """Take a new name (lower-case letters, digits, '-'); empty just confirms your current one."""
+        """Take a new name (lower-case letters, digits, '-'; not a word like you, all, system); your
+        earlier messages show it too. Empty just confirms your current one."""
         agent = await caller(ctx, registry)
         if name and name != agent.name:
             agent = await registry.rename(agent.name, name)

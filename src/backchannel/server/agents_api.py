@@ -13,8 +13,10 @@ from pydantic import BaseModel, Field
 
 from backchannel.bus import agent_topic
 from backchannel.errors import StaleToken
+from backchannel.registry import Registered
 from backchannel.room import DEFAULT_CHANNEL
 from backchannel.server.deps import bearer_token, services
+from backchannel.store.triggers import delivery_event
 
 router = APIRouter(tags=["agent protocol"])
 Token = Annotated[str, Depends(bearer_token)]
@@ -25,6 +27,9 @@ class RegisterIn(BaseModel):
     base: str = Field(min_length=1, max_length=32)
     instance_id: str = Field(min_length=1, max_length=64)
     label: str | None = Field(default=None, max_length=64)
+    # Proof that a later registration is this same instance (a restarted wrapper): set at first
+    # registration, stored hashed; without it a live identity is never handed over.
+    reclaim_secret: str | None = Field(default=None, min_length=32, max_length=128)
 
 
 class RegisterOut(BaseModel):
@@ -41,7 +46,8 @@ class HeartbeatIn(BaseModel):
 
 
 class TriggerReport(BaseModel):
-    state: Literal["injected", "failed"]
+    # "waiting": the wrapper holds the mention while the CLI shows an approval dialog (detail = its text).
+    state: Literal["injected", "failed", "waiting"]
     detail: str = Field(default="", max_length=2000)
 
 
@@ -49,9 +55,10 @@ class TriggerReport(BaseModel):
 async def register(request: Request, body: RegisterIn) -> dict[str, Any]:
     svc = services(request)
     svc.guard.require_registration_allowed(request)
-    agent, token, is_new = await svc.registry.register(body.base, body.instance_id, body.label)
-    if is_new:  # a reclaim after a crash or rotation is the same agent, not news
-        await svc.room.post_system(DEFAULT_CHANNEL, f"{agent.name} joined.", type="join")
+    done = await svc.registry.register(body.base, body.instance_id, body.label, body.reclaim_secret)
+    agent, token = done.agent, done.token
+    if done.is_new:  # a reclaim after a crash or rotation is the same agent, not news
+        await svc.room.post_system(DEFAULT_CHANNEL, _joined_text(done), type="join")
     return {
         "name": agent.name,
         "token": token,
@@ -60,6 +67,22 @@ async def register(request: Request, body: RegisterIn) -> dict[str, Any]:
         "label": agent.label,
         "color": agent.color,
     }
+
+
+def _joined_text(done: Registered) -> str:
+    """The join line; a take-over says what the new holder inherited, so nothing moves silently."""
+    name = done.agent.name
+    took = done.took_over
+    if took is None:
+        return f"{name} joined."
+    kept = [f"{took.mentions} queued mention{'' if took.mentions == 1 else 's'}"]
+    if took.role:
+        kept.append(f"the role {took.role!r}")
+    kept.append(f"read positions in {took.channels} channel{'' if took.channels == 1 else 's'}")
+    return (
+        f"{name} joined: a new instance took the name over from the offline {name}"
+        f" and carries on with its {', '.join(kept[:-1])} and {kept[-1]}."
+    )
 
 
 @router.post("/api/agents/{name}/heartbeat")
@@ -91,18 +114,11 @@ async def report_trigger(
 ) -> dict[str, Any]:
     svc = services(request)
     svc.guard.require_agent_origin(request)
-    agent = await svc.registry.authenticate_as(token, name)
+    # Only heartbeats and MCP calls count as liveness (agent-protocol.md), not delivery reports.
+    agent = await svc.registry.authenticate_as(token, name, touch=False)
     trigger = await svc.store.set_trigger_state(trigger_id, agent.id, body.state, body.detail)
-    svc.bus.publish(
-        "room",
-        {
-            "kind": "delivery",
-            "agent": agent.name,
-            "trigger": trigger.id,
-            "state": trigger.state,
-            "detail": trigger.detail,
-        },
-    )
+    carried = await svc.store.trigger_message_ids(trigger.id)
+    svc.bus.publish("room", delivery_event(trigger, agent.name, carried))
     return {"id": trigger.id, "state": trigger.state}
 
 
@@ -111,7 +127,9 @@ async def trigger_stream(request: Request, name: str, token: Token) -> Streaming
     """SSE: replay every unacknowledged trigger oldest first, then stream new ones as they happen."""
     svc = services(request)
     svc.guard.require_agent_origin(request)
-    agent = await svc.registry.authenticate_as(token, name)
+    # An open stream proves nothing about the wrapper: a frozen one keeps its socket open (the
+    # kernel answers for it), so neither the connect nor the keepalives below count as liveness.
+    agent = await svc.registry.authenticate_as(token, name, touch=False)
 
     async def events() -> AsyncIterator[str]:
         async with svc.bus.subscribe(agent_topic(agent.id)) as sub:
@@ -130,7 +148,7 @@ async def trigger_stream(request: Request, name: str, token: Token) -> Streaming
                     return  # we dropped wake-ups: end the stream; the reconnect replays them all
                 if item is None:
                     try:  # a revoked token ends the stream, so the wrapper re-registers promptly
-                        await svc.registry.authenticate_as(token, name)
+                        await svc.registry.authenticate_as(token, name, touch=False)
                     except StaleToken:
                         return
                     yield ": keepalive\n\n"

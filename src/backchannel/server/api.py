@@ -11,12 +11,18 @@ from pydantic import BaseModel, Field
 from starlette.requests import ClientDisconnect
 
 from backchannel import __version__, uploads
+from backchannel.bus import ROOM, agent_topic
 from backchannel.errors import InvalidInput, NotFound, PayloadTooLarge
-from backchannel.server.deps import human_reader, human_writer, services
+from backchannel.models import Person
+from backchannel.server.deps import current_person, human_reader, human_writer, people, services
+from backchannel.store.triggers import delivery_event
+from backchannel.store.triggers import public as public_delivery
 
 router = APIRouter()
 Reader = [Depends(human_reader)]
 Writer = [Depends(human_writer)]
+# Who is acting (after Reader/Writer checked the credential): the person, never a name in the body.
+Me = Annotated[Person, Depends(current_person)]
 MessageId = Annotated[int, Field(ge=1, le=2**62)]
 # Path ids are bounded too: SQLite integers are 64-bit, and a bigger one must be a 4xx, not a 500.
 RowId = Annotated[int, Path(ge=1, le=2**62)]
@@ -33,7 +39,8 @@ class ChannelIn(BaseModel):
 
 class MessageIn(BaseModel):
     text: str = Field(default="", max_length=100_000)
-    sender: str = Field(default="you", min_length=1, max_length=64)
+    # Ignored (kept so older pages and scripts still work): people post under their identity's name.
+    sender: str | None = Field(default=None, max_length=64)
     reply_to: MessageId | None = None
     attachments: list[dict[str, Any]] = Field(default_factory=list[dict[str, Any]], max_length=8)
 
@@ -50,7 +57,11 @@ class AgentPatch(BaseModel):
 
 class JobDecision(BaseModel):
     status: Literal["accepted", "declined"]
-    sender: str = Field(default="you", min_length=1, max_length=64)
+    sender: str | None = Field(default=None, max_length=64)  # ignored: the person decides
+
+
+class MeIn(BaseModel):
+    name: str = Field(min_length=1, max_length=64)
 
 
 class RuleDecision(BaseModel):
@@ -84,10 +95,22 @@ async def delete_channel(request: Request, name: str) -> Response:
     return Response(status_code=204)
 
 
+@router.get("/api/me", dependencies=Reader, tags=["people"])
+async def get_me(me: Me) -> dict[str, Any]:
+    """Who this browser (or the local CLI) is: a stable person id and the current display name."""
+    return {"person_id": me.id, "name": me.name}
+
+
+@router.put("/api/me", dependencies=Writer, tags=["people"])
+async def set_my_name(request: Request, me: Me, body: MeIn) -> dict[str, Any]:
+    """Change the display name (refused if it is reserved, an agent's or another person's)."""
+    renamed = await people(request).rename(me, body.name)
+    return {"person_id": renamed.id, "name": renamed.name}
+
+
 @router.post("/api/channels/{name}/continue", dependencies=Writer, tags=["channels"])
-async def continue_routing(request: Request, name: str, sender: str = "you") -> dict[str, Any]:
-    room = services(request).room
-    return (await room.resume(name, await room.human_name(sender))).public()
+async def continue_routing(request: Request, name: str, me: Me) -> dict[str, Any]:
+    return (await services(request).room.resume(name, me.name)).public()
 
 
 @router.get("/api/channels/{name}/messages", dependencies=Reader, tags=["messages"])
@@ -100,16 +123,22 @@ async def history(
 ) -> dict[str, Any]:
     room = services(request).room
     batch = await room.history(name, limit, before, after)
-    return {"messages": [m.public() for m in batch], "has_more": len(batch) == room.clamp_limit(limit)}
+    deliveries = await services(request).store.deliveries([m.id for m in batch])
+    return {
+        "messages": [m.public() for m in batch],
+        "has_more": len(batch) == room.clamp_limit(limit),
+        # message id -> [{trigger, agent, state, detail, updated_at}]: what became of each mention
+        "deliveries": {str(k): v for k, v in deliveries.items()},
+    }
 
 
 @router.post("/api/channels/{name}/messages", status_code=201, dependencies=Writer, tags=["messages"])
-async def send(request: Request, name: str, body: MessageIn) -> dict[str, Any]:
+async def send(request: Request, name: str, body: MessageIn, me: Me) -> dict[str, Any]:
     room = services(request).room
     uploads_dir = services(request).settings.uploads_dir
     attachments = [uploads.attachment(uploads_dir, a) for a in body.attachments]
     msg = await room.post_human(
-        channel=name, text=body.text, sender=body.sender, reply_to=body.reply_to, attachments=attachments
+        channel=name, text=body.text, person=me, reply_to=body.reply_to, attachments=attachments
     )
     return msg.public()
 
@@ -120,13 +149,39 @@ async def get_message(request: Request, message_id: RowId) -> dict[str, Any]:
 
 
 @router.patch("/api/messages/{message_id}", dependencies=Writer, tags=["messages"])
-async def edit_message(request: Request, message_id: RowId, body: EditIn) -> dict[str, Any]:
-    return (await services(request).room.edit(message_id, body.text)).public()
+async def edit_message(request: Request, message_id: RowId, body: EditIn, me: Me) -> dict[str, Any]:
+    return (await services(request).room.edit(message_id, body.text, by_person=me)).public()
 
 
 @router.delete("/api/messages/{message_id}", dependencies=Writer, tags=["messages"])
-async def delete_message(request: Request, message_id: RowId) -> dict[str, Any]:
-    return (await services(request).room.delete(message_id)).public()
+async def delete_message(request: Request, message_id: RowId, me: Me) -> dict[str, Any]:
+    return (await services(request).room.delete(message_id, by_person=me)).public()
+
+
+@router.get("/api/deliveries", dependencies=Reader, tags=["messages"])
+async def deliveries(
+    request: Request, ids: Annotated[str, Query(max_length=4000, pattern=r"^\d{1,18}(,\d{1,18})*$")]
+) -> dict[str, Any]:
+    """What became of the wake-ups the given messages caused (``ids=1,2,3``), per agent."""
+    wanted = [int(i) for i in ids.split(",")]
+    if len(wanted) > 200:
+        raise InvalidInput("ask for at most 200 message ids at once")
+    found = await services(request).store.deliveries(wanted)
+    return {"deliveries": {str(k): v for k, v in found.items()}}
+
+
+@router.post("/api/triggers/{trigger_id}/retry", dependencies=Writer, tags=["messages"])
+async def retry_delivery(request: Request, trigger_id: RowId) -> dict[str, Any]:
+    """Queue a failed wake-up again and wake the agent; every open page sees the new state."""
+    svc = services(request)
+    old = await svc.store.trigger(trigger_id)
+    agent = await svc.store.agent_by_id(old.agent_id)
+    trigger, is_new = await svc.store.retry_trigger(trigger_id)
+    if is_new:
+        svc.bus.publish(agent_topic(agent.id), {"kind": "trigger", "trigger": trigger.event_data()})
+    carried = await svc.store.trigger_message_ids(trigger.id)
+    svc.bus.publish(ROOM, delivery_event(trigger, agent.name, carried))
+    return public_delivery(trigger, agent.name)
 
 
 @router.get("/api/search", dependencies=Reader, tags=["messages"])
@@ -216,8 +271,8 @@ async def list_jobs(request: Request) -> list[dict[str, Any]]:
 
 
 @router.post("/api/jobs/{job_id}", dependencies=Writer, tags=["jobs"])
-async def decide_job(request: Request, job_id: RowId, body: JobDecision) -> dict[str, Any]:
-    return asdict(await services(request).room.decide_job(job_id, body.status, body.sender))
+async def decide_job(request: Request, job_id: RowId, body: JobDecision, me: Me) -> dict[str, Any]:
+    return asdict(await services(request).room.decide_job(job_id, body.status, me.name))
 
 
 @router.get("/api/events", dependencies=Reader, tags=["events"])

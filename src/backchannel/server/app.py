@@ -30,7 +30,13 @@ from backchannel.registry import Registry
 from backchannel.room import Room
 from backchannel.server import agents_api, api, web
 from backchannel.server.deps import Services
-from backchannel.server.security import BodyLimitMiddleware, Guard, HostCheckMiddleware, Secrets
+from backchannel.server.security import (
+    BodyLimitMiddleware,
+    Guard,
+    HostCheckMiddleware,
+    McpGateMiddleware,
+    Secrets,
+)
 from backchannel.server.websocket import websocket_endpoint
 from backchannel.store import Store
 
@@ -110,6 +116,12 @@ def create_app(settings: Settings) -> FastAPI:
             swagger_favicon_url="/docs-assets/favicon-32x32.png",
         )
 
+    async def authenticate_agent(token: str | None) -> object:
+        return await registry.authenticate(token, touch=False)
+
+    app.add_middleware(
+        McpGateMiddleware, guard=services.guard, transport_security=security, authenticate=authenticate_agent
+    )
     # Generous for any JSON we accept (a maximal message is at most 4 bytes a character).
     app.add_middleware(BodyLimitMiddleware, max_bytes=max(256 * 1024, settings.max_message_chars * 8))
     app.add_middleware(HostCheckMiddleware, guard=services.guard)

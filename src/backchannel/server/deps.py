@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import hmac
 from dataclasses import dataclass
 
 from fastapi import Request
+from starlette.requests import HTTPConnection
 
 from backchannel.bus import EventBus
 from backchannel.config import Settings
-from backchannel.errors import StaleToken
+from backchannel.errors import StaleToken, Unauthorized
+from backchannel.models import Person
+from backchannel.people import PERSON_COOKIE, People
 from backchannel.registry import Registry
 from backchannel.room import Room
-from backchannel.server.security import Guard
+from backchannel.server.security import SESSION_HEADER, Guard
 from backchannel.store import Store
 
 
@@ -25,8 +29,38 @@ class Services:
     guard: Guard
 
 
-def services(request: Request) -> Services:
+def services(request: HTTPConnection) -> Services:
     return request.app.state.services  # type: ignore[no-any-return]  # set in create_app
+
+
+def people(request: HTTPConnection) -> People:
+    """The app's person identities, made on first use (one per app, beside its services)."""
+    state = request.app.state
+    found: People | None = getattr(state, "people", None)
+    if found is None:
+        svc = services(request)
+        found = People(svc.store, svc.bus)
+        state.people = found
+    return found
+
+
+def is_local_cli(request: HTTPConnection) -> bool:
+    """The request carries the 0600 local secret: the ``backchannel`` CLI of this machine's user."""
+    value = request.headers.get(SESSION_HEADER)
+    local = services(request).guard.secrets.local
+    return value is not None and hmac.compare_digest(value.encode(), local.encode())
+
+
+async def current_person(request: Request) -> Person:
+    """Who is acting: the local person (CLI, or any browser of a loopback-only server), else in
+    network mode the person of this browser's key cookie. Declare after the auth dependency."""
+    registry = people(request)
+    if is_local_cli(request) or not services(request).settings.allow_network:
+        return await registry.local()
+    person = await registry.by_key(request.cookies.get(PERSON_COOKIE))
+    if person is None:
+        raise Unauthorized("this browser has no person identity yet: open the UI at / again")
+    return person
 
 
 def human_reader(request: Request) -> None:

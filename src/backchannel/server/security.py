@@ -7,6 +7,11 @@ needs the session secret in a header (a cross-site page can neither read it nor 
 without a CORS preflight we never grant) and a matching ``Origin``; the WebSocket upgrade checks
 the cookie and ``Origin``. ``Host`` is checked against loopback names so DNS rebinding cannot turn
 a foreign page into a same-origin one.
+
+Network mode (``--allow-network``): a same-host forwarder (stunnel, socat, ``ssh -L``, a TLS
+terminator) makes every client look like loopback, so the peer address proves nothing. Every
+registration then needs the join key (local wrappers read it from the 0600 ``join_key`` file), and
+the MCP endpoints refuse requests without a valid agent token before a session is created.
 """
 
 from __future__ import annotations
@@ -16,11 +21,15 @@ import ipaddress
 import json
 import os
 import secrets
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
-from starlette.requests import HTTPConnection
+from mcp.server.transport_security import TransportSecurityMiddleware, TransportSecuritySettings
+from starlette.datastructures import Headers
+from starlette.requests import HTTPConnection, Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from backchannel.config import Settings
@@ -30,6 +39,9 @@ SESSION_COOKIE = "bc_session"
 SESSION_HEADER = "x-backchannel-session"
 JOIN_KEY_HEADER = "x-join-key"
 LOCAL_SECRET_FILE = "local_secret"
+JOIN_KEY_FILE = "join_key"
+MCP_PATHS = ("/mcp", "/sse", "/messages")
+_MIN_SECRET_CHARS = 16
 _LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1", "[::1]"}
 
 
@@ -41,7 +53,18 @@ def read_or_create_secret(data_dir: Path, filename: str = LOCAL_SECRET_FILE) -> 
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:
         os.chmod(path, 0o600)
-        return path.read_text().strip()
+        existing = path.read_text().strip()
+        if len(existing) >= _MIN_SECRET_CHARS:
+            return existing
+        # Empty or truncated (a crash mid-write, a hand edit): an empty secret would match an
+        # empty header, so replace it atomically.
+        secret = secrets.token_urlsafe(32)
+        spare = path.with_name(f".{filename}.{os.getpid()}")
+        fd = os.open(spare, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(secret + "\n")
+        os.replace(spare, path)
+        return secret
     secret = secrets.token_urlsafe(32)
     with os.fdopen(fd, "w") as fh:
         fh.write(secret + "\n")
@@ -65,7 +88,7 @@ def is_loopback_address(host: str | None) -> bool:
 class Secrets:
     session: str  # per start, given to the browser
     local: str  # persistent, 0600 file, for local CLI commands
-    join_key: str  # --allow-network: agents from other hosts must present it
+    join_key: str  # --allow-network: every registration must present it (0600 file in the data dir)
     login: str  # --allow-network: people must present it once to get the session cookie
 
     @classmethod
@@ -73,7 +96,10 @@ class Secrets:
         return cls(
             session=secrets.token_urlsafe(32),
             local=read_or_create_secret(settings.data_dir),
-            join_key=secrets.token_urlsafe(16),
+            # Kept across restarts in network mode so configured remote agents keep working.
+            join_key=read_or_create_secret(settings.data_dir, JOIN_KEY_FILE)
+            if settings.allow_network
+            else secrets.token_urlsafe(16),
             login=secrets.token_urlsafe(16),
         )
 
@@ -117,13 +143,25 @@ class Guard:
             raise Forbidden("agent endpoints do not accept browser requests")
 
     def require_registration_allowed(self, conn: HTTPConnection) -> None:
+        """Loopback mode: loopback peers only. Network mode: the join key, from everyone.
+
+        In network mode the peer address proves nothing: behind a same-host forwarder every client
+        is 127.0.0.1, so a loopback exemption would let the whole network in.
+        """
         self.require_agent_origin(conn)
+        if self.settings.allow_network:
+            if _same(conn.headers.get(JOIN_KEY_HEADER), self.secrets.join_key):
+                return
+            raise Forbidden(
+                "network mode: registration needs the join key in X-Join-Key "
+                f"(printed by `backchannel serve`, and in the data dir's {JOIN_KEY_FILE} file)"
+            )
         client = conn.client.host if conn.client else None
         if is_loopback_address(client):
             return
-        if self.settings.allow_network and _same(conn.headers.get(JOIN_KEY_HEADER), self.secrets.join_key):
-            return
-        raise Forbidden("registration is only accepted from this machine (or with the join key)")
+        raise Forbidden(
+            "registration is only accepted from this machine (start the server with --allow-network)"
+        )
 
     def host_allowed(self, host_header: str | None) -> bool:
         if self.settings.allow_network:
@@ -149,6 +187,59 @@ class HostCheckMiddleware:
                     await send({"type": "websocket.close", "code": 4403})
                     return
                 await send_json_error(send, 403, "forbidden", "unexpected Host header")
+                return
+        await self.app(scope, receive, send)
+
+
+def is_mcp_path(path: str) -> bool:
+    return any(path == p or path.startswith(p + "/") for p in MCP_PATHS)
+
+
+def agent_token(headers: Headers) -> str | None:
+    """``Authorization: Bearer <t>``, else ``X-Agent-Token``: the same rule as the tools use."""
+    auth = headers.get("authorization", "")
+    if auth.lower().startswith("bearer ") and auth[7:].strip():
+        return auth[7:].strip()
+    return headers.get("x-agent-token", "").strip() or None
+
+
+class McpGateMiddleware:
+    """Checks that must pass before the MCP SDK creates any session for a request.
+
+    * A refused ``/sse`` (foreign ``Origin`` or ``Host``) is answered here: the SDK answers it too,
+      but then raises, and that became a long traceback per refused page load.
+    * Network mode: no valid agent token, no MCP at all, so anonymous peers cannot pile up
+      sessions (each holds memory until it idles out).
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        guard: Guard,
+        transport_security: TransportSecuritySettings,
+        authenticate: Callable[[str | None], Awaitable[Any]],
+    ) -> None:
+        self.app = app
+        self.guard = guard
+        self.transport = TransportSecurityMiddleware(transport_security)
+        self.authenticate = authenticate
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not is_mcp_path(scope["path"]):
+            await self.app(scope, receive, send)
+            return
+        if scope["path"] == "/sse":
+            refused = await self.transport.validate_request(Request(scope), is_post=False)
+            if refused is not None:  # the SDK logged one warning line saying why
+                await refused(scope, receive, send)
+                return
+        if self.guard.settings.allow_network:
+            try:
+                await self.authenticate(agent_token(Headers(scope=scope)))
+            except Unauthorized as exc:
+                await send_json_error(
+                    send, exc.status, exc.code, f"network mode: MCP needs an agent token. {exc.detail}"
+                )
                 return
         await self.app(scope, receive, send)
 

@@ -9,7 +9,8 @@ from pathlib import Path
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from backchannel.server.deps import services
+from backchannel.people import PERSON_COOKIE, PERSON_COOKIE_MAX_AGE
+from backchannel.server.deps import people, services
 from backchannel.server.security import SESSION_COOKIE
 
 router = APIRouter(include_in_schema=False)
@@ -29,6 +30,29 @@ def _with_cookie(response: Response, request: Request) -> Response:
     response.set_cookie(
         SESSION_COOKIE,
         svc.guard.secrets.session,
+        httponly=True,
+        samesite="strict",
+        path="/",
+        secure=request.url.scheme == "https",
+    )
+    return response
+
+
+async def _with_person(response: Response, request: Request) -> Response:
+    """Give this browser its long-lived person key (kept, and its lifetime renewed, if it has one).
+
+    On a loopback-only server the key belongs to the local person; in network mode each browser
+    becomes a person of its own, so edits and deletes follow the browser, not a display name.
+    """
+    registry = people(request)
+    key = request.cookies.get(PERSON_COOKIE)
+    if await registry.by_key(key) is None:
+        key, _ = await registry.new_key(local=not services(request).settings.allow_network)
+    assert key is not None
+    response.set_cookie(
+        PERSON_COOKIE,
+        key,
+        max_age=PERSON_COOKIE_MAX_AGE,
         httponly=True,
         samesite="strict",
         path="/",
@@ -57,7 +81,7 @@ async def index(request: Request) -> Response:
             "Referrer-Policy": "no-referrer",
         },
     )
-    return _with_cookie(response, request)
+    return await _with_person(_with_cookie(response, request), request)
 
 
 @router.post("/login")

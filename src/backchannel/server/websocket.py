@@ -11,6 +11,7 @@ import json
 from typing import Any
 
 import anyio
+from starlette.responses import JSONResponse
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from backchannel.bus import ROOM
@@ -19,6 +20,25 @@ from backchannel.server.deps import Services
 
 REPLAY_LIMIT = 5000
 PING_SECONDS = 20.0
+# What a client leaving mid-stream looks like from here, depending on where the send was.
+_GONE = (WebSocketDisconnect, RuntimeError, OSError, anyio.ClosedResourceError, anyio.BrokenResourceError)
+
+
+def parse_since(raw: str) -> int | None:
+    """``?since=`` is a non-negative event seq in ASCII digits (``str.isdigit`` also accepts ``²``)."""
+    if raw == "":
+        return None
+    if not (raw.isascii() and raw.isdigit() and len(raw) < 19):
+        raise ValueError(raw)
+    return int(raw)
+
+
+async def _refuse_bad_since(ws: WebSocket, raw: str) -> None:
+    detail = f"since must be an event number (ASCII digits), got {raw[:40]!r}"
+    if "websocket.http.response" in ws.scope.get("extensions", {}):
+        await ws.send_denial_response(JSONResponse({"error": "invalid_input", "detail": detail}, 400))
+    else:
+        await ws.close(code=4400, reason="invalid since")
 
 
 async def websocket_endpoint(ws: WebSocket) -> None:
@@ -31,7 +51,18 @@ async def websocket_endpoint(ws: WebSocket) -> None:
         await ws.close(code=4403)
         return
     raw_since = ws.query_params.get("since", "")
-    since = int(raw_since) if raw_since.isdigit() and len(raw_since) < 19 else None
+    try:
+        since = parse_since(raw_since)
+    except ValueError:
+        await _refuse_bad_since(ws, raw_since)
+        return
+    try:
+        await _stream(ws, svc, since)
+    except* _GONE:
+        pass  # the client went away (during the replay or later); nothing to clean up
+
+
+async def _stream(ws: WebSocket, svc: Services, since: int | None) -> None:
     await ws.accept()
     async with svc.bus.subscribe(ROOM) as sub:
         last = await svc.store.last_event_seq()
@@ -69,9 +100,6 @@ async def websocket_endpoint(ws: WebSocket) -> None:
             while True:
                 await ws.receive_text()
 
-        try:
-            async with anyio.create_task_group() as tg:
-                tg.start_soon(pump)
-                await drain()
-        except* (WebSocketDisconnect, RuntimeError, anyio.ClosedResourceError):
-            pass  # the client went away; nothing to clean up beyond the subscription
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(pump)
+            await drain()

@@ -6,9 +6,9 @@ implement, so it exposes intent-level async methods, never connections.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sqlite3
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -66,12 +66,20 @@ class Store:
 
         return await self.db.write(tx)
 
-    async def delete_channel(self, name: str) -> Event:
-        def tx(c: sqlite3.Connection) -> Event:
-            channels.delete(c, name)
-            return events.append(c, "channel_deleted", {"name": name})
+    async def delete_channel(self, name: str) -> tuple[Event, list[str]]:
+        """Delete a channel with its messages' logged copies; returns the uploads only it referenced."""
 
-        return await self.db.write(tx)
+        def tx(c: sqlite3.Connection) -> tuple[Event, list[str]]:
+            ch = channels.get(c, name)
+            orphaned = messages.channel_uploads(c, ch.id)
+            events.drop_channel_messages(c, ch.id)
+            channels.delete(c, name)
+            messages.purge_search_index(c)
+            return events.append(c, "channel_deleted", {"name": name}), orphaned
+
+        result = await self.db.write(tx)
+        await self._flush_removed()
+        return result
 
     async def set_summary(self, channel: str, summary: str) -> Channel:
         def tx(c: sqlite3.Connection) -> Channel:
@@ -105,6 +113,7 @@ class Store:
         planner: Planner | None = None,
         prompt_for: Callable[[Agent], str] | None = None,
         job_id: int = 0,
+        person_id: int | None = None,
     ) -> Posted:
         """Store a message, its routing outcome and its events in one transaction."""
 
@@ -121,6 +130,7 @@ class Store:
                 reply_to=reply_to,
                 attachments=attachments,
                 metadata=metadata,
+                person_id=person_id,
             )
             if agent_id is not None:
                 # An agent that had read everything has also "read" its own message; one that had not
@@ -168,18 +178,35 @@ class Store:
         return await self.db.read(lambda c: messages.agent_id_of(c, message_id))
 
     async def edit_message(self, message_id: int, text: str) -> tuple[Message, Event]:
+        """Edit, and scrub the old text everywhere: logged copies, search index, database pages."""
+
         def tx(c: sqlite3.Connection) -> tuple[Message, Event]:
             msg = messages.edit(c, message_id, text)
+            events.rewrite_message(c, msg.public())
+            messages.purge_search_index(c)
             return msg, events.append(c, "message_edited", {"message": msg.public()})
 
-        return await self.db.write(tx)
+        result = await self.db.write(tx)
+        await self._flush_removed()
+        return result
 
-    async def delete_message(self, message_id: int) -> tuple[Message, Event]:
-        def tx(c: sqlite3.Connection) -> tuple[Message, Event]:
-            msg = messages.delete(c, message_id)
-            return msg, events.append(c, "message_deleted", {"message": msg.public()})
+    async def delete_message(self, message_id: int) -> tuple[Message, Event, list[str]]:
+        """Delete everywhere; returns the message, its event and the uploads nothing references now."""
 
-        return await self.db.write(tx)
+        def tx(c: sqlite3.Connection) -> tuple[Message, Event, list[str]]:
+            msg, orphaned = messages.delete(c, message_id)
+            events.rewrite_message(c, msg.public())
+            messages.purge_search_index(c)
+            return msg, events.append(c, "message_deleted", {"message": msg.public()}), orphaned
+
+        result = await self.db.write(tx)
+        await self._flush_removed()
+        return result
+
+    async def _flush_removed(self) -> None:
+        """Empty the WAL after a scrub, so removed text is not left in its old frames."""
+        with contextlib.suppress(sqlite3.Error):  # best effort: the next checkpoint covers it
+            await self.db.checkpoint()
 
     async def history(
         self, channel: str, limit: int, before: int | None = None, after: int | None = None
@@ -204,7 +231,9 @@ class Store:
     ) -> tuple[list[Message], int]:
         """Cursor read: first call gives recent context, later calls only what is new, oldest first.
 
-        Returns the messages and how many unread ones remain after them, so nothing is skipped.
+        Returns the messages and how many unread ones remain: exactly what the following reads
+        without ``since_id`` return (counted after the cursor as this read leaves it), so nothing
+        is skipped and nothing is promised that no read delivers.
         """
 
         def tx(c: sqlite3.Connection) -> tuple[list[Message], int]:
@@ -222,7 +251,8 @@ class Store:
                 messages.set_cursor(c, agent_id, ch.id, batch[-1].id)
             elif cursor is None:
                 messages.set_cursor(c, agent_id, ch.id, messages.last_id(c, ch.id))
-            remaining = messages.count_after(c, ch.id, batch[-1].id) if batch else 0
+            after_cursor = messages.get_cursor(c, agent_id, ch.id)
+            remaining = messages.count_after(c, ch.id, after_cursor) if after_cursor is not None else 0
             agents.update(c, agent_id, last_channel=ch.name)
             return batch, remaining
 
@@ -263,39 +293,36 @@ class Store:
         token_hash: str,
         crash_timeout: float,
         color_for: Callable[[str, int], str],
-    ) -> tuple[Agent, bool]:
-        """Reclaim this instance's identity, or take the lowest free slot (see agent-protocol.md).
+        reclaim_hash: str | None = None,
+    ) -> agents.Registration:
+        """Reclaim this instance's identity, or take the lowest free slot (see docs/protocol.md).
 
-        Returns the agent and whether it is a new identity.
+        Raises ``agents.NameHeld`` when a live session holds the instance's name and the caller did
+        not prove with the reclaim secret that it is that instance.
         """
-
-        def tx(c: sqlite3.Connection) -> tuple[Agent, bool]:
-            mine = agents.by_instance(c, base, instance_id)
-            if mine is not None:
-                return agents.reclaim(c, mine.id, token_hash, label), False
-            now = time.time()
-            slot = 1
-            while True:
-                name = base if slot == 1 else f"{base}-{slot}"
-                holder = agents.by_name(c, name)
-                if holder is None:
-                    break
-                if not holder.is_online(now, crash_timeout):
-                    agents.retire(c, holder.id)
-                    break
-                slot += 1
-            default_label = base.capitalize() if slot == 1 else f"{base.capitalize()} {slot}"
-            new = agents.insert(
+        return await self.db.write(
+            lambda c: agents.register(
                 c,
-                name=name,
                 base=base,
                 instance_id=instance_id,
-                slot=slot,
-                label=label or default_label,
-                color=color_for(base, slot),
+                label=label,
                 token_hash=token_hash,
+                reclaim_hash=reclaim_hash,
+                crash_timeout=crash_timeout,
+                color_for=color_for,
             )
-            return new, True
+        )
+
+    async def rename_agent(
+        self, agent_id: int, new_name: str, describe: Callable[[Agent], dict[str, Any]]
+    ) -> tuple[Agent, Event]:
+        """Rename an identity; its history follows it. The logged ``agent_renamed`` event lets a
+        live view that resumes later re-render the agent's old messages under the new name."""
+
+        def tx(c: sqlite3.Connection) -> tuple[Agent, Event]:
+            agent, old = agents.rename(c, agent_id, new_name)
+            payload = {"old": old, "new": agent.name, "agent_id": agent.id, "agent": describe(agent)}
+            return agent, events.append(c, "agent_renamed", payload)
 
         return await self.db.write(tx)
 
@@ -334,6 +361,19 @@ class Store:
 
     async def trigger_states(self) -> dict[int, str]:
         return await self.db.read(triggers.latest_states)
+
+    async def trigger(self, trigger_id: int) -> Trigger:
+        return await self.db.read(lambda c: triggers.get(c, trigger_id))
+
+    async def trigger_message_ids(self, trigger_id: int) -> list[int]:
+        return await self.db.read(lambda c: triggers.message_ids(c, trigger_id))
+
+    async def deliveries(self, message_ids: list[int]) -> dict[int, list[dict[str, Any]]]:
+        """Per message, the delivery of the wake-up it caused to each agent (for the UI)."""
+        return await self.db.read(lambda c: triggers.for_messages(c, message_ids))
+
+    async def retry_trigger(self, trigger_id: int) -> tuple[Trigger, bool]:
+        return await self.db.write(lambda c: triggers.retry(c, trigger_id))
 
     # -- events -----------------------------------------------------------------------------
     async def events_since(self, seq: int, limit: int) -> list[Event]:

@@ -9,6 +9,8 @@ committed transactions across a process crash even with ``synchronous=NORMAL``).
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
 import sqlite3
 import threading
 from collections.abc import Callable
@@ -28,7 +30,28 @@ def _connect(path: Path) -> sqlite3.Connection:
     conn.execute("PRAGMA synchronous=NORMAL")
     conn.execute("PRAGMA foreign_keys=ON")
     conn.execute("PRAGMA busy_timeout=30000")
+    # Deleted content is overwritten, not left in free pages: a deleted message is gone from disk.
+    conn.execute("PRAGMA secure_delete=ON")
     return conn
+
+
+def _chmod_private(path: str, flags: int) -> None:
+    fd = os.open(path, flags, 0o600)
+    try:
+        os.fchmod(fd, 0o600)
+    finally:
+        os.close(fd)
+
+
+def make_private(path: Path) -> None:
+    """Create the database file 0600 before SQLite opens it (its WAL and SHM files copy that mode).
+
+    An existing database and its side files from an older release are tightened to 0600 too.
+    """
+    _chmod_private(str(path), os.O_RDWR | os.O_CREAT)
+    for suffix in ("-wal", "-shm", "-journal"):
+        with contextlib.suppress(FileNotFoundError):
+            _chmod_private(f"{path}{suffix}", os.O_RDONLY)
 
 
 class Database:
@@ -36,6 +59,7 @@ class Database:
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        make_private(path)
         self._writer_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-writer")
         self._writer: sqlite3.Connection | None = None
         self._local = threading.local()
@@ -67,6 +91,24 @@ class Database:
         if self._closed:
             raise RuntimeError("database is closed")
         return await asyncio.wrap_future(self._writer_pool.submit(self._run_write, fn))
+
+    def _run_checkpoint(self) -> bool:
+        conn = self._write_conn()
+        conn.execute("PRAGMA busy_timeout=200")  # a long-running reader must not stall the writer
+        try:
+            busy = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
+        finally:
+            conn.execute("PRAGMA busy_timeout=30000")
+        return not busy
+
+    async def checkpoint(self) -> bool:
+        """Copy the WAL into the database and empty it, so removed content leaves the WAL file too.
+
+        Returns False when a reader held an old snapshot; the next checkpoint finishes the job.
+        """
+        if self._closed:
+            raise RuntimeError("database is closed")
+        return await asyncio.wrap_future(self._writer_pool.submit(self._run_checkpoint))
 
     def _read_conn(self) -> sqlite3.Connection:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)

@@ -1,12 +1,44 @@
-"""Agent rows: the registry's storage side. Tokens are stored only as SHA-256 hashes."""
+"""Agent rows: the registry's storage side. Tokens and reclaim secrets are stored only as SHA-256 hashes."""
 
 from __future__ import annotations
 
+import hmac
+import math
 import sqlite3
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 
-from backchannel.errors import NotFound
+from backchannel.errors import Conflict, InvalidInput, NotFound
 from backchannel.models import Agent
+
+# Trigger states a wrapper has not acknowledged yet: what an identity still owes its holder.
+_PENDING = "('queued', 'failed', 'waiting')"
+# Event-log kinds whose payload carries a message (its sender is rewritten on a rename).
+_MESSAGE_EVENTS = "('message', 'message_edited', 'message_deleted')"
+
+
+class NameHeld(Conflict):
+    """A live session holds this instance's name and the caller did not prove it is that session."""
+
+    code = "name_held"
+
+
+@dataclass(frozen=True, slots=True)
+class TakeOver:
+    """What a new instance inherited from the offline identity whose name it took."""
+
+    previous_id: int
+    mentions: int
+    channels: int
+    role: str
+
+
+@dataclass(frozen=True, slots=True)
+class Registration:
+    agent: Agent
+    is_new: bool  # a new identity, not a reclaim of this instance's own
+    took_over: TakeOver | None = None
 
 
 def row_to_agent(row: sqlite3.Row) -> Agent:
@@ -68,25 +100,139 @@ def insert(
     label: str,
     color: str,
     token_hash: str,
+    reclaim_hash: str | None = None,
 ) -> Agent:
     now = time.time()
     cur = conn.execute(
-        "INSERT INTO agents(name, base, instance_id, slot, label, color, token_hash, last_seen, created_at)"
-        " VALUES (?,?,?,?,?,?,?,?,?)",
-        (name, base, instance_id, slot, label, color, token_hash, now, now),
+        "INSERT INTO agents(name, base, instance_id, slot, label, color, token_hash, reclaim_hash,"
+        " last_seen, created_at) VALUES (?,?,?,?,?,?,?,?,?,?)",
+        (name, base, instance_id, slot, label, color, token_hash, reclaim_hash, now, now),
     )
     assert cur.lastrowid is not None
     return by_id(conn, cur.lastrowid)
 
 
-def reclaim(conn: sqlite3.Connection, agent_id: int, token_hash: str, label: str | None) -> Agent:
-    """Give an identity a fresh token and bring it back online, keeping name, cursors and role."""
+def reclaim(
+    conn: sqlite3.Connection,
+    agent_id: int,
+    token_hash: str,
+    label: str | None,
+    reclaim_hash: str | None = None,
+) -> Agent:
+    """Give an identity a fresh token and bring it back online, keeping name, cursors and role.
+
+    A given ``reclaim_hash`` becomes the proof from now on; without one the stored proof stays.
+    """
     conn.execute(
         "UPDATE agents SET token_hash = ?, left_at = NULL, last_seen = ?, activity = '',"
-        " label = coalesce(?, label) WHERE id = ?",
-        (token_hash, time.time(), label, agent_id),
+        " label = coalesce(?, label), reclaim_hash = coalesce(?, reclaim_hash) WHERE id = ?",
+        (token_hash, time.time(), label, reclaim_hash, agent_id),
     )
     return by_id(conn, agent_id)
+
+
+def _credentials(conn: sqlite3.Connection, agent_id: int) -> tuple[bool, str | None]:
+    """Whether the identity holds a usable token, and its stored reclaim-secret hash."""
+    row = conn.execute("SELECT token_hash, reclaim_hash FROM agents WHERE id = ?", (agent_id,)).fetchone()
+    return row["token_hash"] is not None, row["reclaim_hash"]
+
+
+def _check_reclaim(
+    conn: sqlite3.Connection, mine: Agent, reclaim_hash: str | None, now: float, crash_timeout: float
+) -> None:
+    """Refuse to hand a live identity to a caller that only knows its ``instance_id``.
+
+    With the right reclaim secret the caller is that instance (a restarted wrapper): always allowed.
+    Without it the name is free only when no live session can be holding it: the identity is
+    offline (crash timeout, deliberate leave), or its token was revoked and it never set a secret
+    (the protocol's rotation path for wrappers that keep no secret).
+    """
+    token_held, stored = _credentials(conn, mine.id)
+    if stored is not None and reclaim_hash is not None and hmac.compare_digest(stored, reclaim_hash):
+        return
+    if not mine.is_online(now, crash_timeout):
+        return
+    if not token_held and stored is None:
+        return
+    wait = max(1, math.ceil(crash_timeout - (now - mine.last_seen)))
+    raise NameHeld(
+        f"{mine.name!r} is in use by a live session of this instance. Send the reclaim_secret it"
+        f" registered with to take it back, or retry in {wait} s (once it has been silent for the"
+        f" {crash_timeout:g} s crash timeout)."
+    )
+
+
+def register(
+    conn: sqlite3.Connection,
+    *,
+    base: str,
+    instance_id: str,
+    label: str | None,
+    token_hash: str,
+    reclaim_hash: str | None,
+    crash_timeout: float,
+    color_for: Callable[[str, int], str],
+) -> Registration:
+    """Reclaim this instance's identity, or take the lowest free slot (see docs/protocol.md)."""
+    now = time.time()
+    mine = by_instance(conn, base, instance_id)
+    if mine is not None:
+        _check_reclaim(conn, mine, reclaim_hash, now, crash_timeout)
+        return Registration(reclaim(conn, mine.id, token_hash, label, reclaim_hash), is_new=False)
+    slot = 1
+    previous: Agent | None = None
+    while True:
+        name = base if slot == 1 else f"{base}-{slot}"
+        holder = by_name(conn, name)
+        if holder is None:
+            break
+        if not holder.is_online(now, crash_timeout):
+            retire(conn, holder.id)
+            previous = holder
+            break
+        slot += 1
+    default_label = base.capitalize() if slot == 1 else f"{base.capitalize()} {slot}"
+    new = insert(
+        conn,
+        name=name,
+        base=base,
+        instance_id=instance_id,
+        slot=slot,
+        label=label or default_label,
+        color=color_for(base, slot),
+        token_hash=token_hash,
+        reclaim_hash=reclaim_hash,
+    )
+    if previous is None:
+        return Registration(new, is_new=True)
+    took = carry_over(conn, previous, new.id)
+    return Registration(by_id(conn, new.id), is_new=True, took_over=took)
+
+
+def carry_over(conn: sqlite3.Connection, previous: Agent, new_id: int) -> TakeOver:
+    """Hand what the room gave a name to the next holder of that name, so nothing is lost silently.
+
+    Mentions were written to the name, a role was given to it and read positions say where it is
+    in each channel: the new holder answers as that name, so it gets all three (and the colour and
+    hat people chose for it). The previous identity keeps its own messages.
+    """
+    moved = conn.execute(
+        "UPDATE triggers SET agent_id = ?,"
+        " state = CASE WHEN state = 'waiting' THEN 'queued' ELSE state END,"
+        " detail = CASE WHEN state = 'waiting' THEN '' ELSE detail END"
+        f" WHERE agent_id = ? AND state IN {_PENDING}",
+        (new_id, previous.id),
+    ).rowcount
+    channels = conn.execute(
+        "INSERT OR REPLACE INTO cursors(agent_id, channel_id, last_id)"
+        " SELECT ?, channel_id, last_id FROM cursors WHERE agent_id = ?",
+        (new_id, previous.id),
+    ).rowcount
+    conn.execute(
+        "UPDATE agents SET role = ?, hat = ?, color = ?, last_channel = ? WHERE id = ?",
+        (previous.role, previous.hat, previous.color, previous.last_channel, new_id),
+    )
+    return TakeOver(previous_id=previous.id, mentions=moved, channels=channels, role=previous.role)
 
 
 def retire(conn: sqlite3.Connection, agent_id: int) -> None:
@@ -113,11 +259,38 @@ def update(conn: sqlite3.Connection, agent_id: int, **values: str) -> Agent:
     for key, value in values.items():
         if key not in allowed:
             raise ValueError(key)
+        if key == "name":
+            rename(conn, agent_id, value)
+            continue
         conn.execute(f"UPDATE agents SET {key} = ? WHERE id = ?", (value, agent_id))
-    if "name" in values:
-        # History follows the identity: old messages show the name it goes by now.
-        conn.execute("UPDATE messages SET sender = ? WHERE agent_id = ?", (values["name"], agent_id))
     return by_id(conn, agent_id)
+
+
+def rename(conn: sqlite3.Connection, agent_id: int, new_name: str) -> tuple[Agent, str]:
+    """Give an identity a new name; returns it and the old name.
+
+    History follows the identity, not the name: every message it wrote, the event log live views
+    resume from, the wake-ups it caused and the jobs it proposed show the new name from now on.
+    """
+    old = by_id(conn, agent_id)
+    holder = by_name(conn, new_name)
+    if holder is not None and holder.id != agent_id:
+        raise InvalidInput(f"the name {new_name!r} is taken")
+    conn.execute("UPDATE agents SET name = ? WHERE id = ?", (new_name, agent_id))
+    conn.execute("UPDATE messages SET sender = ? WHERE agent_id = ?", (new_name, agent_id))
+    conn.execute(
+        "UPDATE events SET payload = json_set(payload, '$.message.sender', ?)"
+        f" WHERE kind IN {_MESSAGE_EVENTS} AND json_extract(payload, '$.message.sender') = ?"
+        " AND json_extract(payload, '$.message.id') IN (SELECT id FROM messages WHERE agent_id = ?)",
+        (new_name, old.name, agent_id),
+    )
+    conn.execute(
+        f"UPDATE triggers SET sender = ? WHERE state IN {_PENDING}"
+        " AND message_id IN (SELECT id FROM messages WHERE agent_id = ?)",
+        (new_name, agent_id),
+    )
+    conn.execute("UPDATE jobs SET proposed_by = ? WHERE proposer_id = ?", (new_name, agent_id))
+    return by_id(conn, agent_id), old.name
 
 
 def expire_tokens(conn: sqlite3.Connection, seen_before: float) -> None:

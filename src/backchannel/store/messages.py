@@ -27,6 +27,7 @@ def row_to_message(row: sqlite3.Row) -> Message:
         created_at=row["created_at"],
         edited_at=row["edited_at"],
         deleted=bool(row["deleted"]),
+        person_id=row["person_id"],
     )
 
 
@@ -42,6 +43,7 @@ def insert(
     reply_to: int | None = None,
     attachments: list[dict[str, Any]] | None = None,
     metadata: dict[str, Any] | None = None,
+    person_id: int | None = None,
 ) -> Message:
     if reply_to is not None:
         target = conn.execute("SELECT channel_id FROM messages WHERE id = ?", (reply_to,)).fetchone()
@@ -51,7 +53,7 @@ def insert(
             raise InvalidInput(f"reply_to: message {reply_to} is in another channel")
     cur = conn.execute(
         "INSERT INTO messages(channel_id, sender, agent_id, kind, type, text, reply_to, attachments,"
-        " metadata, created_at) VALUES (?,?,?,?,?,?,?,?,?,?)",
+        " metadata, created_at, person_id) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
         (
             channel_id,
             sender,
@@ -63,10 +65,24 @@ def insert(
             json.dumps(attachments or []),
             json.dumps(metadata or {}),
             time.time(),
+            person_id,
         ),
     )
     assert cur.lastrowid is not None
+    # Which uploads this message references, so deleting it can remove a file nothing else uses.
+    names = {name for a in attachments or [] if (name := _upload_name(a))}
+    conn.executemany(
+        "INSERT OR IGNORE INTO message_uploads(name, message_id) VALUES (?,?)",
+        [(name, cur.lastrowid) for name in sorted(names)],
+    )
     return get(conn, cur.lastrowid)
+
+
+def _upload_name(attachment: dict[str, Any]) -> str | None:
+    url = attachment.get("url")
+    if isinstance(url, str) and url.startswith("/uploads/"):
+        return url.removeprefix("/uploads/")
+    return None
 
 
 def get(conn: sqlite3.Connection, message_id: int) -> Message:
@@ -89,13 +105,45 @@ def edit(conn: sqlite3.Connection, message_id: int, text: str) -> Message:
     return get(conn, message_id)
 
 
-def delete(conn: sqlite3.Connection, message_id: int) -> Message:
+def delete(conn: sqlite3.Connection, message_id: int) -> tuple[Message, list[str]]:
+    """Blank a message (text, attachments, choices); returns it and the uploads nothing references now."""
     get(conn, message_id)
     conn.execute(
-        "UPDATE messages SET deleted = 1, text = '', attachments = '[]', edited_at = ? WHERE id = ?",
+        "UPDATE messages SET deleted = 1, text = '', attachments = '[]', metadata = '{}', edited_at = ?"
+        " WHERE id = ?",
         (time.time(), message_id),
     )
-    return get(conn, message_id)
+    names = [
+        str(r["name"])
+        for r in conn.execute("SELECT name FROM message_uploads WHERE message_id = ?", (message_id,))
+    ]
+    conn.execute("DELETE FROM message_uploads WHERE message_id = ?", (message_id,))
+    orphaned = [
+        name
+        for name in names
+        if conn.execute("SELECT 1 FROM message_uploads WHERE name = ? LIMIT 1", (name,)).fetchone() is None
+    ]
+    return get(conn, message_id), orphaned
+
+
+def channel_uploads(conn: sqlite3.Connection, channel_id: int) -> list[str]:
+    """Uploads only this channel's messages reference (they go when the channel does)."""
+    rows = conn.execute(
+        "SELECT DISTINCT u.name FROM messages m JOIN message_uploads u ON u.message_id = m.id"
+        " WHERE m.channel_id = ? AND NOT EXISTS (SELECT 1 FROM message_uploads o JOIN messages om"
+        " ON om.id = o.message_id WHERE o.name = u.name AND om.channel_id != ?)",
+        (channel_id, channel_id),
+    )
+    return [str(r["name"]) for r in rows]
+
+
+def purge_search_index(conn: sqlite3.Connection) -> None:
+    """Merge the full-text index so removed words leave its pages too, not only its answers.
+
+    FTS5 (before SQLite 3.42's secure-delete) keeps a deleted row's terms in older segments until a
+    merge; ``optimize`` merges them all. Deletes and edits are rare, so the cost is acceptable.
+    """
+    conn.execute("INSERT INTO messages_fts(messages_fts) VALUES ('optimize')")
 
 
 # Join/leave lines are for people watching the room; agents reading a channel skip them.
@@ -198,7 +246,9 @@ def reset_cursor(conn: sqlite3.Connection, agent_id: int, channel_id: int, last:
 
 
 def is_person_name(conn: sqlite3.Connection, name: str) -> bool:
-    """Whether a person has posted under this name (agents may not take it)."""
+    """Whether a person holds this name or has posted under it (agents may not take it)."""
+    if conn.execute("SELECT 1 FROM persons WHERE lower(name) = lower(?)", (name,)).fetchone():
+        return True
     row = conn.execute(
         "SELECT 1 FROM messages WHERE kind = 'human' AND lower(sender) = lower(?) LIMIT 1", (name,)
     ).fetchone()

@@ -140,6 +140,69 @@ MIGRATIONS: list[str] = [
     """
     ALTER TABLE jobs ADD COLUMN proposer_id INTEGER REFERENCES agents(id);
     """,
+    # 4: which messages each wake-up carries (a mention folded into a pending trigger, or one a
+    # retry/new trigger took over), so the UI can show delivery next to every mentioning message.
+    """
+    CREATE TABLE trigger_messages (
+        message_id  INTEGER NOT NULL,
+        trigger_id  INTEGER NOT NULL,
+        PRIMARY KEY (message_id, trigger_id)
+    ) WITHOUT ROWID;
+    CREATE INDEX trigger_messages_by_trigger ON trigger_messages(trigger_id);
+    INSERT OR IGNORE INTO trigger_messages(message_id, trigger_id)
+        SELECT message_id, id FROM triggers WHERE message_id > 0;
+    """,
+    # people: a stable person identity (the local person, or one per browser in network mode),
+    # browser keys (hashed cookies) that map to it, and the author's person on people's messages.
+    """
+    CREATE TABLE persons (
+        id          INTEGER PRIMARY KEY AUTOINCREMENT,
+        name        TEXT NOT NULL,
+        is_local    INTEGER NOT NULL DEFAULT 0,
+        created_at  REAL NOT NULL
+    );
+    CREATE UNIQUE INDEX persons_name ON persons(lower(name));
+    CREATE UNIQUE INDEX persons_local ON persons(is_local) WHERE is_local = 1;
+    CREATE TABLE person_keys (
+        key_hash    TEXT PRIMARY KEY,
+        person_id   INTEGER NOT NULL REFERENCES persons(id),
+        created_at  REAL NOT NULL
+    ) WITHOUT ROWID;
+    ALTER TABLE messages ADD COLUMN person_id INTEGER REFERENCES persons(id);
+    CREATE INDEX messages_person ON messages(person_id) WHERE person_id IS NOT NULL;
+    """,
+    # agent reclaim secret: SHA-256 of the secret a wrapper set at first registration; only its
+    # holder may re-register the identity while it is live (issue 8 item 9).
+    """
+    ALTER TABLE agents ADD COLUMN reclaim_hash TEXT;
+    """,
+    # scrub on delete/edit (issue 8 item 1): events name their message so its logged copies can be
+    # rewritten, uploads know which messages reference them; already deleted or edited messages'
+    # logged copies are scrubbed now.
+    """
+    ALTER TABLE events ADD COLUMN message_id INTEGER;
+    UPDATE events SET message_id = json_extract(payload, '$.message.id')
+        WHERE json_type(payload, '$.message.id') = 'integer';
+    CREATE INDEX events_message ON events(message_id) WHERE message_id IS NOT NULL;
+    CREATE TABLE message_uploads (
+        name        TEXT NOT NULL,
+        message_id  INTEGER NOT NULL REFERENCES messages(id) ON DELETE CASCADE,
+        PRIMARY KEY (name, message_id)
+    ) WITHOUT ROWID;
+    CREATE INDEX message_uploads_message ON message_uploads(message_id);
+    INSERT OR IGNORE INTO message_uploads(name, message_id)
+        SELECT substr(json_extract(a.value, '$.url'), 10), m.id FROM messages m, json_each(m.attachments) a
+        WHERE m.deleted = 0 AND json_extract(a.value, '$.url') LIKE '/uploads/%';
+    UPDATE messages SET metadata = '{}' WHERE deleted = 1;
+    UPDATE events SET payload = json_set(payload,
+            '$.message.text', m.text, '$.message.attachments', json(m.attachments),
+            '$.message.metadata', json(m.metadata), '$.message.edited_at', m.edited_at,
+            '$.message.deleted', json(CASE WHEN m.deleted THEN 'true' ELSE 'false' END))
+        FROM messages m WHERE m.id = events.message_id AND m.edited_at IS NOT NULL;
+    DELETE FROM events WHERE message_id IS NOT NULL
+        AND NOT EXISTS (SELECT 1 FROM messages m WHERE m.id = events.message_id);
+    INSERT INTO messages_fts(messages_fts) VALUES ('optimize');
+    """,
 ]
 
 

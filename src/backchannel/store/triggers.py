@@ -4,9 +4,14 @@ from __future__ import annotations
 
 import sqlite3
 import time
+from collections.abc import Iterable
+from typing import Any
 
-from backchannel.errors import NotFound
+from backchannel.errors import InvalidInput, NotFound
 from backchannel.models import Trigger
+
+# What the wrapper may report about a trigger it received (queued and superseded are the server's).
+REPORTABLE = frozenset({"injected", "failed", "waiting"})
 
 
 def row_to_trigger(row: sqlite3.Row) -> Trigger:
@@ -36,17 +41,45 @@ def insert(
     prompt: str,
 ) -> Trigger | None:
     """Queue a wake-up, unless one for this channel is still waiting to be sent (one prompt per channel)."""
-    pending = conn.execute(
-        "SELECT id FROM triggers WHERE agent_id = ? AND channel = ? AND state = 'queued' AND sent_at IS NULL",
-        (agent_id, channel),
-    ).fetchone()
+    pending = _unsent(conn, agent_id, channel)
     if pending is not None:
+        _link(conn, pending, [message_id])  # the mention rides on the wake-up not yet sent
         return None
-    # A failed delivery for this channel is replaced by the new one, not replayed beside it.
+    # A failed delivery for this channel is replaced by the new one, not replayed beside it; the
+    # messages it carried now show the new one's fate.
+    failed = [
+        r["id"]
+        for r in conn.execute(
+            "SELECT id FROM triggers WHERE agent_id = ? AND channel = ? AND state = 'failed'",
+            (agent_id, channel),
+        )
+    ]
+    carried = [message_id, *_messages_of(conn, failed)]
     conn.execute(
         "UPDATE triggers SET state = 'superseded' WHERE agent_id = ? AND channel = ? AND state = 'failed'",
         (agent_id, channel),
     )
+    return _create(conn, agent_id, channel, message_id, job_id, sender, prompt, carried)
+
+
+def _unsent(conn: sqlite3.Connection, agent_id: int, channel: str) -> int | None:
+    row = conn.execute(
+        "SELECT id FROM triggers WHERE agent_id = ? AND channel = ? AND state = 'queued' AND sent_at IS NULL",
+        (agent_id, channel),
+    ).fetchone()
+    return None if row is None else int(row["id"])
+
+
+def _create(
+    conn: sqlite3.Connection,
+    agent_id: int,
+    channel: str,
+    message_id: int,
+    job_id: int,
+    sender: str,
+    prompt: str,
+    carried: Iterable[int],
+) -> Trigger:
     now = time.time()
     cur = conn.execute(
         "INSERT INTO triggers(agent_id, channel, message_id, job_id, sender, prompt, created_at, updated_at)"
@@ -54,7 +87,30 @@ def insert(
         (agent_id, channel, message_id, job_id, sender, prompt, now, now),
     )
     assert cur.lastrowid is not None
+    _link(conn, cur.lastrowid, carried)
     return get(conn, cur.lastrowid)
+
+
+def _link(conn: sqlite3.Connection, trigger_id: int, message_ids: Iterable[int]) -> None:
+    conn.executemany(
+        "INSERT OR IGNORE INTO trigger_messages(message_id, trigger_id) VALUES (?, ?)",
+        [(m, trigger_id) for m in message_ids if m > 0],
+    )
+
+
+def _messages_of(conn: sqlite3.Connection, trigger_ids: list[int]) -> list[int]:
+    if not trigger_ids:
+        return []
+    marks = ",".join("?" * len(trigger_ids))
+    rows = conn.execute(
+        f"SELECT DISTINCT message_id FROM trigger_messages WHERE trigger_id IN ({marks})", trigger_ids
+    )
+    return [int(r["message_id"]) for r in rows]
+
+
+def message_ids(conn: sqlite3.Connection, trigger_id: int) -> list[int]:
+    """The messages whose delivery this trigger decides (its own and those folded into it)."""
+    return sorted(_messages_of(conn, [trigger_id]))
 
 
 def get(conn: sqlite3.Connection, trigger_id: int) -> Trigger:
@@ -66,7 +122,8 @@ def get(conn: sqlite3.Connection, trigger_id: int) -> Trigger:
 
 def pending(conn: sqlite3.Connection, agent_id: int, after_id: int = 0) -> list[Trigger]:
     rows = conn.execute(
-        "SELECT * FROM triggers WHERE agent_id = ? AND state IN ('queued', 'failed') AND id > ? ORDER BY id",
+        "SELECT * FROM triggers WHERE agent_id = ? AND state IN ('queued', 'failed', 'waiting') AND id > ?"
+        " ORDER BY id",
         (agent_id, after_id),
     )
     return [row_to_trigger(r) for r in rows]
@@ -76,6 +133,8 @@ def set_state(conn: sqlite3.Connection, trigger_id: int, agent_id: int, state: s
     current = get(conn, trigger_id)
     if current.agent_id != agent_id:
         raise NotFound(f"no trigger {trigger_id} for this agent")
+    if state not in REPORTABLE:
+        raise InvalidInput(f"state must be one of {', '.join(sorted(REPORTABLE))}")
     conn.execute(
         "UPDATE triggers SET state = ?, detail = ?, updated_at = ? WHERE id = ?",
         (state, detail, time.time(), trigger_id),
@@ -95,3 +154,79 @@ def mark_sent(conn: sqlite3.Connection, trigger_id: int) -> None:
     conn.execute(
         "UPDATE triggers SET sent_at = ? WHERE id = ? AND sent_at IS NULL", (time.time(), trigger_id)
     )
+
+
+def retry(conn: sqlite3.Connection, trigger_id: int) -> tuple[Trigger, bool]:
+    """Queue a failed wake-up again; returns the trigger that now carries it and whether it is new.
+
+    The retry is a fresh trigger (a new id, so a live trigger stream that already sent the old one
+    sends it again); a wake-up for the same channel that has not gone out yet simply takes it over.
+    """
+    old = get(conn, trigger_id)
+    if old.state != "failed":
+        raise InvalidInput(f"only a failed delivery can be retried; this one is {old.state}")
+    carried = _messages_of(conn, [old.id]) or [old.message_id]
+    conn.execute(
+        "UPDATE triggers SET state = 'superseded', updated_at = ? WHERE id = ?", (time.time(), old.id)
+    )
+    pending = _unsent(conn, old.agent_id, old.channel)
+    if pending is not None:
+        _link(conn, pending, carried)
+        return get(conn, pending), False
+    fresh = _create(
+        conn, old.agent_id, old.channel, old.message_id, old.job_id, old.sender, old.prompt, carried
+    )
+    return fresh, True
+
+
+def for_messages(conn: sqlite3.Connection, ids: list[int]) -> dict[int, list[dict[str, Any]]]:
+    """Per message, the current delivery to each agent it woke: the newest trigger carrying it."""
+    out: dict[int, list[dict[str, Any]]] = {}
+    ids = sorted({i for i in ids if i > 0})
+    for start in range(0, len(ids), 500):  # stay far below SQLite's bound-parameter limit
+        chunk = ids[start : start + 500]
+        marks = ",".join("?" * len(chunk))
+        rows = conn.execute(
+            "SELECT tm.message_id, t.id, t.agent_id, t.state, t.detail, t.updated_at, a.name AS agent"
+            " FROM trigger_messages tm JOIN triggers t ON t.id = tm.trigger_id"
+            " JOIN agents a ON a.id = t.agent_id"
+            f" WHERE tm.message_id IN ({marks}) ORDER BY tm.message_id, t.id",
+            chunk,
+        )
+        newest: dict[tuple[int, int], sqlite3.Row] = {}
+        for r in rows:
+            newest[(r["message_id"], r["agent_id"])] = r  # ordered by id: the last one wins
+        for (message_id, _agent), r in newest.items():
+            if r["state"] == "superseded":
+                continue
+            out.setdefault(message_id, []).append(public(r, r["agent"]))
+    return out
+
+
+def public(row: sqlite3.Row | Trigger, agent: str) -> dict[str, Any]:
+    """One delivery as the UI sees it: never the prompt."""
+    if isinstance(row, Trigger):
+        return {
+            "trigger": row.id,
+            "agent": agent,
+            "state": row.state,
+            "detail": row.detail,
+            "updated_at": row.updated_at,
+        }
+    return {
+        "trigger": row["id"],
+        "agent": agent,
+        "state": row["state"],
+        "detail": row["detail"],
+        "updated_at": row["updated_at"],
+    }
+
+
+def delivery_event(trigger: Trigger, agent: str, message_ids: list[int]) -> dict[str, Any]:
+    """The live "delivery" event: what changed, and which messages show it."""
+    return {
+        "kind": "delivery",
+        **public(trigger, agent),
+        "channel": trigger.channel,
+        "message_ids": message_ids,
+    }

@@ -78,11 +78,20 @@ class AgentClient:
         response.raise_for_status()
 
     async def register(
-        self, base: str, instance: str, label: str | None, join_key: str | None = None
+        self,
+        base: str,
+        instance: str,
+        label: str | None,
+        join_key: str | None = None,
+        reclaim_secret: str | None = None,
     ) -> Identity:
+        """Register or reclaim; ``reclaim_secret`` (32-128 chars, kept privately per instance) lets a
+        restarted wrapper take back its own name while the server still counts it live."""
         body: dict[str, Any] = {"base": base, "instance_id": instance}
         if label:
             body["label"] = label
+        if reclaim_secret:
+            body["reclaim_secret"] = reclaim_secret
         headers = {"X-Join-Key": join_key} if join_key else {}
         response = await self.http.post("/api/agents/register", json=body, headers=headers)
         response.raise_for_status()
@@ -103,7 +112,7 @@ class AgentClient:
             response.raise_for_status()
 
     async def report(
-        self, me: Identity, trigger_id: int, state: Literal["injected", "failed"], detail: str
+        self, me: Identity, trigger_id: int, state: Literal["injected", "failed", "waiting"], detail: str
     ) -> None:
         response = await self.http.post(
             f"/api/agents/{me.name}/triggers/{trigger_id}",

@@ -1,9 +1,14 @@
 """Turn a wake-up into keystrokes a CLI will take as one prompt, and check that it did.
 
 TUIs treat a multi-line paste differently and may swallow an Enter that arrives with the text, so
-the text is flattened to one line, typed literally, and Enter follows after a settle delay. The
-delivery check watches the cursor row: the prompt's tail must be there after typing and gone after
-Enter (the input line was submitted); Enter is retried a few times before we call it failed.
+the text is flattened to one line, typed literally, and Enter follows after a settle delay.
+
+Enter is dangerous: in a permission dialog ("Allow execution of MCP tool ...?") it answers the
+question. So nothing is typed while the pane shows a dialog (the profile's ``dialog_pattern``), and
+Enter is pressed only while the typed text is visible on the CLI's input line (the cursor row) and
+no dialog shows. A dialog holds the prompt until a person has answered it; the caller hears of it
+(``on_dialog``) so the room can show that the agent waits for approval. After Enter, the prompt's
+tail must leave the input line; Enter is retried a few times (same checks) before we call it failed.
 """
 
 from __future__ import annotations
@@ -24,6 +29,14 @@ Activity = Literal["busy", "idle"]
 
 _NEWLINES = re.compile(r"\r\n|\r|\n")
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+_SPACE = re.compile(r"\s+")
+_FRAME = re.compile(r"[│┃║╭╮╰╯─━═╌┌┐└┘▌▐█]+")  # box drawing around TUI dialogs and inputs
+DIALOG_ROWS = 15  # dialogs render at the bottom: only the last non-blank rows are searched
+DIALOG_TEXT_MAX = 500
+# A dialog offers numbered choices next to its question ("› 1. Yes, allow once", "● 1. Allow once");
+# a question alone (the model asking "Do you want to proceed?" in its answer) is not a dialog.
+_CHOICE = re.compile(r"(?i)\b1[.)]\s+(yes|allow|approve|trust|proceed|accept|continue)\b|\bAllow once\b")
+_CHOICE_ROWS = 8
 
 
 def flatten(text: str) -> str:
@@ -36,15 +49,75 @@ def classify(
 ) -> Activity:
     """Busy or idle, from what the pane shows.
 
-    With ``idle_pattern`` the CLI is idle only while its cursor row matches it (an empty prompt).
-    Otherwise it is busy while ``busy_pattern`` shows anywhere on screen (``esc to interrupt``).
+    The CLI is busy while ``busy_pattern`` shows anywhere on screen (``esc to interrupt``). With
+    ``idle_pattern`` it is also busy unless its cursor row matches it (its input line is there).
     """
+    if busy_pattern and any(re.search(busy_pattern, row) for row in rows):
+        return "busy"
     if idle_pattern:
         row = rows[cursor_row] if 0 <= cursor_row < len(rows) else ""
         return "idle" if re.search(idle_pattern, row) else "busy"
-    if busy_pattern and any(re.search(busy_pattern, row) for row in rows):
-        return "busy"
     return "idle"
+
+
+def squash(text: str) -> str:
+    """Without any whitespace: wrapping and padding never hide typed text from a comparison."""
+    return _SPACE.sub("", text)
+
+
+def find_dialog(rows: list[str], pattern: str | None, *, skip: range = range(0)) -> str | None:
+    """The text of a permission dialog on screen, or None.
+
+    ``pattern`` matches the dialog's question row; only the last :data:`DIALOG_ROWS` non-blank rows
+    count (dialogs draw at the bottom; old output above is history), and only with a numbered
+    choice ("1. Yes ...") within a few rows. ``skip`` are rows to ignore (our own typed text on the
+    input line). The text is the question's block of rows with the blocks just before (what is
+    asked for) and after (the choices), at most 500 characters.
+    """
+    if not pattern:
+        return None
+    clean = [" ".join(_FRAME.sub(" ", row).split()) for row in rows]
+    recent = [i for i, row in enumerate(clean) if row][-DIALOG_ROWS:]
+    rx = re.compile(pattern)
+
+    def offers_choices(i: int) -> bool:
+        near = range(max(0, i - _CHOICE_ROWS), min(len(rows), i + _CHOICE_ROWS + 1))
+        return any(j not in skip and _CHOICE.search(clean[j]) for j in near)
+
+    hit = next((i for i in recent if i not in skip and rx.search(rows[i]) and offers_choices(i)), None)
+    if hit is None:
+        return None
+
+    def block(i: int, step: int) -> int:
+        """The last row, walking by ``step`` from ``i``, of the run of non-blank rows around it."""
+        while 0 <= i + step < len(clean) and clean[i + step]:
+            i += step
+        return i
+
+    def neighbour(i: int, step: int) -> int | None:
+        """The nearest non-blank row past the blank rows next to ``i``, if within 2 rows."""
+        for j in (i + step, i + 2 * step, i + 3 * step):
+            if 0 <= j < len(clean) and clean[j]:
+                return j
+        return None
+
+    start, end = block(hit, -1), block(hit, 1)
+    before, after = neighbour(start, -1), neighbour(end, 1)
+    if before is not None:
+        start = max(block(before, -1), before - 5)
+    if after is not None:
+        end = min(block(after, 1), after + 5)
+    text = "\n".join(row for row in clean[start : end + 1] if row)
+    return text[:DIALOG_TEXT_MAX]
+
+
+def on_input_line(rows: list[str], cursor: int, tail: str) -> bool:
+    """Whether ``tail`` (squashed) ends on the cursor row: there alone, or wrapped from the row above."""
+    row = squash(rows[cursor]) if 0 <= cursor < len(rows) else ""
+    if tail in row:
+        return True
+    above = squash(rows[cursor - 1]) if 0 < cursor <= len(rows) else ""
+    return bool(row) and tail in above + row and tail not in above
 
 
 @dataclass
@@ -55,8 +128,11 @@ class Delivery:
     attempts: int = 0
 
 
+OnDialog = Callable[[str], Awaitable[None]]
+
+
 class Injector:
-    """Types prompts into one tmux session's active pane."""
+    """Types prompts into one tmux session's active pane, never into a dialog."""
 
     def __init__(
         self,
@@ -66,72 +142,153 @@ class Injector:
         inject_delay: float = 0.3,
         busy_pattern: str | None = None,
         idle_pattern: str | None = None,
+        dialog_pattern: str | None = None,
         enter_retries: int = 3,
         check_timeout: float = 1.5,
+        show_timeout: float = 5.0,
+        poll: float = 0.1,
     ) -> None:
         self.tmux = tmux
         self.session = session
         self.inject_delay = inject_delay
         self.busy_pattern = busy_pattern
         self.idle_pattern = idle_pattern
+        self.dialog_pattern = dialog_pattern
         self.enter_retries = enter_retries
         self.check_timeout = check_timeout
+        self.show_timeout = show_timeout  # a busy machine may take a while to draw what we typed
+        self.poll = poll
 
     async def activity(self) -> Activity:
         rows, cursor = await self.tmux.snapshot(self.session)
         return classify(rows, cursor, busy_pattern=self.busy_pattern, idle_pattern=self.idle_pattern)
+
+    async def dialog(self) -> str | None:
+        """The text of the permission dialog the pane shows, if any."""
+        rows, _cursor = await self.tmux.snapshot(self.session)
+        return find_dialog(rows, self.dialog_pattern)
 
     async def wait_idle(self, poll: float = 0.1) -> None:
         """Return once the pane looks idle; the caller bounds the wait. A pane has no idle event."""
         while await self.activity() != "idle":
             await anyio.sleep(poll)
 
+    async def wait_ready(self, on_dialog: OnDialog | None = None) -> None:
+        """Return once the pane shows the CLI idle, with no dialog; tell ``on_dialog`` of each dialog.
+
+        A dialog waits for a person, so this may take any time; the caller bounds it if it must.
+        """
+        shown: str | None = None
+        while True:
+            rows, cursor = await self.tmux.snapshot(self.session)
+            dialog = find_dialog(rows, self.dialog_pattern)
+            if not any(row.strip() for row in rows):
+                pass  # nothing drawn yet: the CLI is still starting and reads no input
+            elif dialog is None:
+                busy = classify(rows, cursor, busy_pattern=self.busy_pattern, idle_pattern=self.idle_pattern)
+                if busy == "idle":
+                    return
+            elif dialog != shown:
+                shown = dialog
+                logger.info("the CLI shows a dialog; holding the prompt: %s", dialog.replace("\n", " | "))
+                if on_dialog is not None:
+                    await on_dialog(dialog)
+            await anyio.sleep(self.poll)
+
     async def wait_drawn(self, poll: float = 0.05) -> None:
         """Return once the pane shows anything at all (the CLI has started drawing)."""
         while not any(row.strip() for row in (await self.tmux.snapshot(self.session))[0]):
             await anyio.sleep(poll)
 
-    async def _input_row(self) -> str:
-        rows, cursor = await self.tmux.snapshot(self.session)
-        return rows[cursor] if 0 <= cursor < len(rows) else ""
+    def _typed_rows(self, cursor: int, line: str) -> range:
+        """Rows our typed text may cover (up to the cursor row): no dialog is looked for there."""
+        return range(max(0, cursor - len(line) // 40 - 1), cursor + 1)
 
-    async def _wait_for(self, tail: str, present: bool, timeout: float) -> bool:
-        deadline = time.monotonic() + timeout
+    async def _look(self, line: str, tail: str) -> tuple[bool, str | None, tuple[int, str]]:
+        """(tail on the input line, dialog text, (cursor row, its text)) from one snapshot."""
+        rows, cursor = await self.tmux.snapshot(self.session)
+        visible = on_input_line(rows, cursor, tail)
+        skip = self._typed_rows(cursor, line) if visible else range(0)
+        row = rows[cursor] if 0 <= cursor < len(rows) else ""
+        return visible, find_dialog(rows, self.dialog_pattern, skip=skip), (cursor, row)
+
+    async def _until_visible(self, line: str, tail: str) -> tuple[bool, str | None, tuple[int, str]]:
+        """Poll until the tail shows on the input line, a dialog shows, or ``show_timeout`` passes."""
+        deadline = time.monotonic() + self.show_timeout
         delay = 0.01
         while True:
-            if (tail in await self._input_row()) == present:
+            seen = await self._look(line, tail)
+            if seen[0] or seen[1] is not None or time.monotonic() >= deadline:
+                return seen
+            await anyio.sleep(delay)
+            delay = min(delay * 2, 0.1)
+
+    async def _until_submitted(self, tail: str, before: tuple[int, str]) -> bool:
+        """Poll until the input line moved on: the tail is off the cursor row and that row changed."""
+        deadline = time.monotonic() + self.check_timeout
+        delay = 0.01
+        while True:
+            rows, cursor = await self.tmux.snapshot(self.session)
+            row = rows[cursor] if 0 <= cursor < len(rows) else ""
+            if tail not in squash(row) and (cursor, row) != before:
                 return True
             if time.monotonic() >= deadline:
                 return False
             await anyio.sleep(delay)
             delay = min(delay * 2, 0.1)
 
-    async def inject(self, text: str, on_enter: Callable[[], Awaitable[None]] | None = None) -> Delivery:
-        """Type ``text`` (flattened) and submit it; report whether it left the input line.
+    async def inject(
+        self,
+        text: str,
+        on_enter: Callable[[], Awaitable[None]] | None = None,
+        on_dialog: OnDialog | None = None,
+    ) -> Delivery:
+        """Wait until the CLI is idle with no dialog, type ``text`` (flattened) and submit it.
 
         ``on_enter`` runs right after the first Enter, before the (slower) delivery check, so the
-        server learns of the delivery as early as possible.
+        server learns of the delivery as early as possible. ``on_dialog`` hears of each dialog that
+        holds the prompt. Enter is never pressed unless the text is visible on the input line.
         """
         line = flatten(text)
         if not line:
             return Delivery(False, "empty prompt")
-        tail = line[-12:].strip() or line
-        await self.tmux.send_literal(self.session, line)
-        started = time.monotonic()
-        typed = await self._wait_for(tail, present=True, timeout=self.check_timeout)
-        typed_at = time.monotonic()
-        logger.debug("typed %d chars in %.3fs (seen on input line: %s)", len(line), typed_at - started, typed)
-        # Give the TUI time to take the text in before Enter, longer for long pastes.
-        await anyio.sleep(min(max(self.inject_delay, len(line) / 4000), 2.0))
-        for attempt in range(1, self.enter_retries + 1):
-            await self.tmux.send_key(self.session, "Enter")
-            if attempt == 1 and on_enter is not None:
-                await on_enter()
-            if not typed:
-                # We never saw the text (a TUI that draws input elsewhere): trust one Enter.
-                return Delivery(True, "submitted (input line not visible)", typed_at, attempt)
-            if await self._wait_for(tail, present=False, timeout=self.check_timeout):
-                logger.debug("submitted after %.3fs", time.monotonic() - typed_at)
-                return Delivery(True, "submitted", typed_at, attempt)
-        detail = f"prompt still on the input line after {self.enter_retries} Enter"
-        return Delivery(False, detail, typed_at, self.enter_retries)
+        tail = squash(line[-12:]) or squash(line)
+        typed_at = 0.0
+        attempts = 0
+        while True:
+            await self.wait_ready(on_dialog)
+            visible, dialog, _row = await self._look(line, tail)
+            if dialog is not None:
+                continue
+            if not visible:  # after a dialog our text may still be there: never type it twice
+                await self.tmux.send_literal(self.session, line)
+            started = time.monotonic()
+            visible, dialog, _row = await self._until_visible(line, tail)
+            typed_at = time.monotonic()
+            logger.debug(
+                "typed %d chars in %.3fs (on the input line: %s)", len(line), typed_at - started, visible
+            )
+            if dialog is not None:
+                continue  # a dialog came up as we typed: hold on, then look again
+            if not visible:
+                detail = "the typed prompt never showed on the input line, so Enter was not pressed"
+                return Delivery(False, detail, typed_at, attempts)
+            # Give the TUI time to take the text in before Enter, longer for long pastes.
+            await anyio.sleep(min(max(self.inject_delay, len(line) / 4000), 2.0))
+            while attempts < self.enter_retries:
+                visible, dialog, before = await self._look(line, tail)  # the last look before Enter
+                if dialog is not None or not visible:
+                    break
+                await self.tmux.send_key(self.session, "Enter")
+                attempts += 1
+                if attempts == 1 and on_enter is not None:
+                    await on_enter()
+                if await self._until_submitted(tail, before):
+                    logger.debug("submitted after %.3fs", time.monotonic() - typed_at)
+                    return Delivery(True, "submitted", typed_at, attempts)
+            else:
+                detail = f"prompt still on the input line after {self.enter_retries} Enter"
+                return Delivery(False, detail, typed_at, attempts)
+            if attempts and dialog is None:  # after an Enter the text left the line: submitted
+                return Delivery(True, "submitted", typed_at, attempts)
+            # A dialog came up (hold on, then look again) or the text vanished before Enter (retype).

@@ -100,8 +100,10 @@ def _settings_entry(profile: AgentProfile, url: str, preapprove: bool) -> JSONDi
         entry: JSONDict = {"type": "sse", "url": url}
     else:
         entry = {"type": "http", profile.mcp_http_key: url}
-    if preapprove and profile.preapprove == "gemini":
-        entry["trust"] = True  # our entry only; the user's servers are never marked trusted
+    if preapprove and profile.preapprove in {"gemini", "qwen"}:
+        # Our entry only (the user's servers are never marked trusted): these CLIs then run our
+        # tools without asking, so no approval dialog waits for a person.
+        entry["trust"] = True
     return entry
 
 
@@ -114,6 +116,8 @@ def _expand_template(template: str, url: str) -> list[str]:
 def _preapprove_args(profile: AgentProfile) -> list[str]:
     if profile.preapprove == "claude":
         return ["--allowedTools", f"mcp__{SERVER_ENTRY}"]
+    if profile.preapprove == "copilot":
+        return ["--allow-tool", SERVER_ENTRY]  # every tool of our server, no question asked
     if profile.preapprove == "codex":
         args: list[str] = []
         for tool in OUR_TOOLS:
@@ -150,7 +154,11 @@ def prepare(
         servers: JSONDict = {}
         if profile.mcp_merge_project:
             servers, setup.warnings = read_project_servers(profile.cwd)
-        entry = _claude_entry(url, profile.mcp_transport)
+        if profile.preapprove == "qwen":
+            # Qwen's --mcp-config takes its settings-style entry (`httpUrl`; `url` would be SSE).
+            entry = _settings_entry(profile, url, preapprove)
+        else:
+            entry = _claude_entry(url, profile.mcp_transport)
         if mode == "flag":
             entry["headers"] = {"Authorization": f"Bearer {token}"}
         doc: JSONDict = {"mcpServers": {**servers, SERVER_ENTRY: entry}}

@@ -44,10 +44,38 @@ ENV_OVERRIDE_KEYS = frozenset({"cwd", "mcp_settings_path"})
 ENV_PREFIXES = ("BACKCHANNEL_AGENT_", "AGENTCHATTR_AGENT_")
 SLUG_VARS = ("BACKCHANNEL_REPO_SLUG", "AGENTCHATTR_REPO_SLUG")
 
-Preapprove = Literal["claude", "codex", "gemini", "none"]
+Preapprove = Literal["claude", "codex", "gemini", "qwen", "copilot", "none"]
 
 # A pane showing one of these is working on a prompt; the TUIs print them while a turn runs.
 _DEFAULT_BUSY = r"(?i)esc to (interrupt|cancel)"
+
+# The question row of each CLI's permission/approval dialogs, as the real CLIs word them (Claude
+# Code 2.1, Codex 0.169, Gemini CLI 0.61, Qwen Code 0.24). While one shows, an Enter would answer
+# it, so the wrapper types nothing and holds the mention (see injection.py).
+DIALOGS: dict[str, str] = {
+    "claude": (
+        r"Do you want to (proceed|allow|make this edit|create|overwrite)|New MCP servers? found in"
+        r"|Do you trust the files in this folder\?"
+    ),
+    "codex": (
+        r"Would you like to (run the following command|make the following edits|grant these permissions"
+        r"|send input)|to run tool \"|Trust this folder\?"
+    ),
+    "gemini": (
+        r"Allow execution of|Apply this change\?|Do you want to proceed\?|Waiting for user confirmation"
+        r"|Do you trust (the files in this folder|the following folders)"
+    ),
+    "qwen": (
+        r"Allow execution of|Apply this change\?|Do you want to proceed\?|Waiting for user confirmation"
+        r"|Untrusted MCP server|Approve this server|Do you trust this folder\?"
+    ),
+    # Kilo 7.7: a "Permission required" panel with "Allow once / Allow always / Reject".
+    "kilo": r"Permission required",
+    # Copilot CLI 1.0: "Do you want to use this tool?", and "Confirm folder trust" at start.
+    "copilot": r"Do you want to [^?]{1,60}\?|Do you trust the files in this folder\?|Confirm folder trust",
+}
+# Any other CLI: all of the above (most TUIs share this wording).
+DEFAULT_DIALOG = "|".join(f"(?:{pattern})" for pattern in dict.fromkeys(DIALOGS.values()))
 
 _MCP_DEFAULTS: dict[str, Any] = {
     "mcp_inject": "proxy_file",
@@ -64,14 +92,21 @@ BUILTIN: dict[str, dict[str, Any]] = {
     "claude": {
         "color": "#d97757",
         "preapprove": "claude",
+        "dialog_pattern": DIALOGS["claude"],
         "mcp_inject": "proxy_file",
         "mcp_flag": "--mcp-config",
         "mcp_merge_project": True,
     },
-    "codex": {"color": "#10a37f", "preapprove": "codex", "mcp_inject": "proxy_flag"},
+    "codex": {
+        "color": "#10a37f",
+        "preapprove": "codex",
+        "dialog_pattern": DIALOGS["codex"],
+        "mcp_inject": "proxy_flag",
+    },
     "gemini": {
         "color": "#4285f4",
         "preapprove": "gemini",
+        "dialog_pattern": DIALOGS["gemini"],
         # GEMINI_CLI_SYSTEM_SETTINGS_PATH is ignored unless root-owned all the way up, so we use the
         # workspace settings file Gemini reads normally, pointing at the proxy (never a token).
         "mcp_inject": "settings_file",
@@ -81,9 +116,18 @@ BUILTIN: dict[str, dict[str, Any]] = {
     },
     "qwen": {
         "color": "#615ced",
+        "preapprove": "qwen",
+        "dialog_pattern": DIALOGS["qwen"],
         "inject_delay": 1.0,
-        "mcp_inject": "settings_file",
-        "mcp_settings_path": ".qwen/settings.json",
+        # Qwen takes seconds to start (a plain warning, then "Initializing...", then "Connecting to
+        # MCP servers..."), and typed text is lost until its input line (">") holds the cursor.
+        "busy_pattern": _DEFAULT_BUSY,
+        "idle_pattern": r"^>\s",
+        # Not .qwen/settings.json: Qwen gates project servers behind an "Untrusted MCP server"
+        # approval (asked again whenever the proxy port changes). --mcp-config is ungated, and
+        # in Qwen `url` means the old SSE transport, so our entry uses `httpUrl`.
+        "mcp_inject": "proxy_file",
+        "mcp_flag": "--mcp-config",
         "mcp_http_key": "httpUrl",
     },
     "kimi": {
@@ -92,7 +136,13 @@ BUILTIN: dict[str, dict[str, Any]] = {
         "mcp_flag": "--mcp-config-file",
         "mcp_merge_project": True,
     },
-    "kilo": {"color": "#f8c300", "mcp_inject": "env_content", "mcp_env_var": "KILO_CONFIG_CONTENT"},
+    "kilo": {
+        "color": "#f8c300",
+        "mcp_inject": "env_content",
+        "mcp_env_var": "KILO_CONFIG_CONTENT",
+        "busy_pattern": r"(?i)esc (to )?(interrupt|cancel)",  # Kilo shows "esc interrupt"
+        "dialog_pattern": DIALOGS["kilo"],
+    },
     "codebuddy": {
         "color": "#6c5ce7",
         "mcp_inject": "settings_file",
@@ -103,6 +153,10 @@ BUILTIN: dict[str, dict[str, Any]] = {
         "color": "#8957e5",
         "mcp_inject": "settings_file",
         "mcp_settings_path": "~/.copilot/mcp-config.json",
+        "preapprove": "copilot",
+        "dialog_pattern": DIALOGS["copilot"],
+        "busy_pattern": _DEFAULT_BUSY,
+        "idle_pattern": r"^❯",  # its input line; the banner and a starting CLI have none
         "mcp_http_key": "url",
     },
     "agy": {
@@ -117,7 +171,18 @@ BUILTIN: dict[str, dict[str, Any]] = {
 BUILTIN["antigravity"] = {**BUILTIN["agy"], "command": "agy"}
 
 CONFIG_KEYS = frozenset(
-    {"command", "args", "cwd", "color", "label", "strip_env", "inject_delay", "busy_pattern", "idle_pattern"}
+    {
+        "command",
+        "args",
+        "cwd",
+        "color",
+        "label",
+        "strip_env",
+        "inject_delay",
+        "busy_pattern",
+        "idle_pattern",
+        "dialog_pattern",
+    }
     | set(_MCP_DEFAULTS)
 )
 _API_KEYS = frozenset({"type", "base_url", "model", "api_key_env", "temperature", "context_messages"})
@@ -148,6 +213,7 @@ class AgentProfile:
     preapprove: Preapprove = "none"
     busy_pattern: str | None = _DEFAULT_BUSY
     idle_pattern: str | None = None
+    dialog_pattern: str | None = DEFAULT_DIALOG
     warnings: tuple[str, ...] = field(default=(), compare=False)
 
     @property
@@ -283,7 +349,7 @@ def load_profile(
         inject_delay = float(values["inject_delay"])
     except (TypeError, ValueError):
         raise InvalidInput(f"[agents.{agent}].inject_delay must be a number of seconds") from None
-    for pattern_key in ("busy_pattern", "idle_pattern"):
+    for pattern_key in ("busy_pattern", "idle_pattern", "dialog_pattern"):
         if values.get(pattern_key):
             try:
                 re.compile(values[pattern_key])
@@ -309,7 +375,11 @@ def load_profile(
         mcp_merge_project=bool(values["mcp_merge_project"]),
         mcp_proxy_flag_template=str(values["mcp_proxy_flag_template"]),
         preapprove=values["preapprove"],
-        busy_pattern=values.get("busy_pattern", _DEFAULT_BUSY) or None,
+        # A table that sets only idle_pattern keeps its old meaning: the cursor row alone decides.
+        busy_pattern=None
+        if "idle_pattern" in table and "busy_pattern" not in table
+        else values.get("busy_pattern", _DEFAULT_BUSY) or None,
         idle_pattern=values.get("idle_pattern") or None,
+        dialog_pattern=values.get("dialog_pattern", DEFAULT_DIALOG) or None,
         warnings=tuple(warnings),
     )

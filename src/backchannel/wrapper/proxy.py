@@ -16,7 +16,9 @@ credential the client sent and adds the agent's *current* token, which the wrapp
   ``session_id`` onto it for later ``POST /messages/``; a ``404`` for that session triggers the same;
 * SSE ``endpoint`` events with absolute upstream URLs: rewritten so the client posts back here.
 
-Responses stream through as they arrive; only small JSON-RPC request bodies are buffered (to replay).
+Responses stream through as they arrive. Request bodies up to ``replay_limit`` (1 MiB: every MCP
+message in practice) are buffered so they can be replayed; larger ones stream through unbuffered
+(and are not replayed), and a body over ``max_body`` is refused with ``413`` before it is read.
 """
 
 from __future__ import annotations
@@ -53,6 +55,16 @@ _STRIP_REQUEST = _HOP_BY_HOP | {"authorization", "x-agent-token", "accept-encodi
 _SESSION = "mcp-session-id"
 _MCP_PATHS = ("/mcp", "/mcp/")
 _ACCEPT_BOTH = "application/json, text/event-stream"
+MAX_BODY = 16 * 1024 * 1024  # far above any MCP message; the cap keeps a runaway client bounded
+REPLAY_LIMIT = 1024 * 1024
+
+
+class _BodyAborted(Exception):
+    """A streamed request body stopped: past ``max_body`` (``too_large``) or the client left."""
+
+    def __init__(self, too_large: bool) -> None:
+        super().__init__("request body over the limit" if too_large else "the client left mid-body")
+        self.too_large = too_large
 
 
 def is_loopback(host: str | None) -> bool:
@@ -77,6 +89,7 @@ class _Request:
     rpc_id: Any
     token_used: str = ""
     sse_sid: str | None = None  # the ``session_id`` of a legacy SSE ``POST /messages/``
+    stream: AsyncIterator[bytes] | None = None  # a body too large to buffer: sent once, never replayed
 
 
 @dataclass
@@ -131,8 +144,12 @@ class IdentityProxy:
         refresh: RefreshFn | None = None,
         refresh_timeout: float = 30.0,
         connect_grace: float = 15.0,
+        max_body: int = MAX_BODY,
+        replay_limit: int = REPLAY_LIMIT,
     ) -> None:
         self.upstream = upstream.rstrip("/")
+        self.max_body = max_body
+        self.replay_limit = min(replay_limit, max_body)
         self._connect_grace = connect_grace
         self._token = token
         self._refresh_fn = refresh
@@ -171,9 +188,14 @@ class IdentityProxy:
         if path not in (*_MCP_PATHS, "/sse") and not path.startswith("/messages"):
             await _plain(send, 404, {"error": "not_found", "detail": f"the proxy does not serve {path}"})
             return
-        body = await _read_body(receive)
+        declared = dict(headers).get("content-length", "")
+        if declared.isdigit() and int(declared) > self.max_body:
+            await self._too_large(send)
+            return
+        body, complete = await _read_head(receive, self.replay_limit)
+        stream = None if complete else self._rest_of_body(body, receive)
         query = scope.get("query_string", b"").decode("latin-1")
-        rpc_method, rpc_id = _rpc_of(body) if scope["method"] == "POST" else (None, None)
+        rpc_method, rpc_id = _rpc_of(body) if scope["method"] == "POST" and complete else (None, None)
         sse_sid = dict(parse_qsl(query)).get("session_id") if path.startswith("/messages") else None
         req = _Request(
             method=scope["method"],
@@ -184,6 +206,7 @@ class IdentityProxy:
             rpc_method=rpc_method,
             rpc_id=rpc_id,
             sse_sid=sse_sid,
+            stream=stream,
         )
         started = False
 
@@ -197,6 +220,9 @@ class IdentityProxy:
                 await self._relay_sse_endpoint(req, tracking_send, receive)
             else:
                 await self._relay(req, tracking_send)
+        except _BodyAborted as exc:
+            if exc.too_large and not started:
+                await self._too_large(send)
         except httpx.TransportError as exc:
             logger.info("upstream unreachable for %s %s: %s", req.method, req.target, exc)
             if not started:
@@ -204,6 +230,27 @@ class IdentityProxy:
             else:  # the server went away mid-stream: end the stream; the client reconnects
                 with contextlib.suppress(Exception):
                     await send({"type": "http.response.body", "body": b""})
+
+    async def _too_large(self, send: Send) -> None:
+        detail = f"request body over {self.max_body} bytes: the identity proxy does not forward it"
+        await _plain(send, 413, {"error": "payload_too_large", "detail": detail})
+
+    async def _rest_of_body(self, head: bytes, receive: Receive) -> AsyncIterator[bytes]:
+        """Stream a large body on as it arrives (never held whole); stop past ``max_body``."""
+        size = len(head)
+        yield head
+        while True:
+            message: Message = await receive()
+            if message["type"] == "http.disconnect":
+                raise _BodyAborted(too_large=False)
+            chunk: bytes = message.get("body", b"")
+            size += len(chunk)
+            if size > self.max_body:
+                raise _BodyAborted(too_large=True)
+            if chunk:
+                yield chunk
+            if not message.get("more_body"):
+                return
 
     @staticmethod
     def _local_request(headers: list[tuple[str, str]]) -> bool:
@@ -241,8 +288,11 @@ class IdentityProxy:
                 req.method,
                 self.upstream + target,
                 headers=self._upstream_headers(req, upstream_sid),
-                content=req.body or None,
+                content=req.stream if req.stream is not None else (req.body or None),
             )
+            if req.stream is not None:  # sent once: a streamed body can't be replayed
+                response = await self._client.send(request, stream=True)
+                break
             response = await self._send_when_up(request)
             if response.status_code == 401 and await self._refresh(req.token_used):
                 continue
@@ -651,16 +701,21 @@ async def _drain_until_reply(response: httpx.Response) -> None:
         await response.aread()
 
 
-async def _read_body(receive: Receive) -> bytes:
+async def _read_head(receive: Receive, limit: int) -> tuple[bytes, bool]:
+    """Read the body up to ``limit`` bytes (or a little past it); True if that was all of it."""
     chunks: list[bytes] = []
+    size = 0
     while True:
         message: Message = await receive()
         if message["type"] == "http.disconnect":
-            break
-        chunks.append(message.get("body", b""))
+            return b"".join(chunks), True
+        chunk: bytes = message.get("body", b"")
+        chunks.append(chunk)
+        size += len(chunk)
         if not message.get("more_body"):
-            break
-    return b"".join(chunks)
+            return b"".join(chunks), True
+        if size > limit:
+            return b"".join(chunks), False
 
 
 async def _plain(send: Send, status: int, doc: dict[str, str]) -> None:

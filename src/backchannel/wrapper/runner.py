@@ -3,10 +3,12 @@
 One :class:`Runner` owns, for its lifetime: the registration (stable ``instance_id``), the identity
 proxy, the CLI's MCP config, the CLI itself (in tmux, or in the foreground with ``--no-tmux``), and
 four loops: trigger stream -> queue, queue -> injection (when the pane is idle), heartbeats with
-busy/idle, and a watch on the CLI process. A ``401`` anywhere leads to one shared re-registration
-whose new token is swapped into the live proxy. Server outages are ridden out with exponential
-backoff. On exit everything is undone in reverse: CLI stopped, identity left, proxy closed, shared
-settings files restored.
+busy/idle, and a watch on the CLI process that restarts it when it exits (unless told not to, and
+never in a crash loop). A ``401`` anywhere leads to one shared re-registration whose new token is
+swapped into the live proxy. Server outages are ridden out with exponential backoff. From an
+interactive terminal the user is attached to the CLI's tmux session; detaching keeps it running.
+On exit everything is undone in reverse: CLI stopped, identity left, proxy closed, shared settings
+files restored. All state lives in private, checked directories (:mod:`backchannel.wrapper.state`).
 """
 
 from __future__ import annotations
@@ -18,9 +20,9 @@ import os
 import shutil
 import signal
 import sys
-import tempfile
 import time
 import uuid
+from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,6 +33,7 @@ import anyio.abc
 import httpx
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
+from backchannel.errors import InvalidInput
 from backchannel.wrapper import mcp_config
 from backchannel.wrapper.agent_client import AgentClient, Identity, StaleIdentity, Trigger, instance_id
 from backchannel.wrapper.injection import Delivery, Injector
@@ -38,6 +41,7 @@ from backchannel.wrapper.profiles import AgentProfile, session_name
 from backchannel.wrapper.proxy import IdentityProxy
 from backchannel.wrapper.serving import serve
 from backchannel.wrapper.settings_lease import write_private
+from backchannel.wrapper.state import UnsafeState, WrapperState, read_private
 from backchannel.wrapper.tmux import Tmux, TmuxError, attach_hint
 
 logger = logging.getLogger(__name__)
@@ -64,13 +68,11 @@ class RunOptions:
     join_key: str | None = None  # --allow-network servers want it on registration
     transport: httpx.AsyncBaseTransport | None = None
     say: Callable[[str], None] = field(default=lambda text: print(text, file=sys.stderr, flush=True))
-
-
-def lease_dir() -> Path:
-    """Per-user, machine-wide: wrappers with different data dirs may share one settings file."""
-    path = Path(tempfile.gettempdir()) / f"backchannel-{os.getuid()}" / "leases"
-    path.mkdir(parents=True, exist_ok=True, mode=0o700)
-    return path
+    restart: bool = False  # start the CLI again when it exits (``backchannel run`` turns this on)
+    restart_delay: float = 3.0
+    crash_loop_max: int = 5  # this many exits within crash_loop_window: stop restarting
+    crash_loop_window: float = 60.0
+    attach: bool = False  # show the tmux session in this terminal (decided by the caller: isatty)
 
 
 class Runner:
@@ -80,8 +82,10 @@ class Runner:
         self.profile = profile
         self.opts = options
         self.client = AgentClient(options.server_url, transport=options.transport)
-        self.instance = instance_id(options.data_dir, profile.base, profile.cwd)
+        self.instance = ""  # set once the private state dir is checked (_prepare_state)
+        self.reclaim_secret: str | None = None
         self.run_dir = options.data_dir / "wrapper" / "run"
+        self.leases: Path | None = None
         self.identity: Identity | None = None
         self.proxy: IdentityProxy | None = None
         self.setup: mcp_config.McpSetup | None = None
@@ -97,6 +101,30 @@ class Runner:
         self.ready = anyio.Event()  # set once the CLI runs and the loops are live (tests, bench)
         self.delivered: list[tuple[int, float]] = []  # (trigger id, monotonic time typed)
         self.exit_code = 0
+        self.restarts = 0  # how many times the CLI was started again after it exited
+        self._launch: tuple[list[str], dict[str, str]] | None = None  # argv and env, for restarts
+        self._restart_pending = False  # waiting to restart: Ctrl-C now means "leave"
+        self._attached = False
+        self._held: list[str] = []  # what we said while the terminal showed tmux
+        self._attach_proc: anyio.abc.Process | None = None
+        self._status_file: Path | None = None  # where the launcher writes the CLI's exit status
+
+    def say(self, text: str) -> None:
+        """Tell the user; while their terminal shows the tmux session, hold it until they detach."""
+        if self._attached:
+            self._held.append(text)
+        else:
+            self.opts.say(text)
+
+    def _prepare_state(self) -> None:
+        """Check the private state dirs, then read (or make) the instance id and reclaim secret."""
+        state = WrapperState(self.opts.data_dir, self.opts.env)
+        state.subdir("instances")
+        self.run_dir = state.run_dir
+        if self.profile.mcp_inject == "settings_file":
+            self.leases = state.leases_dir()
+        self.instance = instance_id(self.opts.data_dir, self.profile.base, self.profile.cwd)
+        self.reclaim_secret = state.reclaim_secret(self.instance)
 
     @property
     def me(self) -> Identity:
@@ -109,9 +137,15 @@ class Runner:
         while True:
             try:
                 label = self.opts.label or self.profile.label
-                return await self.client.register(self.profile.base, self.instance, label, self.opts.join_key)
+                return await self.client.register(
+                    self.profile.base,
+                    self.instance,
+                    label,
+                    self.opts.join_key,
+                    reclaim_secret=self.reclaim_secret,
+                )
             except httpx.TransportError as exc:
-                self.opts.say(f"backchannel: server {self.opts.server_url} unreachable ({exc}); retrying")
+                self.say(f"backchannel: server {self.opts.server_url} unreachable ({exc}); retrying")
             except httpx.HTTPStatusError as exc:
                 if exc.response.status_code < 500:
                     raise
@@ -130,7 +164,7 @@ class Runner:
             if self.setup is not None:
                 self.setup.rewrite_token(self.identity.token)  # legacy `flag` mode only
             if old_name and old_name != self.identity.name:
-                self.opts.say(f"backchannel: now registered as {self.identity.name} (was {old_name})")
+                self.say(f"backchannel: now registered as {self.identity.name} (was {old_name})")
             logger.info("re-registered as %s", self.identity.name)
             return self.identity.token
 
@@ -156,9 +190,9 @@ class Runner:
         # is not inherited by the CLI.
         with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGHUP, signal.SIGINT) as received:
             async for signum in received:
-                if signum == signal.SIGINT and self.tmux is None:
+                if signum == signal.SIGINT and self.tmux is None and not self._restart_pending:
                     continue
-                self.opts.say(f"backchannel: got {signal.Signals(signum).name}, leaving")
+                self.say(f"backchannel: got {signal.Signals(signum).name}, leaving")
                 self.exit_code = 128 + signum
                 scope.cancel()
                 return
@@ -166,37 +200,46 @@ class Runner:
     async def _run(self, tg: anyio.abc.TaskGroup) -> None:
         if shutil.which(self.profile.command, path=self.opts.env.get("PATH", os.defpath)) is None:
             # Checked here: inside tmux the launcher's error would vanish with the pane.
-            self.opts.say(
+            self.say(
                 f"backchannel: {self.profile.command!r} is not on PATH; is {self.profile.key} installed?"
             )
             self.exit_code = 127
             return
         try:
+            await anyio.to_thread.run_sync(self._prepare_state)
+        except InvalidInput as exc:
+            self.say(f"backchannel: {exc.detail}")
+            self.exit_code = 2
+            return
+        try:
             self.identity = await self._register_with_backoff()
         except httpx.HTTPStatusError as exc:
             reply = exc.response
-            self.opts.say(
-                f"backchannel: the server refused to register {self.profile.base}: {reply.text[:300]}"
-            )
+            self.say(f"backchannel: the server refused to register {self.profile.base}: {reply.text[:300]}")
             self.exit_code = 1
             return
         self.proxy = IdentityProxy(self.opts.server_url, self.me.token, refresh=self._proxy_refresh)
         proxy_url = await tg.start(self._serve_proxy)
         url = proxy_url if self.profile.uses_proxy else None
-        self.setup = await anyio.to_thread.run_sync(
-            lambda: mcp_config.prepare(
-                self.profile,
-                run_dir=self.run_dir,
-                proxy_url=url,
-                server_url=self.opts.server_url,
-                token=self.me.token,
-                preapprove=self.opts.preapprove,
-                state_dir=lease_dir(),
-                env=self.opts.env,
+        try:
+            self.setup = await anyio.to_thread.run_sync(
+                lambda: mcp_config.prepare(
+                    self.profile,
+                    run_dir=self.run_dir,
+                    proxy_url=url,
+                    server_url=self.opts.server_url,
+                    token=self.me.token,
+                    preapprove=self.opts.preapprove,
+                    state_dir=self.leases,
+                    env=self.opts.env,
+                )
             )
-        )
+        except InvalidInput as exc:
+            self.say(f"backchannel: {exc.detail}")
+            self.exit_code = 2
+            return
         for warning in (*self.profile.warnings, *self.setup.warnings):
-            self.opts.say(f"backchannel: warning: {warning}")
+            self.say(f"backchannel: warning: {warning}")
         argv = [self.profile.command, *self.profile.args, *self.opts.extra_args, *self.setup.args]
         env = {
             k: v
@@ -204,6 +247,7 @@ class Runner:
             if k not in self.profile.strip_env and k not in _TERMINAL_VARS
         }
         env.update(self.setup.env)
+        self._launch = (argv, env)
         if self.tmux is not None:
             await self._start_in_tmux(argv, env)
         else:
@@ -212,8 +256,10 @@ class Runner:
         tg.start_soon(self._heartbeat_loop)
         tg.start_soon(self._inject_loop)
         tg.start_soon(self._release_settings_when_ready)
+        if self.opts.attach and self.tmux is not None:
+            tg.start_soon(self._attach)
         self.ready.set()
-        await self._wait_cli_exit()
+        await self._supervise()
 
     async def _serve_proxy(
         self, *, task_status: anyio.abc.TaskStatus[str] = anyio.TASK_STATUS_IGNORED
@@ -229,40 +275,142 @@ class Runner:
         self.session = session_name(self.me.name, self.opts.env)
         if await self.tmux.has_session(self.session):
             # Same instance, so same name: a session left by a wrapper that died without cleanup.
-            self.opts.say(f"backchannel: replacing leftover tmux session {self.session}")
+            self.say(f"backchannel: replacing leftover tmux session {self.session}")
             await self.tmux.kill_session(self.session)
-        launch = self.run_dir / f"launch-{uuid.uuid4().hex}.json"
-        write_private(launch, json.dumps({"argv": argv, "env": env, "cwd": str(self.profile.cwd)}))
-        launcher = [sys.executable, "-m", "backchannel.wrapper.launch", str(launch)]
-        await self.tmux.new_session(self.session, launcher, cwd=self.profile.cwd)
+        # remain-on-exit: when the CLI exits the pane stays (with its exit status), so a restart
+        # happens in place and an attached terminal stays attached.
+        await self.tmux.new_session(
+            self.session, self._launcher(argv, env), cwd=self.profile.cwd, remain_on_exit=True
+        )
         self.injector = Injector(
             self.tmux,
             self.session,
             inject_delay=self.profile.inject_delay,
             busy_pattern=self.profile.busy_pattern,
             idle_pattern=self.profile.idle_pattern,
+            dialog_pattern=self.profile.dialog_pattern,
         )
-        self.opts.say(
-            f"backchannel: {self.profile.key} joined as {self.me.name}; "
-            f"attach with: {attach_hint(self.session, self.tmux.socket_name)}"
-        )
+        if not self.opts.attach:
+            self.say(
+                f"backchannel: {self.profile.key} joined as {self.me.name}; "
+                f"attach with: {attach_hint(self.session, self.tmux.socket_name)}"
+            )
+
+    def _launcher(self, argv: list[str], env: dict[str, str]) -> list[str]:
+        """The command tmux runs: our launcher, reading argv/env/cwd from a 0600 file it deletes.
+
+        It writes the CLI's exit status to ``_status_file`` (tmux's own is not always recorded).
+        """
+        run_id = uuid.uuid4().hex
+        launch = self.run_dir / f"launch-{run_id}.json"
+        self._status_file = self.run_dir / f"status-{run_id}"
+        spec = {"argv": argv, "env": env, "cwd": str(self.profile.cwd), "status_file": str(self._status_file)}
+        write_private(launch, json.dumps(spec))
+        return [sys.executable, "-m", "backchannel.wrapper.launch", str(launch)]
 
     async def _start_foreground(self, argv: list[str], env: dict[str, str]) -> None:
-        self.opts.say(
-            f"backchannel: {self.profile.key} joined as {self.me.name} (no tmux: mentions are shown)"
-        )
+        self.say(f"backchannel: {self.profile.key} joined as {self.me.name} (no tmux: mentions are shown)")
         self.process = await anyio.open_process(
             argv, stdin=None, stdout=None, stderr=None, env=env, cwd=self.profile.cwd
         )
 
-    async def _wait_cli_exit(self) -> None:
-        if self.process is not None:
-            self.exit_code = await self.process.wait()
-            return
+    async def _attach(self) -> None:
+        """Show the CLI's session in this terminal until the user detaches (the CLI keeps running).
+
+        If the wrapper leaves while attached, :meth:`_cleanup` ends the session (and so this client)
+        first and only then prints what was held, so it is not lost under tmux's screen.
+        """
         assert self.tmux is not None and self.session is not None
-        pid = await self.tmux.pane_pid(self.session)
+        self._attached = True
+        self._attach_proc = await anyio.open_process(
+            self.tmux.argv("attach-session", "-t", f"={self.session}"), stdin=None, stdout=None, stderr=None
+        )
+        await self._attach_proc.wait()
+        self._end_attach()
+        if await self.tmux.has_session(self.session):
+            self.say(
+                f"backchannel: detached; {self.profile.key} keeps running as {self.me.name}. "
+                f"Re-attach with: {attach_hint(self.session, self.tmux.socket_name)} "
+                "(Ctrl-C here stops it)"
+            )
+
+    def _end_attach(self) -> None:
+        """The terminal is ours again: print what was said meanwhile."""
+        self._attached = False
+        held, self._held = self._held, []
+        for text in held:
+            self.opts.say(text)
+
+    async def _wait_one_exit(self) -> int | None:
+        """Wait for the CLI to exit; its status, or None if its tmux session was closed."""
+        if self.process is not None:
+            return await self.process.wait()
+        assert self.tmux is not None and self.session is not None
+        try:
+            pid = await self.tmux.pane_pid(self.session)
+        except (TmuxError, ValueError):
+            return None
         await wait_exit(pid)
-        self.opts.say(f"backchannel: {self.profile.key} exited; leaving")
+        if not await self.tmux.has_session(self.session):
+            return None
+        if self._status_file is not None:
+            try:
+                text = read_private(self._status_file)
+            except UnsafeState:
+                text = None
+            self._status_file.unlink(missing_ok=True)
+            if text is not None and text.strip().lstrip("-").isdigit():
+                return int(text)
+        return await self.tmux.dead_status(self.session)  # the launcher itself was killed
+
+    async def _supervise(self) -> None:
+        """Watch the CLI; restart it after it exits (``restart``), unless it keeps crashing."""
+        exits: deque[float] = deque()
+        key = self.profile.key
+        while True:
+            status = await self._wait_one_exit()
+            if status is None:
+                self.say(f"backchannel: the tmux session of {key} was closed; leaving")
+                return
+            self.exit_code = status
+            # In this terminal (--no-tmux) a clean exit or Ctrl-C is the user quitting: don't trap them.
+            quit_here = self.tmux is None and status in (0, 128 + signal.SIGINT, -signal.SIGINT)
+            if not self.opts.restart or quit_here:
+                self.say(f"backchannel: {key} exited (status {status}); leaving")
+                return
+            now = time.monotonic()
+            exits.append(now)
+            while exits and now - exits[0] > self.opts.crash_loop_window:
+                exits.popleft()
+            if len(exits) >= self.opts.crash_loop_max:
+                self.say(
+                    f"backchannel: {key} exited {len(exits)} times within "
+                    f"{self.opts.crash_loop_window:g} s (last status {status}); not restarting it again. "
+                    f"Check that `{self.profile.command}` starts on its own, then run again"
+                )
+                self.exit_code = status or 1
+                return
+            hint = "Ctrl-C to leave" if self.tmux is None else "--no-restart to leave instead"
+            self.say(
+                f"backchannel: {key} exited (status {status}); restarting in "
+                f"{self.opts.restart_delay:g} s ({hint})"
+            )
+            self._restart_pending = True
+            try:
+                await anyio.sleep(self.opts.restart_delay)
+            finally:
+                self._restart_pending = False
+            await self._restart()
+
+    async def _restart(self) -> None:
+        assert self._launch is not None
+        argv, env = self._launch
+        if self.tmux is not None and self.session is not None:
+            await self.tmux.respawn(self.session, self._launcher(argv, env), cwd=self.profile.cwd)
+        else:
+            await self._start_foreground(argv, env)
+        self.restarts += 1
+        logger.info("%s restarted (%d)", self.profile.key, self.restarts)
 
     async def _release_settings_when_ready(self) -> None:
         """Hold a shared settings file until our CLI has read it (idle prompt) or a timeout."""
@@ -337,9 +485,15 @@ class Runner:
                     self._seen[trigger.id] = ("injected", "submitted")
                     await self._report(trigger.id, "injected", "submitted")
 
+            async def waiting(dialog: str) -> None:
+                # The CLI asks a person something (a permission dialog): the mention stays queued
+                # here, and the room shows what the agent is waiting for.
+                for trigger in group:
+                    await self._report(trigger.id, "waiting", dialog)
+
             try:
-                await self.injector.wait_idle()  # queued while the CLI is busy
-                delivery = await self.injector.inject(prompt, on_enter=submitted)
+                # Waits while the CLI is busy or shows a dialog; never types into a dialog.
+                delivery = await self.injector.inject(prompt, on_enter=submitted, on_dialog=waiting)
             except TmuxError as exc:
                 delivery = Delivery(False, f"tmux: {exc}")
             self.delivered.extend((t.id, delivery.typed_at) for t in group)
@@ -361,12 +515,13 @@ class Runner:
             return None
 
     async def _report(self, trigger_id: int, state: str, detail: str) -> None:
+        reported: Literal["injected", "failed", "waiting"] = "failed"
+        if state == "injected" or state == "waiting":
+            reported = state
         for _attempt in range(2):
             me = self.me
             try:
-                await self.client.report(
-                    me, trigger_id, "injected" if state == "injected" else "failed", detail
-                )
+                await self.client.report(me, trigger_id, reported, detail)
                 return
             except StaleIdentity:
                 await self.refresh(me.token)
@@ -401,6 +556,12 @@ class Runner:
             await self.tmux.kill_session(self.session)
             if pid is not None:
                 await _reap(pid)
+            if self._status_file is not None:  # written by the launcher as it exits
+                self._status_file.unlink(missing_ok=True)
+            if self._attach_proc is not None and self._attach_proc.returncode is None:
+                with anyio.move_on_after(2):  # the attached client ends with the session
+                    await self._attach_proc.wait()
+            self._end_attach()
             logger.info("CLI stopped after %.2fs", time.monotonic() - started)
         if self.process is not None and self.process.returncode is None:
             self.process.terminate()

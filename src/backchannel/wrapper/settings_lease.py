@@ -2,9 +2,13 @@
 
 Several wrappers of one CLI may point the same settings file (``~/.copilot/mcp-config.json``, a
 repo's ``.gemini/settings.json``) at their own proxies. Each is a *holder* recorded in a state file
-kept in our data dir (never next to the user's file). The file always names a live holder's proxy;
-an exclusive lock is held from writing until the CLI has read it, so two starting CLIs can't read
-each other's entry; the last holder to leave restores the original bytes and mode.
+kept in the wrapper's private runtime dir (:mod:`backchannel.wrapper.state`, never next to the
+user's file). The file always names a live holder's proxy; an exclusive lock is held from writing
+until the CLI has read it, so two starting CLIs can't read each other's entry; the last holder to
+leave restores the original bytes and mode (never group- or world-writable).
+
+The state file decides what is written into the settings file, so it is trusted only if it is ours
+(owner, ``0600``, no symlink, in a directory only we can write): a planted one is refused.
 """
 
 from __future__ import annotations
@@ -22,6 +26,10 @@ from typing import Any
 from backchannel.errors import InvalidInput
 from backchannel.wrapper._json import JSONDict, json_object
 from backchannel.wrapper.profiles import SERVER_ENTRY
+from backchannel.wrapper.state import UnsafeState, ensure_private_dir, read_private
+
+# Never give a restored settings file group/other write access, whatever the record says.
+_RESTORE_MODE_MASK = 0o755
 
 
 def write_private(path: Path, text: str, mode: int = 0o600) -> None:
@@ -49,6 +57,18 @@ def _alive(pid: int) -> bool:
     return True
 
 
+def _valid_state(state: JSONDict) -> bool:
+    """The shape :meth:`SettingsLease._save_state` writes; anything else is not ours."""
+    holders = json_object(state.get("holders"))
+    return (
+        isinstance(state.get("original"), str | None)
+        and isinstance(state.get("mode"), int)
+        and isinstance(state.get("written"), str | None)
+        and holders is not None
+        and all(isinstance((json_object(v) or {}).get("pid"), int) for v in holders.values())
+    )
+
+
 class SettingsLease:
     """Our entry in a shared settings file, for as long as this wrapper runs."""
 
@@ -57,7 +77,7 @@ class SettingsLease:
         self.entry = entry
         self.merge = merge
         digest = hashlib.sha256(str(path.absolute()).encode()).hexdigest()[:24]
-        state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        state_dir = ensure_private_dir(state_dir)
         self._state_path = state_dir / f"settings-{digest}.json"
         self._lock_path = state_dir / f"settings-{digest}.lock"
         self._holder = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
@@ -66,7 +86,11 @@ class SettingsLease:
     # -- locking -------------------------------------------------------------------------------
     def _lock(self) -> None:
         if self._lock_fd is None:
-            fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+            flags = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
+            try:
+                fd = os.open(self._lock_path, flags, 0o600)
+            except OSError as exc:
+                raise UnsafeState(f"cannot open the lock {self._lock_path}: {exc.strerror}") from None
             fcntl.flock(fd, fcntl.LOCK_EX)  # blocks: callers run this off the event loop
             self._lock_fd = fd
 
@@ -78,10 +102,17 @@ class SettingsLease:
 
     # -- state -----------------------------------------------------------------------------------
     def _load_state(self) -> JSONDict:
-        try:
-            state: JSONDict = json.loads(self._state_path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            state = {}
+        text = read_private(self._state_path)  # refuses a file that is not ours alone
+        state: JSONDict = {}
+        if text is not None:
+            try:
+                state = json_object(json.loads(text)) or {}
+            except json.JSONDecodeError:
+                state = {}
+            if not _valid_state(state):
+                raise UnsafeState(
+                    f"{self._state_path} is not a state file this wrapper wrote; remove it and run again"
+                )
         if "holders" not in state:
             try:
                 original: str | None = self.path.read_text(encoding="utf-8")
@@ -165,7 +196,7 @@ class SettingsLease:
             if original is None:
                 self.path.unlink(missing_ok=True)
             else:
-                write_private(self.path, original, mode=int(state["mode"]))
+                write_private(self.path, original, mode=int(state["mode"]) & _RESTORE_MODE_MASK)
             return
         # Someone else edited the file while we ran: keep their edits, take back only our own.
         try:
@@ -185,4 +216,4 @@ class SettingsLease:
                 servers[name] = before_servers[name]
             else:
                 servers.pop(name, None)
-        write_private(self.path, json.dumps(doc, indent=2), mode=int(state["mode"]))
+        write_private(self.path, json.dumps(doc, indent=2), mode=int(state["mode"]) & _RESTORE_MODE_MASK)

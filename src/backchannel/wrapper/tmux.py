@@ -50,23 +50,54 @@ class Tmux:
         return result.returncode == 0
 
     async def new_session(
-        self, session: str, argv: Sequence[str], *, cwd: Path, width: int = 200, height: int = 50
+        self,
+        session: str,
+        argv: Sequence[str],
+        *,
+        cwd: Path,
+        width: int = 200,
+        height: int = 50,
+        remain_on_exit: bool = False,
     ) -> None:
-        """Start ``argv`` (exec'd directly, several args so no shell) in a detached session."""
-        await self.run(
-            "new-session",
-            "-d",
-            "-s",
-            session,
-            "-x",
-            str(width),
-            "-y",
-            str(height),
-            "-c",
-            str(cwd),
-            "--",
-            *argv,
-        )
+        """Start ``argv`` (exec'd directly, several args so no shell) in a detached session.
+
+        ``remain_on_exit`` keeps the pane (and its exit status) when the program ends, so it can be
+        restarted in place; it is set in the same tmux command, before the program can exit.
+        """
+        args = ["new-session", "-d", "-s", session, "-x", str(width), "-y", str(height)]
+        args += ["-c", str(cwd), "--", *argv]
+        if remain_on_exit:
+            args += [";", "set-option", "-w", "-t", self.target(session), "remain-on-exit", "on"]
+        await self.run(*args)
+
+    async def respawn(self, session: str, argv: Sequence[str], *, cwd: Path) -> None:
+        """Run ``argv`` again in the session's (dead) pane; an attached client sees it come back."""
+        await self.run("respawn-pane", "-k", "-t", self.target(session), "-c", str(cwd), "--", *argv)
+
+    async def dead_status(self, session: str) -> int | None:
+        """The exit status of the session's pane once its program ended; None if the session is gone.
+
+        tmux may mark the pane dead (its pty closed) before it has reaped the process, and then
+        sometimes never records the status: this waits for it at most 1 s, then reports status 1.
+        (The wrapper's launcher writes the exact status; this is the fallback.)
+        """
+        dead = False
+        with anyio.move_on_after(1):
+            while True:
+                if not await self.has_session(session):
+                    return None
+                try:
+                    out = await self.display(session, "#{pane_dead},#{pane_dead_status},#{pane_dead_signal}")
+                except TmuxError:
+                    return None
+                flag, status, signum = (out.split(",") + ["", ""])[:3]
+                dead = flag == "1"
+                if dead and status.lstrip("-").isdigit():
+                    return int(status)
+                if dead and signum.isdigit() and int(signum) > 0:
+                    return 128 + int(signum)
+                await anyio.sleep(0.02)  # not dead yet, or its status not collected yet
+        return 1 if dead else None
 
     async def kill_session(self, session: str) -> None:
         await self.run("kill-session", "-t", f"={session}", check=False)

@@ -86,6 +86,10 @@ export const api = {
       headers: { "Content-Type": file.type || "application/octet-stream", "X-Filename": safeName(file.name) },
     }),
   agents: () => request("GET", "/api/agents"),
+  me: () => request("GET", "/api/me"),
+  setMe: (name) => request("PUT", "/api/me", { json: { name } }),
+  deliveries: (ids) => request("GET", `/api/deliveries?ids=${ids.join(",")}`),
+  retry: (trigger) => request("POST", `/api/triggers/${trigger}/retry`),
   updateAgent: (name, patch) => request("PATCH", `/api/agents/${enc(name)}`, { json: patch }),
 };
 

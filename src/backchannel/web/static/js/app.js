@@ -2,7 +2,7 @@
 import { api } from "./api.js";
 import { Composer } from "./composer.js";
 import { $, colorFor, el, openDialog, snippet, toast } from "./dom.js";
-import { hydrateIcons } from "./icons.js";
+import { hydrateIcons, icon } from "./icons.js";
 import { Live } from "./live.js";
 import { Search } from "./search.js";
 import { renderChannels, renderRoster } from "./sidebar.js";
@@ -43,6 +43,9 @@ class App {
     this.name = store.get("name", null);
     this.sound = store.get("sound", false);
     this.notify = store.get("notify", false) && "Notification" in window;
+    this.level = ["all", "mentions", "off"].includes(store.get("level", "all")) ? store.get("level", "all") : "all";
+    this.muted = new Set(store.get("muted", []));
+    this.whoami = null; // {person_id, name} from GET /api/me, when the server has it
     this.timeline = new Timeline(this);
     this.composer = new Composer(this);
     this.search = new Search(this);
@@ -58,7 +61,10 @@ class App {
     this.showName();
     this.wire();
     this.live.start();
-    if (this.name == null) this.askName(true);
+    // "3 min ago" in the roster has to move on by itself.
+    setInterval(() => {
+      if (this.agentList().some((a) => a.state === "offline")) renderRoster(this);
+    }, 30_000);
   }
 
   wire() {
@@ -89,6 +95,13 @@ class App {
       store.set("notify", this.notify);
       notify.setAttribute("aria-pressed", String(this.notify));
     });
+    const level = $("notify-level");
+    level.value = this.level;
+    level.addEventListener("change", () => {
+      this.level = level.value;
+      store.set("level", this.level);
+    });
+    $("mute-channel").addEventListener("click", () => this.toggleMute());
     document.addEventListener("visibilitychange", () => {
       if (!document.hidden) this.timeline.onScroll();
       this.updateTitle();
@@ -103,7 +116,35 @@ class App {
 
   // -- identity -----------------------------------------------------------------------------------
   me() {
-    return this.name || "you";
+    return this.whoami?.name || this.name || "you";
+  }
+
+  /** Ask the server who this browser is; an older server without /api/me keeps name-based ownership. */
+  async loadMe() {
+    try {
+      const me = await api.me();
+      const known = me && typeof me.person_id === "number" ? me : null;
+      const changed = known?.person_id !== this.whoami?.person_id || known?.name !== this.whoami?.name;
+      this.whoami = known;
+      if (changed) {
+        this.showName();
+        this.timeline.refreshAll();
+      }
+    } catch {
+      /* no /api/me here: fall back to the display name */
+    }
+  }
+
+  knowsMe() {
+    return this.whoami != null;
+  }
+
+  /** A message this person wrote: by person id when the server gives one, else by display name. */
+  isOwn(msg) {
+    if (!msg || msg.kind !== "human") return false;
+    if (this.whoami && msg.person_id != null) return msg.person_id === this.whoami.person_id;
+    if (this.whoami) return false;
+    return msg.sender === this.me();
   }
 
   showName() {
@@ -121,16 +162,27 @@ class App {
       ok: "Save",
       submit: ({ name }) => this.setName(name),
     });
-    if (result == null && first) this.setName("you");
+    if (result == null && first) this.name = "you"; // asked once; the name button changes it later
   }
 
-  setName(name) {
+  /** The server keeps the name when it knows who we are (GET/PUT /api/me); older servers: this browser. */
+  async setName(name) {
     if (!HUMAN_NAME.test(name)) throw new Error("Use 1–32 letters, digits, spaces, '.', '_' or '-', starting with a letter.");
     if (this.agents.has(name.toLowerCase())) throw new Error(`${name} is an agent's name; pick another.`);
-    this.name = name;
-    store.set("name", name);
+    if (this.whoami) this.whoami = await api.setMe(name);
+    this.name = this.whoami?.name || name;
+    store.set("name", this.name);
     this.showName();
     this.timeline.refreshAll();
+  }
+
+  /** A person changed their name: their messages show the new one (ours too, and the name bar). */
+  onPersonRenamed(e) {
+    if (this.whoami && e.person_id === this.whoami.person_id) {
+      this.whoami = { ...this.whoami, name: e.new };
+      this.showName();
+    }
+    this.timeline.renamePerson(e.person_id, e.old, e.new);
   }
 
   // -- agents and mentions ----------------------------------------------------------------------
@@ -162,7 +214,7 @@ class App {
   }
 
   isMention(msg) {
-    if (msg.kind === "system" || (msg.kind === "human" && msg.sender === this.me())) return false;
+    if (msg.kind === "system" || this.isOwn(msg)) return false;
     const me = this.me().toLowerCase().replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
     return new RegExp(`(?<![\\w@./-])@(${me}|all)(?![\\w-])`, "i").test(msg.text);
   }
@@ -170,7 +222,12 @@ class App {
   // -- loading ------------------------------------------------------------------------------------
   async sync(fresh) {
     try {
-      const [channels, agents] = await Promise.all([api.channels(), api.agents()]);
+      const [channels, agents] = await Promise.all([api.channels(), api.agents(), this.loadMe()]);
+      // First visit to a server that does not name people itself: ask once.
+      if (fresh && this.whoami == null && this.name == null && !this.asked) {
+        this.asked = true;
+        this.askName(true);
+      }
       this.channels = new Map(channels.map((c) => [c.name, c]));
       this.agents = new Map(agents.map((a) => [a.name, a]));
       renderRoster(this);
@@ -194,7 +251,7 @@ class App {
         if (name === this.channel) return;
         const page = await api.history(name, { after: this.lastRead[name] ?? 0, limit: 100 });
         const ids = this.unreadIds(name);
-        for (const m of page.messages) if (!(m.kind === "human" && m.sender === this.me())) ids.add(m.id);
+        for (const m of page.messages) if (!this.isOwn(m)) ids.add(m.id);
         if (page.has_more) ids.add(-1); // more than we counted: shown as 99+
       }),
     );
@@ -211,6 +268,7 @@ class App {
     const fixed = name === "general";
     $("rename-channel").hidden = fixed;
     $("delete-channel").hidden = fixed;
+    this.showMute();
     this.composer.setChannel(name);
     renderChannels(this);
     this.updateBanner();
@@ -220,6 +278,16 @@ class App {
     } catch (err) {
       toast(`Could not open #${name}: ${err.message}`);
     }
+    this.updateTitle();
+  }
+
+  /** "Mark read": everything loaded in `channel` up to `id` counts as seen, whatever the scroll. */
+  markRead(channel, id) {
+    if ((this.lastRead[channel] ?? -1) < id) {
+      this.lastRead[channel] = id;
+      store.set("read", this.lastRead);
+    }
+    this.unread.delete(channel);
     this.updateTitle();
   }
 
@@ -260,29 +328,39 @@ class App {
         return this.onChannelRenamed(e.old, e.channel);
       case "channel_deleted":
         return this.onChannelDeleted(e.name);
-      case "presence":
+      case "presence": {
+        const before = this.agents.get(e.agent.name)?.state;
         this.agents.set(e.agent.name, { ...this.agents.get(e.agent.name), ...e.agent });
+        if (before !== e.agent.state) this.timeline.repaintDeliveriesFor(e.agent.name);
         return renderRoster(this);
-      case "agent_renamed": {
-        const old = this.agents.get(e.old);
-        this.agents.delete(e.old);
-        this.agents.set(e.agent.name, { ...old, ...e.agent });
-        renderRoster(this);
-        return this.timeline.refreshAll();
       }
+      case "agent_renamed":
+        return this.onAgentRenamed(e.old, e.agent || { name: e.new });
+      case "person_renamed":
+        return this.onPersonRenamed(e);
       case "delivery": {
         const agent = this.agents.get(e.agent);
         if (agent) {
           agent.delivery = e.state;
           renderRoster(this);
         }
-        return;
+        return this.timeline.onDelivery(e);
       }
       case "reset":
         return this.sync(true);
       default:
         return; // ping and kinds this page does not show
     }
+  }
+
+  onAgentRenamed(old, agent) {
+    if (!agent?.name) return;
+    const known = this.agents.get(old) || this.agents.get(agent.name);
+    this.agents.delete(old);
+    this.agents.set(agent.name, { ...known, ...agent });
+    renderRoster(this);
+    if (old !== agent.name) this.timeline.renameAgent(old, agent.name);
+    else this.timeline.refreshAll();
   }
 
   onMessage(msg) {
@@ -299,7 +377,7 @@ class App {
         renderChannels(this);
       }
     }
-    const mine = msg.kind === "human" && msg.sender === this.me();
+    const mine = this.isOwn(msg);
     if (msg.channel === this.channel) {
       const isNew = this.timeline.add(msg);
       if (isNew && !mine && document.hidden) this.bump(msg.channel, msg.id);
@@ -334,10 +412,15 @@ class App {
     if (!document.hidden) renderChannels(this);
   }
 
+  /**
+   * Sound and browser notification, by the person's choice: "all" (mentions, and anything you are
+   * not looking at), "mentions" (only @you / @all), or "off"; a muted channel never alerts.
+   */
   alert(msg) {
+    if (msg.kind === "system" || this.level === "off" || this.muted.has(msg.channel)) return;
     const mentioned = this.isMention(msg);
-    const answered = msg.kind === "agent" && document.hidden;
-    if (!mentioned && !answered) return;
+    const unseen = document.hidden || msg.channel !== this.channel;
+    if (!mentioned && (this.level === "mentions" || !unseen)) return;
     if (this.sound) beep();
     if (this.notify && document.hidden && Notification.permission === "granted") {
       try {
@@ -359,6 +442,25 @@ class App {
     const box = $("conn");
     box.dataset.state = state;
     box.querySelector(".conn-text").textContent = CONN_TEXT[state] || state;
+  }
+
+  toggleMute() {
+    const name = this.channel;
+    if (this.muted.has(name)) this.muted.delete(name);
+    else this.muted.add(name);
+    store.set("muted", [...this.muted]);
+    this.showMute();
+    renderChannels(this);
+  }
+
+  showMute() {
+    const muted = this.muted.has(this.channel);
+    const btn = $("mute-channel");
+    btn.setAttribute("aria-pressed", String(muted));
+    const label = `${muted ? "Unmute" : "Mute"} #${this.channel}`;
+    btn.setAttribute("aria-label", label);
+    btn.title = muted ? `Unmute #${this.channel}: alert again` : `Mute #${this.channel}: no sound or notifications`;
+    btn.replaceChildren(icon(muted ? "bell-off" : "bell"));
   }
 
   updateBanner() {
@@ -413,6 +515,11 @@ class App {
       delete this.lastRead[old];
       store.set("read", this.lastRead);
     }
+    if (this.muted.delete(old)) {
+      this.muted.add(channel.name);
+      store.set("muted", [...this.muted]);
+    }
+    this.composer.renameChannel(old, channel.name);
     if (this.unread.has(old)) this.unread.set(channel.name, this.unread.get(old));
     this.unread.delete(old);
     if (this.channel === old) {
@@ -421,6 +528,7 @@ class App {
       store.set("channel", channel.name);
       $("channel-title").replaceChildren(el("span", "hash", "#"), channel.name);
       this.composer.setChannel(channel.name);
+      this.showMute();
       this.updateTitle();
     }
     renderChannels(this);
@@ -428,6 +536,7 @@ class App {
 
   onChannelDeleted(name) {
     this.channels.delete(name);
+    this.composer.forget(name);
     this.unread.delete(name);
     delete this.lastRead[name];
     store.set("read", this.lastRead);
@@ -466,10 +575,7 @@ class App {
         if (name && name !== agent.name) patch.name = name.toLowerCase();
         if (!Object.keys(patch).length) return {};
         const updated = await api.updateAgent(agent.name, patch);
-        const old = this.agents.get(agent.name);
-        this.agents.delete(agent.name);
-        this.agents.set(updated.name, { ...old, ...updated });
-        renderRoster(this);
+        this.onAgentRenamed(agent.name, updated);
         return updated;
       },
     });
@@ -486,8 +592,8 @@ class App {
       case "name":
         if (!arg) return this.askName(false);
         try {
-          this.setName(arg);
-          toast(`You now post as ${arg}.`);
+          await this.setName(arg);
+          toast(`You now post as ${this.me()}.`);
         } catch (err) {
           toast(err.message);
         }

@@ -28,6 +28,9 @@ export class Composer {
     this.active = 0;
     this.mode = null; // {kind: "reply"|"edit", msg}
     this.uploads = []; // {file, url, done: Promise, result, node}
+    // Draft, reply/edit mode and images belong to the channel they were started in.
+    this.channel = null;
+    this.saved = new Map(); // channel -> {text, mode, uploads}
 
     this.form.addEventListener("submit", (ev) => {
       ev.preventDefault();
@@ -76,6 +79,50 @@ export class Composer {
   setChannel(name) {
     this.input.placeholder = `Message #${name}`;
     this.input.setAttribute("aria-label", `Message #${name}`);
+    if (name === this.channel) return;
+    if (this.channel != null) {
+      const text = this.input.value;
+      if (text || this.mode || this.uploads.length) {
+        this.saved.set(this.channel, { text, mode: this.mode, uploads: this.uploads });
+      } else {
+        this.saved.delete(this.channel);
+      }
+    }
+    this.channel = name;
+    const state = this.saved.get(name) || { text: "", mode: null, uploads: [] };
+    this.saved.delete(name);
+    this.closeSuggest();
+    this.input.value = state.text;
+    this.mode = state.mode;
+    this.uploads = state.uploads;
+    this.previews.replaceChildren(...this.uploads.map((u) => u.node));
+    if (this.mode) this.showContext(this.contextFor(this.mode));
+    else this.context.hidden = true;
+    this.autosize();
+  }
+
+  /** The channel was renamed: its draft and mode go with it. */
+  renameChannel(old, name) {
+    if (this.channel === old) this.channel = name;
+    if (this.saved.has(old)) {
+      this.saved.set(name, this.saved.get(old));
+      this.saved.delete(old);
+    }
+    // The message being edited or answered moved with its channel.
+    for (const state of [this, ...this.saved.values()]) {
+      if (state.mode?.msg.channel === old) state.mode = { ...state.mode, msg: { ...state.mode.msg, channel: name } };
+    }
+  }
+
+  /** The channel was deleted: nothing typed for it can be sent anywhere else. */
+  forget(name) {
+    const state = this.saved.get(name);
+    this.saved.delete(name);
+    for (const u of state?.uploads || []) URL.revokeObjectURL(u.url);
+    if (this.channel === name) {
+      this.mode = null;
+      this.context.hidden = true;
+    }
   }
 
   focus() {
@@ -99,15 +146,20 @@ export class Composer {
   }
 
   // -- reply and edit -------------------------------------------------------------------------
+  contextFor(mode) {
+    if (mode.kind === "edit") return "Editing your message · Esc to cancel";
+    return `Replying to ${mode.msg.sender}: ${snippet(mode.msg.text, 70) || "(image)"}`;
+  }
+
   replyTo(msg) {
     this.mode = { kind: "reply", msg };
-    this.showContext(`Replying to ${msg.sender}: ${snippet(msg.text, 70) || "(image)"}`);
+    this.showContext(this.contextFor(this.mode));
     this.input.focus();
   }
 
   edit(msg) {
     this.mode = { kind: "edit", msg };
-    this.showContext("Editing your message · Esc to cancel");
+    this.showContext(this.contextFor(this.mode));
     this.input.value = msg.text;
     this.autosize();
     this.input.focus();
@@ -299,6 +351,8 @@ export class Composer {
   async submit() {
     const text = this.input.value;
     const trimmed = text.trim();
+    const channel = this.channel;
+    if (this.mode && this.mode.msg.channel !== channel) this.cancelMode(); // never apply it elsewhere
     if (this.mode?.kind === "edit") {
       if (!trimmed) return;
       try {
@@ -319,8 +373,17 @@ export class Composer {
       await this.app.command(command[1], (command[2] || "").trim());
       return;
     }
-    await Promise.all(this.uploads.map((u) => u.done));
-    const attachments = this.uploads.filter((u) => u.result).map((u) => u.result);
+    if (command) {
+      // "/clear" and friends are not messages: say so instead of posting them to everyone.
+      this.closeSuggest();
+      const known = COMMANDS.map((c) => `/${c.name}`).join(", ");
+      toast(`Unknown command /${command[1]}: nothing was sent. Commands: ${known}.`);
+      return;
+    }
+    const sending = this.uploads;
+    await Promise.all(sending.map((u) => u.done));
+    if (this.channel !== channel) return; // switched while images uploaded: it waits in its channel
+    const attachments = sending.filter((u) => u.result).map((u) => u.result);
     if (!trimmed && !attachments.length) return;
     const payload = { text, sender: this.app.me(), attachments };
     if (this.mode?.kind === "reply") payload.reply_to = this.mode.msg.id;
@@ -328,17 +391,23 @@ export class Composer {
     this.autosize();
     this.closeSuggest();
     try {
-      const msg = await api.post(this.app.channel, payload);
+      const msg = await api.post(channel, payload);
       this.app.onSent(msg);
-      this.uploads.forEach((u) => {
+      sending.forEach((u) => {
         u.node.remove();
         URL.revokeObjectURL(u.url);
       });
-      this.uploads = [];
-      if (this.mode) this.cancelMode();
+      if (this.channel === channel) {
+        this.uploads = this.uploads.filter((u) => !sending.includes(u));
+        if (this.mode) this.cancelMode();
+      } else {
+        this.saved.delete(channel); // switched away while it was sending: nothing is left over there
+      }
     } catch (err) {
-      if (!this.input.value) this.input.value = text; // keep what was typed
-      this.autosize();
+      if (this.channel === channel) {
+        if (!this.input.value) this.input.value = text; // keep what was typed
+        this.autosize();
+      }
       toast(`Not sent: ${err.message}`);
     }
   }

@@ -7,6 +7,7 @@ const DELIVERY = {
   queued: ["queued", "Latest wake-up is queued"],
   injected: ["delivered", "Latest wake-up was delivered"],
   failed: ["failed", "Latest wake-up could not be delivered"],
+  waiting: ["waiting", "Its CLI shows a question: someone must answer it in the agent's terminal"],
 };
 const ORDER = { busy: 0, online: 1, idle: 2, offline: 3 };
 
@@ -47,6 +48,10 @@ function fillChannels(app, list) {
     label.append(el("span", "hash", "#"), name);
     btn.append(label);
     if (name === app.channel) btn.setAttribute("aria-current", "page");
+    if (app.muted.has(name)) {
+      btn.classList.add("is-muted");
+      btn.title = `#${name} is muted`;
+    }
     if (app.channels.get(name).paused) btn.append(el("span", "paused-dot", "paused"));
     if (unread && name !== app.channel) {
       btn.classList.add("has-unread");
@@ -91,7 +96,7 @@ function fillRoster(app, list) {
     const status = el("span", "agent-status");
     const state = el("span", "state", stateText(agent.state));
     status.append(state);
-    if (agent.state === "offline" && agent.last_seen) status.append(` · ${fmtAgo(agent.last_seen)}`);
+    if (agent.state === "offline" && agent.last_seen) status.append(el("span", "ago", `· ${fmtAgo(agent.last_seen)}`));
     const delivery = DELIVERY[agent.delivery];
     if (delivery) {
       const badge = el("span", `delivery delivery-${agent.delivery}`, delivery[0]);

@@ -1,7 +1,7 @@
 // The message list of the open channel: rendering, history paging both ways, live inserts,
 // "new messages" anchor, and jump-to-message.
 import { api } from "./api.js";
-import { avatar, colorFor, dayKey, el, fmtDay, fmtFull, fmtTime, openDialog, snippet, toast } from "./dom.js";
+import { $, avatar, colorFor, dayKey, el, fmtDay, fmtFull, fmtTime, openDialog, snippet, toast } from "./dom.js";
 import { icon } from "./icons.js";
 import { renderMarkdown } from "./markdown.js";
 
@@ -9,6 +9,13 @@ const PAGE = 50;
 const GROUP_SECONDS = 300;
 const LOOP_GUARD = /^Loop guard:/;
 const TYPE_LABELS = { decision: "Decision", rule_proposal: "Rule proposal", job_proposal: "Job proposal" };
+// What became of the wake-up a mention caused: [label, explanation].
+const DELIVERY = {
+  queued: ["queued", "Waiting to be typed into the agent's terminal"],
+  injected: ["delivered", "Typed into the agent's terminal"],
+  failed: ["failed", "Could not be delivered"],
+  waiting: ["waiting for approval", "The agent's CLI shows a question a person must answer in its terminal first"],
+};
 
 export class Timeline {
   /** @param {object} app the controller: me(), agent(name), isMention(text), onSeen(id), ... */
@@ -26,13 +33,22 @@ export class Timeline {
     this.hasNewer = false; // true while showing a window of history that does not reach the end
     this.loading = false;
     this.stuck = true;
+    this.lastTop = 0; // scrollTop after our last scroll: only a move up (the reader's) stops following
     this.pending = 0;
     this.generation = 0;
     this.quoteCache = new Map();
+    this.readMark = null; // last read id when the channel was opened: where "New" goes
+    this.deliveries = new Map(); // message id -> Map(agent name -> {trigger, agent, state, detail})
+    this.wanted = new Set(); // message ids whose deliveries to fetch (mentions just posted)
+    this.wantTimer = null;
+    this.unreadBar = $("unread-bar");
+    this.unreadText = $("unread-text");
 
     this.scroller.addEventListener("scroll", () => this.onScroll(), { passive: true });
     new ResizeObserver(() => this.stuck && this.toBottom()).observe(this.list);
     this.anchor.addEventListener("click", () => this.jumpToLatest());
+    $("jump-unread").addEventListener("click", () => this.jumpToUnread());
+    $("mark-read").addEventListener("click", () => this.markRead());
     this.scroller.addEventListener("keydown", (ev) => this.onKey(ev));
   }
 
@@ -61,14 +77,15 @@ export class Timeline {
   async open(channel, lastRead) {
     const gen = ++this.generation;
     this.channel = channel;
+    this.readMark = lastRead ?? null;
+    this.unreadPinned = false;
     this.clear();
     this.setStatus("Loading…");
     const page = await api.history(channel, { limit: PAGE });
     if (gen !== this.generation) return;
     this.hasOlder = page.has_more;
     this.hasNewer = false;
-    this.insert(page.messages);
-    this.markUnread(lastRead);
+    this.insert(page.messages, page.deliveries);
     this.setStatus();
     this.stuck = true;
     this.toBottom();
@@ -78,6 +95,7 @@ export class Timeline {
   clear() {
     this.msgs.clear();
     this.nodes.clear();
+    this.deliveries.clear();
     this.order = [];
     this.list.replaceChildren();
     this.pending = 0;
@@ -107,8 +125,9 @@ export class Timeline {
       if (gen !== this.generation) return;
       const fromBottom = this.scroller.scrollHeight - this.scroller.scrollTop;
       this.hasOlder = page.has_more;
-      this.insert(page.messages);
+      this.insert(page.messages, page.deliveries);
       this.scroller.scrollTop = this.scroller.scrollHeight - fromBottom;
+      this.lastTop = this.scroller.scrollTop;
     } catch (err) {
       toast(`Could not load history: ${err.message}`);
     } finally {
@@ -125,22 +144,62 @@ export class Timeline {
       const page = await api.history(this.channel, { limit: PAGE, after: this.order.at(-1) ?? 0 });
       if (gen !== this.generation) return;
       this.hasNewer = page.has_more;
-      this.insert(page.messages);
+      this.insert(page.messages, page.deliveries);
     } finally {
       this.loading = false;
     }
   }
 
   async jumpToLatest() {
-    if (this.hasNewer) await this.open(this.channel, null);
+    if (this.hasNewer) await this.open(this.channel, this.readMark);
     this.stuck = true;
     this.toBottom();
     this.pending = 0;
     this.updateAnchor();
   }
 
+  /** Show the first message after the read mark, with the "New" divider above it. */
+  async jumpToUnread() {
+    const mark = this.readMark;
+    if (mark == null) return;
+    let node = this.list.querySelector(".unread-divider");
+    if (!node) {
+      try {
+        const page = await api.history(this.channel, { limit: 1, after: mark });
+        if (!page.messages.length) return this.markRead();
+        await this.jumpTo(page.messages[0].id, { flash: false });
+      } catch (err) {
+        toast(`Could not load the first unread message: ${err.message}`);
+        return;
+      }
+      node = this.list.querySelector(".unread-divider");
+    }
+    if (!node) return;
+    this.stuck = false;
+    this.unreadPinned = true;
+    const place = () => {
+      node.scrollIntoView({ block: "start" });
+      this.scroller.scrollTop -= 48; // clear of the unread bar
+      this.lastTop = this.scroller.scrollTop;
+    };
+    place();
+    // Rows above that just rendered (content-visibility) change size: place it again once settled.
+    await new Promise((resolve) => requestAnimationFrame(() => requestAnimationFrame(resolve)));
+    if (node.isConnected) place();
+    this.updateUnreadBar();
+  }
+
+  /** Forget the read mark of this visit: no divider, no bar (the read position itself moves on scroll). */
+  markRead() {
+    this.readMark = null;
+    this.unreadPinned = false;
+    this.list.querySelector(".unread-divider")?.remove();
+    this.app.markRead(this.channel, this.order.at(-1) ?? 0);
+    this.updateUnreadBar();
+  }
+
   /** Show message `id` (in the open channel), loading the history around it if needed. */
-  async jumpTo(id) {
+  async jumpTo(id, { flash = true } = {}) {
     if (!this.nodes.has(id)) {
       const gen = ++this.generation;
       const [older, newer] = await Promise.all([
@@ -151,9 +210,10 @@ export class Timeline {
       this.clear();
       this.hasOlder = older.has_more;
       this.hasNewer = newer.has_more;
-      this.insert([...older.messages, ...newer.messages]);
+      this.insert([...older.messages, ...newer.messages], { ...older.deliveries, ...newer.deliveries });
       this.setStatus();
     }
+    if (!flash) return;
     const node = this.nodes.get(id);
     if (!node) {
       toast("That message is no longer available.");
@@ -181,11 +241,17 @@ export class Timeline {
     }
     if (this.hasNewer) return true; // we are looking at older history; it loads when scrolled to
     const atEnd = !this.order.length || msg.id > this.order.at(-1);
+    // Watched as it arrives: it is not "new" (the divider only marks what came while you were away).
+    const seen = atEnd && this.stuck && !document.hidden && this.readMark != null;
+    if (seen && !this.list.querySelector(".unread-divider")) this.readMark = msg.id;
     this.insert([msg]);
     if (atEnd && !this.stuck) {
       this.pending += 1;
       this.updateAnchor();
+    } else if (this.stuck) {
+      this.toBottom(); // a reader at the bottom stays there, however fast messages come
     }
+    if (!msg.deleted && msg.kind !== "system" && msg.text.includes("@")) this.wantDeliveries(msg.id);
     return true;
   }
 
@@ -208,13 +274,165 @@ export class Timeline {
     for (const msg of this.msgs.values()) this.update(msg);
   }
 
+  /** An agent was renamed: its messages (and deliveries) follow its identity, not its old name. */
+  renameAgent(old, name) {
+    const follow = (m) => (m && m.kind === "agent" && m.sender === old ? { ...m, sender: name } : m);
+    for (const [id, m] of this.msgs) this.msgs.set(id, follow(m));
+    for (const [id, m] of this.quoteCache) this.quoteCache.set(id, follow(m));
+    for (const byAgent of this.deliveries.values()) {
+      const entry = byAgent.get(old);
+      if (entry) {
+        byAgent.delete(old);
+        byAgent.set(name, { ...entry, agent: name });
+      }
+    }
+    this.refreshAll();
+  }
+
+  renamePerson(personId, old, name) {
+    const follow = (m) =>
+      m && m.kind === "human" && (personId != null && m.person_id != null ? m.person_id === personId : m.sender === old)
+        ? { ...m, sender: name }
+        : m;
+    for (const [id, m] of this.msgs) this.msgs.set(id, follow(m));
+    for (const [id, m] of this.quoteCache) this.quoteCache.set(id, follow(m));
+    this.refreshAll();
+  }
+
   lastOwnMessage() {
-    const me = this.app.me();
     for (let i = this.order.length - 1; i >= 0; i -= 1) {
       const m = this.msgs.get(this.order[i]);
-      if (m.kind === "human" && m.sender === me && !m.deleted && m.type === "chat") return m;
+      if (this.app.isOwn(m) && !m.deleted && m.type === "chat") return m;
     }
     return null;
+  }
+
+  // -- delivery of mentions ---------------------------------------------------------------------
+  /** Merge {message id: [delivery, ...]} from the server into what the timeline shows. */
+  setDeliveries(map) {
+    for (const [key, list] of Object.entries(map || {})) {
+      const id = Number(key);
+      if (!this.msgs.has(id)) continue;
+      const known = this.deliveries.get(id);
+      const byAgent = new Map();
+      for (const d of list) {
+        // A live event may have overtaken this answer on the way: keep whichever is newer.
+        const live = known?.get(d.agent);
+        const newer = live && (live.trigger > d.trigger || (live.trigger === d.trigger && (live.updated_at ?? 0) > (d.updated_at ?? 0)));
+        byAgent.set(d.agent, newer ? live : d);
+      }
+      this.deliveries.set(id, byAgent);
+      this.paintDeliveries(id);
+    }
+  }
+
+  /** A live "delivery" event: new state of one wake-up, for the messages it carries. */
+  onDelivery(e) {
+    let ids = Array.isArray(e.message_ids) ? e.message_ids : null;
+    if (!ids) {
+      ids = [];
+      for (const [id, byAgent] of this.deliveries) {
+        for (const d of byAgent.values()) if (d.trigger === e.trigger) ids.push(id);
+      }
+    }
+    const entry = { trigger: e.trigger, agent: e.agent, state: e.state, detail: e.detail || "", updated_at: e.updated_at };
+    for (const id of ids) {
+      if (!this.msgs.has(id)) continue;
+      if (!this.deliveries.has(id)) this.deliveries.set(id, new Map());
+      const byAgent = this.deliveries.get(id);
+      const known = byAgent.get(e.agent);
+      // A superseded wake-up is replaced by a newer one; never let an old report win over it.
+      if (known && known.trigger > e.trigger) continue;
+      if (e.state === "superseded") byAgent.delete(e.agent);
+      else byAgent.set(e.agent, entry);
+      this.paintDeliveries(id);
+    }
+  }
+
+  /** Presence changed: "queued (agent offline)" labels follow it. */
+  repaintDeliveriesFor(agent) {
+    for (const [id, byAgent] of this.deliveries) if (byAgent.has(agent)) this.paintDeliveries(id);
+  }
+
+  wantDeliveries(id) {
+    this.wanted.add(id);
+    clearTimeout(this.wantTimer);
+    this.wantTimer = setTimeout(async () => {
+      // A new mention can take over an earlier failed or queued wake-up: refresh those too.
+      const open = [...this.deliveries]
+        .filter(([, byAgent]) => [...byAgent.values()].some((d) => d.state !== "injected"))
+        .map(([i]) => i);
+      const ids = [...new Set([...open, ...this.wanted])].filter((i) => this.msgs.has(i)).slice(-200);
+      this.wanted.clear();
+      if (!ids.length) return;
+      try {
+        this.setDeliveries((await api.deliveries(ids)).deliveries);
+      } catch {
+        /* the next page load shows it; live events keep updating what is known */
+      }
+    }, 60);
+  }
+
+  paintDeliveries(id) {
+    const node = this.nodes.get(id);
+    if (!node) return;
+    const body = node.querySelector(".msg-body") || node;
+    body.querySelector(".deliveries")?.remove();
+    const byAgent = this.deliveries.get(id);
+    if (!byAgent || !byAgent.size || this.msgs.get(id)?.deleted) return;
+    const box = el("div", "deliveries");
+    box.setAttribute("role", "status");
+    for (const d of [...byAgent.values()].sort((a, b) => a.agent.localeCompare(b.agent))) {
+      box.append(this.deliveryChip(d));
+    }
+    body.append(box);
+  }
+
+  deliveryChip(d) {
+    const [label, why] = DELIVERY[d.state] || [d.state, ""];
+    const chip = el("span", `delivery-chip delivery-${d.state}`);
+    chip.dataset.agent = d.agent;
+    chip.dataset.trigger = String(d.trigger);
+    chip.dataset.state = d.state;
+    const agent = this.app.agent(d.agent);
+    chip.style.setProperty("--c", colorFor(d.agent, agent));
+    chip.append(el("span", "who", `@${d.agent}`), el("span", "what", label));
+    let title = why;
+    if (d.state === "queued" && agent?.state === "offline") {
+      chip.append(el("span", "why", "agent offline"));
+      title = "The agent is offline: it gets this when it comes back";
+    }
+    if (d.state === "waiting" && d.detail) {
+      const text = el("span", "dialog-text", d.detail.slice(0, 500)); // its lines, as the terminal shows them
+      chip.append(text);
+      title = `${why}:\n${d.detail}`;
+    }
+    if (d.state === "failed") {
+      if (d.detail) chip.append(el("span", "why", snippet(d.detail, 120)));
+      const retry = el("button", "btn small retry", "Retry");
+      retry.type = "button";
+      retry.setAttribute("aria-label", `Retry delivery to ${d.agent}`);
+      retry.addEventListener("click", async () => {
+        retry.disabled = true;
+        try {
+          const fresh = await api.retry(d.trigger);
+          // The live event says the same; this just does not wait for it.
+          for (const [id, byAgent] of this.deliveries) {
+            const known = byAgent.get(d.agent);
+            if (known && known.trigger === d.trigger) {
+              byAgent.set(d.agent, fresh);
+              this.paintDeliveries(id);
+            }
+          }
+        } catch (err) {
+          retry.disabled = false;
+          toast(`Could not retry: ${err.message}`);
+        }
+      });
+      chip.append(retry);
+    }
+    chip.title = title;
+    return chip;
   }
 
   knownPeople() {
@@ -227,7 +445,13 @@ export class Timeline {
   onScroll() {
     const s = this.scroller;
     const distance = s.scrollHeight - s.scrollTop - s.clientHeight;
-    this.stuck = distance < 40 && !this.hasNewer;
+    const movedUp = s.scrollTop < this.lastTop - 1;
+    this.lastTop = s.scrollTop;
+    if (this.hasNewer) this.stuck = false;
+    else if (distance < 40) this.stuck = true;
+    else if (movedUp) this.stuck = false;
+    // Otherwise content grew below us (a burst of messages, images decoding): keep following.
+    else if (this.stuck) this.toBottom();
     if (s.scrollTop < 800) this.loadOlder();
     if (distance < 800) this.loadNewer();
     if (this.stuck) {
@@ -235,10 +459,36 @@ export class Timeline {
       this.app.onSeen(this.order.at(-1) ?? 0);
     }
     this.updateAnchor();
+    this.updateUnreadBar();
   }
 
   toBottom() {
     this.scroller.scrollTop = this.scroller.scrollHeight;
+    this.lastTop = this.scroller.scrollTop;
+  }
+
+  /** "N new messages · Jump to first unread · Mark read" while the first unread one is out of sight above. */
+  updateUnreadBar() {
+    const mark = this.readMark;
+    let show = false;
+    let count = 0;
+    if (mark != null && this.order.length) {
+      const me = (id) => this.app.isOwn(this.msgs.get(id));
+      count = this.order.filter((id) => id > mark && !me(id)).length;
+      const divider = this.list.querySelector(".unread-divider");
+      if (this.unreadPinned) {
+        show = count > 0; // after "Jump to first unread", "Mark read" stays at hand
+      } else if (divider) {
+        show = divider.getBoundingClientRect().bottom < this.scroller.getBoundingClientRect().top;
+      } else {
+        show = count > 0 && this.hasOlder && this.order[0] > mark; // the first unread is not loaded yet
+      }
+    }
+    this.unreadBar.hidden = !show;
+    if (show) {
+      const more = (this.hasOlder && this.order[0] > mark) || this.hasNewer ? "+" : "";
+      this.unreadText.textContent = `${count}${more} new message${count === 1 && !more ? "" : "s"}`;
+    }
   }
 
   updateAnchor() {
@@ -251,7 +501,7 @@ export class Timeline {
   }
 
   // -- rendering --------------------------------------------------------------------------------
-  insert(batch) {
+  insert(batch, deliveries) {
     const fresh = batch.filter((m) => !this.msgs.has(m.id)).sort((a, b) => a.id - b.id);
     if (!fresh.length) return;
     for (const msg of fresh) {
@@ -273,6 +523,8 @@ export class Timeline {
       if (idx + 1 < this.order.length) touched.add(idx + 1);
     }
     for (const idx of touched) this.decorate(idx);
+    if (deliveries) this.setDeliveries(deliveries);
+    this.markUnread();
   }
 
   decorate(idx) {
@@ -303,16 +555,27 @@ export class Timeline {
     node.classList.toggle("grouped", !!grouped);
   }
 
-  markUnread(lastRead) {
-    this.list.querySelector(".unread-divider")?.remove();
-    if (lastRead == null) return;
-    const me = this.app.me();
-    const firstId = this.order.find((id) => id > lastRead && this.msgs.get(id).sender !== me);
-    if (firstId == null) return;
+  /**
+   * Put "New" above the first message after the read mark, but only where we know it is the first:
+   * the message loaded before it is read (or ours), or nothing older exists. Otherwise the unread bar
+   * offers "Jump to first unread" instead of marking the oldest message that happens to be loaded.
+   */
+  markUnread() {
+    const old = this.list.querySelector(".unread-divider");
+    const mark = this.readMark;
+    let firstId = null;
+    if (mark != null) {
+      const idx = this.order.findIndex((id) => id > mark && !this.app.isOwn(this.msgs.get(id)));
+      if (idx >= 0 && (idx > 0 || !this.hasOlder || this.order[0] <= mark)) firstId = this.order[idx];
+    }
+    const node = firstId == null ? null : this.nodes.get(firstId);
+    if (old && node && old.nextElementSibling === node) return;
+    old?.remove();
+    if (!node) return;
     const d = el("li", "unread-divider");
     d.setAttribute("role", "separator");
     d.append(el("span", null, "New"));
-    this.nodes.get(firstId).before(d);
+    node.before(d);
   }
 
   render(msg) {
@@ -323,7 +586,7 @@ export class Timeline {
     if (msg.kind === "system") return this.renderSystem(msg, li);
     const agent = msg.kind === "agent" ? this.app.agent(msg.sender) : null;
     li.style.setProperty("--c", colorFor(msg.sender, agent));
-    if (msg.sender === this.app.me() && msg.kind === "human") li.classList.add("mine");
+    if (this.app.isOwn(msg)) li.classList.add("mine");
     if (!msg.deleted && this.app.isMention(msg)) li.classList.add("mentions-me");
     if (msg.deleted) li.classList.add("deleted");
 
@@ -361,6 +624,13 @@ export class Timeline {
     } else {
       const text = el("div", "text md");
       text.append(renderMarkdown(msg.text, { mention: (n) => this.app.mention(n) }));
+      if (msg.edited_at) {
+        // A grouped follow-up hides its header: this copy of "(edited)" shows after the text instead.
+        const edited = el("span", "edited edited-inline", "(edited)");
+        edited.title = `Edited ${fmtFull(msg.edited_at)}`;
+        const last = text.lastElementChild;
+        (last?.tagName === "P" ? last : text).append(" ", edited);
+      }
       body.append(text);
       const choices = Array.isArray(msg.metadata?.choices) ? msg.metadata.choices : [];
       if (choices.length) body.append(this.choices(msg, choices));
@@ -385,6 +655,7 @@ export class Timeline {
     }
     li.append(body);
     if (!msg.deleted) li.append(this.actions(msg));
+    if (this.deliveries.has(msg.id)) queueMicrotask(() => this.paintDeliveries(msg.id));
     return li;
   }
 
@@ -445,10 +716,10 @@ export class Timeline {
       bar.append(b);
     };
     add("reply", "Reply", () => this.app.composer.replyTo(msg));
-    if (msg.kind === "human" && msg.sender === this.app.me()) {
-      add("edit", "Edit", () => this.app.composer.edit(msg));
-    }
-    add("delete", "Delete", () => this.confirmDelete(msg), "danger");
+    const own = this.app.isOwn(msg);
+    if (own) add("edit", "Edit", () => this.app.composer.edit(msg));
+    // Once the server tells us who we are, only our own messages can be deleted from here.
+    if (own || !this.app.knowsMe()) add("delete", "Delete", () => this.confirmDelete(msg), "danger");
     return bar;
   }
 

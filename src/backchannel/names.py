@@ -1,0 +1,29 @@
+"""Names nobody may take, and names only agents may take, shared by people and agents.
+
+A name is the only thing a reader sees, so it must not mislead: ``you`` and ``all`` are words in
+the UI and in mentions, and ``claude`` or ``copilot-2`` must always be an agent, never a person who
+got there first.
+"""
+
+from __future__ import annotations
+
+import re
+
+# Words of the UI and of mentions (``@all``, ``@both``): nobody, person or agent, may hold them.
+RESERVED_NAMES = frozenset({"you", "system", "all", "both", "everyone", "here", "channel"})
+
+# The bases of the built-in agent profiles: their names (and ``claude-2`` style slots) are agents'.
+AGENT_BASES = frozenset({"claude", "codex", "gemini", "qwen", "kimi", "kilo", "codebuddy", "copilot", "agy"})
+
+_SLOT_RE = re.compile(r"^(?P<base>[a-z][a-z0-9]*(?:-[a-z0-9]+)*?)(?:-\d+)?$")
+
+
+def is_reserved(name: str) -> bool:
+    """True for a name nobody may take (compared case-insensitively)."""
+    return name.strip().lower() in RESERVED_NAMES
+
+
+def is_agent_style(name: str) -> bool:
+    """True for a known agent base or one of its numbered slots (``claude``, ``copilot-3``)."""
+    match = _SLOT_RE.match(name.strip().lower())
+    return bool(match) and match.group("base") in AGENT_BASES
