@@ -24,9 +24,25 @@ from mcp.client.streamable_http import streamable_http_client
 
 from backchannel.config import Settings
 from backchannel.server.app import create_app
-from backchannel.server.security import SESSION_HEADER, read_or_create_secret
+from backchannel.server.security import SESSION_HEADER, cookie_name, read_or_create_secret
 
 READY_TIMEOUT = 15.0
+
+
+# Modules whose tests take tens of seconds (real agent CLIs starting in tmux, wrapper runs). They are
+# collected first so xdist deals them out to all workers at the start, instead of one worker still
+# running them alone at the end while the others sit idle.
+_SLOW_MODULES = (
+    "tests/e2e/test_wrapper_real_clis.py",
+    "tests/e2e/test_wrapper_identity.py",
+    "tests/server/test_bad_input.py",
+    "tests/e2e/test_crash.py",
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    rank = {module: n for n, module in enumerate(_SLOW_MODULES)}
+    items.sort(key=lambda item: rank.get(item.nodeid.split("::")[0], len(rank)))  # stable: keeps the rest
 
 
 @pytest.fixture(autouse=True)
@@ -64,6 +80,11 @@ class RunningServer:
     @property
     def secret(self) -> str:
         return read_or_create_secret(self.settings.data_dir)
+
+    @property
+    def session_cookie(self) -> str:
+        """The name of this server's session cookie (each server has its own)."""
+        return cookie_name("bc_session", self.settings.data_dir)
 
     def start(self) -> RunningServer:
         # IPPROTO_TCP so asyncio sets TCP_NODELAY (see serve.bind): otherwise ~40 ms per request.

@@ -63,6 +63,12 @@ def test_the_cli_and_this_machines_browser_are_one_person_named_once(server: Run
         app, ["name", "you", "--server", server.url, "--data-dir", str(server.settings.data_dir)]
     )
     assert refused.exit_code == 1 and "reserved" in refused.output
+    # Review #15: the removed `send --as` says what replaced it, not a bare usage error.
+    removed = runner.invoke(
+        app,
+        ["send", "hi", "--as", "bob", "--server", server.url, "--data-dir", str(server.settings.data_dir)],
+    )
+    assert removed.exit_code == 1 and "backchannel name NEW" in removed.output, removed.output
 
 
 def test_error_text_keeps_bracketed_words(tmp_path) -> None:

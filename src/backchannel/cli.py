@@ -95,8 +95,13 @@ def send(
     channel: ChannelOpt = "general",
     server: ServerOpt = None,
     data_dir: DataDirOpt = None,
+    removed_as: Annotated[str | None, typer.Option("--as", hidden=True)] = None,
 ) -> None:
     """Post a message as the local person (the same one as this machine's browser); print its id."""
+    if removed_as is not None:  # removed: scripts that still pass it learn what replaced it
+        raise _fail(
+            "--as was removed: the CLI posts as the local person; set the name with `backchannel name NEW`"
+        )
     if text == "-":
         text = sys.stdin.read()
     with _client(server, data_dir) as client:

@@ -15,7 +15,7 @@ RESERVED_NAMES = frozenset({"you", "system", "all", "both", "everyone", "here", 
 # The bases of the built-in agent profiles: their names (and ``claude-2`` style slots) are agents'.
 AGENT_BASES = frozenset({"claude", "codex", "gemini", "qwen", "kimi", "kilo", "codebuddy", "copilot", "agy"})
 
-_SLOT_RE = re.compile(r"^(?P<base>[a-z][a-z0-9]*(?:-[a-z0-9]+)*?)(?:-\d+)?$")
+_TOKEN_SPLIT = re.compile(r"[\s._-]+")
 
 
 def is_reserved(name: str) -> bool:
@@ -24,6 +24,6 @@ def is_reserved(name: str) -> bool:
 
 
 def is_agent_style(name: str) -> bool:
-    """True for a known agent base or one of its numbered slots (``claude``, ``copilot-3``)."""
-    match = _SLOT_RE.match(name.strip().lower())
-    return bool(match) and match.group("base") in AGENT_BASES
+    """True when any word of the name is an agent base: ``claude``, ``copilot-3``, and also
+    ``claude-code``, ``Gemini Pro`` or ``codex_2``, which a reader would take for an agent."""
+    return any(token in AGENT_BASES for token in _TOKEN_SPLIT.split(name.strip().lower()))

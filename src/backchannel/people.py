@@ -13,19 +13,24 @@ import getpass
 import hashlib
 import re
 import secrets
+from pathlib import Path
 from typing import Any
 
 from backchannel.bus import ROOM, EventBus
 from backchannel.errors import InvalidInput
 from backchannel.models import Person
 from backchannel.names import is_agent_style, is_reserved
+from backchannel.server.security import cookie_name
 from backchannel.store import Store
-from backchannel.store.persons import PersonStore
 
-PERSON_COOKIE = "bc_person"
 PERSON_COOKIE_MAX_AGE = 400 * 86_400  # the longest lifetime browsers keep a cookie for
 PERSON_NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9 _.-]{0,31}$")
 DEFAULT_PERSON_NAME = "person"
+
+
+def person_cookie(data_dir: Path) -> str:
+    """The person cookie's name for the server of ``data_dir`` (one per server, see cookie_name)."""
+    return cookie_name("bc_person", data_dir)
 
 
 def check_person_name(name: Any) -> str:
@@ -57,33 +62,31 @@ def hash_key(key: str) -> str:
 class People:
     """Person identities over the store; the HTTP edge (deps.py) decides which one a request is."""
 
-    def __init__(self, store: Store, bus: EventBus) -> None:
-        self.persons = PersonStore(store.db)
+    def __init__(self, store: Store, bus: EventBus, data_dir: Path) -> None:
+        self.store = store
         self.bus = bus
+        self.cookie = person_cookie(data_dir)
 
     async def local(self) -> Person:
         """The local person, named once (the OS login name, else ``person``) on first use."""
-        return await self.persons.local(lambda: [n for n in (login_name(),) if n])
+        return await self.store.local_person(lambda: [n for n in (login_name(),) if n])
 
     async def get(self, person_id: int) -> Person:
-        return await self.persons.get(person_id)
+        return await self.store.person(person_id)
 
     async def by_key(self, key: str | None) -> Person | None:
         if not key or len(key) > 200:
             return None
-        return await self.persons.by_key(hash_key(key))
+        return await self.store.person_by_key(hash_key(key))
 
-    async def new_key(self, *, local: bool) -> tuple[str, Person]:
-        """A fresh browser key: for the local person, or for a new person of its own."""
+    async def new_person_key(self) -> tuple[str, Person]:
+        """A fresh browser key for a new person of its own (network mode only)."""
         key = secrets.token_urlsafe(32)
-        person_id = (await self.local()).id if local else None
-        return key, await self.persons.add_key(hash_key(key), person_id)
+        return key, await self.store.add_person_key(hash_key(key), None)
 
     async def rename(self, person: Person, name: Any) -> Person:
         """Change a person's display name; their messages show the new name from now on."""
-        renamed, old = await self.persons.rename(person.id, check_person_name(name))
-        if renamed.name != old:
-            self.bus.publish(
-                ROOM, {"kind": "person_renamed", "old": old, "new": renamed.name, "person_id": renamed.id}
-            )
+        renamed, _old, event = await self.store.rename_person(person.id, check_person_name(name))
+        if event is not None:
+            self.bus.publish(ROOM, event.public())
         return renamed

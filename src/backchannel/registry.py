@@ -45,7 +45,7 @@ _COLORS = {
 _PALETTE = ["#e5534b", "#57ab5a", "#539bf5", "#c69026", "#b083f0", "#39c5cf", "#ee7d3b", "#d16ba5"]
 
 
-def color_for(base: str, slot: int, configured: Mapping[str, str] | None = None) -> str:
+def color_for(base: str, configured: Mapping[str, str] | None = None) -> str:
     """The config file's ``[agents.<base>].color`` if set, else the built-in colour of the base."""
     if configured and base in configured:
         return configured[base]
@@ -103,6 +103,7 @@ class Registry:
         if reclaim_secret is not None and not SECRET_MIN <= len(reclaim_secret) <= SECRET_MAX:
             raise InvalidInput(f"reclaim_secret must be {SECRET_MIN} to {SECRET_MAX} characters")
         token = secrets.token_urlsafe(32)
+        configured = dict(self.settings.agent_colors)
         done = await self.store.register_agent(
             base=base,
             instance_id=instance_id,
@@ -110,12 +111,10 @@ class Registry:
             token_hash=hash_token(token),
             reclaim_hash=hash_token(reclaim_secret) if reclaim_secret is not None else None,
             crash_timeout=self.settings.crash_timeout,
-            color_for=lambda b, s: color_for(b, s, dict(self.settings.agent_colors)),
+            color=color_for(base, configured),
+            override_color=base in configured,  # the config wins, even if it changed since it joined
         )
         agent = done.agent
-        configured = dict(self.settings.agent_colors).get(agent.base)
-        if configured is not None and agent.color != configured:  # the config changed since it joined
-            agent = await self.store.update_agent(agent.id, color=configured)
         self.bus.publish(agent_topic(agent.id), {"kind": "token_changed"})
         if done.took_over is not None:
             # The retired identity's streams end; its queued wake-ups now belong to the new holder.
@@ -177,8 +176,6 @@ class Registry:
     async def rename(self, name: str, new_name: str) -> Agent:
         """chat_claim and PATCH: the identity keeps its history, which shows the new name."""
         validate_name(new_name)
-        if await self.store.is_person_name(new_name):
-            raise InvalidInput(f"{new_name!r} is a person's name in this room; pick another")
         agent = await self.store.agent(name)
         updated, event = await self.store.rename_agent(agent.id, new_name, self.public)
         self._presence.pop(name, None)

@@ -18,13 +18,11 @@ from backchannel.bus import ROOM, EventBus, agent_topic
 from backchannel.config import Settings
 from backchannel.errors import Forbidden, InvalidInput, NotFound
 from backchannel.models import Agent, Channel, Event, Job, Message, Person, SenderKind
-from backchannel.people import check_person_name
 from backchannel.registry import Registry
 from backchannel.router import CONTINUE_COMMAND, mention_tokens, plan_routing, wake_prompt
 from backchannel.store import Posted, Store
 
 CHANNEL_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")
-HUMAN_NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9 _.-]{0,31}$")
 DEFAULT_CHANNEL = "general"
 
 
@@ -77,14 +75,6 @@ class Room:
         if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
             raise InvalidInput("limit must be a positive integer")
         return min(limit, self.settings.read_limit_max)
-
-    async def human_name(self, name: Any) -> str:
-        """A name a person may act under: valid, not reserved, not agent-style, no agent's name."""
-        name = check_person_name(name)
-        # A person may not take an agent's name: what an agent says must come from its token.
-        if name.lower() in {a.name.lower() for a in await self.store.agents()}:
-            raise InvalidInput(f"{name!r} is an agent's name; pick another display name")
-        return name
 
     # -- channels ---------------------------------------------------------------------------
     async def channels(self) -> list[Channel]:
@@ -200,7 +190,6 @@ class Room:
         attachments: list[dict[str, Any]] | None = None,
         metadata: dict[str, Any] | None = None,
         type: str = "chat",
-        job_id: int = 0,
     ) -> Message:
         text = self.check_text(text)
         posted = await self.post(
@@ -213,7 +202,6 @@ class Room:
             attachments=attachments,
             metadata=metadata,
             type=type,
-            job_id=job_id,
         )
         return posted.message
 
@@ -228,28 +216,28 @@ class Room:
         await self.store.set_routing(channel, 0, False)
         return await self.post_system(channel, f"{by} resumed agent routing in #{channel}.")
 
-    async def decide_job(self, job_id: int, status: str, by: Any) -> Job:
+    async def decide_job(self, job_id: int, status: str, by: Person) -> Job:
         """A person accepts or declines a proposed job; accepting wakes the proposer to start it."""
-        name = await self.human_name(by)
         job, proposer = await self.store.decide_job(job_id, status)
         if status == "accepted":
             who = f"@{proposer}" if proposer else job.proposed_by
             await self.post(
                 channel=job.channel,
-                sender=name,
+                sender=by.name,
                 kind="human",
                 job_id=job.id,
                 text=f"{who} job #{job.id} accepted: {job.title}. Go ahead.",
+                person_id=by.id,
             )
         elif status == "declined":
-            await self.post_system(job.channel, f"{name} declined job #{job.id}: {job.title}.")
+            await self.post_system(job.channel, f"{by.name} declined job #{job.id}: {job.title}.")
         return job
 
     # -- editing ------------------------------------------------------------------------------------
     async def edit(
         self, message_id: int, text: Any, *, by_agent: Agent | None = None, by_person: Person | None = None
     ) -> Message:
-        await self._check_owner(message_id, by_agent, by_person)
+        await self._check_owner(message_id, by_agent, by_person, editing=True)
         message, event = await self.store.edit_message(message_id, self.check_text(text))
         self.publish(event)
         return message
@@ -263,14 +251,21 @@ class Room:
         await self._remove_uploads(orphaned)
         return message
 
-    async def _check_owner(self, message_id: int, agent: Agent | None, person: Person | None = None) -> None:
+    async def _check_owner(
+        self, message_id: int, agent: Agent | None, person: Person | None = None, *, editing: bool = False
+    ) -> None:
         if agent is not None and await self.store.message_author(message_id) != agent.id:
             raise Forbidden("agents may only change their own messages")
         if person is None:
             return
         message = await self.store.message(message_id)
         if message.kind != "human":
-            return  # people may tidy up agents' and system lines, as before
+            if editing:
+                # Changing an agent's words would put them in its mouth; removing them is moderation.
+                raise Forbidden(
+                    f"message {message_id} is {message.sender}'s; people may delete it, not edit it"
+                )
+            return
         # A person's message belongs to its author's identity, not to the name on it; one from
         # before identities existed belongs to the local person.
         owner_ok = person.id == message.person_id if message.person_id is not None else person.is_local

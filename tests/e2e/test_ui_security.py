@@ -133,7 +133,9 @@ async def test_a_page_on_another_origin_cannot_post_or_listen(
     session = server.app.state.services.guard.secrets.session
     with httpx.Client(base_url=server.url, timeout=10) as raw:
         foreign = {"Origin": "http://attacker.test", "Content-Type": "text/plain"}
-        cookie_only = raw.post(target, content=body, headers={**foreign, "Cookie": f"bc_session={session}"})
+        cookie_only = raw.post(
+            target, content=body, headers={**foreign, "Cookie": f"{server.session_cookie}={session}"}
+        )
         assert cookie_only.status_code in (401, 403)
         with_header = raw.post(target, content=body, headers={**foreign, "X-Backchannel-Session": session})
         assert with_header.status_code == 403

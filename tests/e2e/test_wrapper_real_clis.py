@@ -290,7 +290,8 @@ async def test_interactive_qwen_runs_unattended_through_rotation_and_server_rest
     repo.mkdir()
     settings = {"general": {"enableAutoUpdate": False}, "privacy": {"usageStatisticsEnabled": False}}
     (home / ".qwen" / "settings.json").write_text(json.dumps(settings))
-    env = {"HOME": str(home), "OPENAI_API_KEY": "sk-fake", "NO_COLOR": "1"}
+    # QWEN_CODE_NO_RELAUNCH: no second Node process (a relaunch only to raise the heap limit).
+    env = {"HOME": str(home), "OPENAI_API_KEY": "sk-fake", "NO_COLOR": "1", "QWEN_CODE_NO_RELAUNCH": "true"}
     await unattended_run(
         "qwen",
         server_process(),
@@ -314,6 +315,9 @@ async def test_interactive_copilot_runs_unattended_through_rotation_and_server_r
     # The folder-trust question is the user's to answer once; a wrapper would hold mentions for it.
     (home / ".copilot" / "config.json").write_text(json.dumps({"trustedFolders": [str(repo)]}))
     env = {"HOME": str(home), "COPILOT_OFFLINE": "true", "COPILOT_MODEL": "fake", "NO_COLOR": "1"}
+    # The user's own package cache (versioned): a fresh HOME would unpack 235 MB again at start.
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    env["COPILOT_PKG_CACHE_HOME"] = str(cache / "copilot")
     await unattended_run(
         "copilot",
         server_process(),
@@ -343,7 +347,10 @@ async def test_interactive_kilo_runs_unattended_through_rotation_and_server_rest
         config.write_text(json.dumps(doc))
         return {}
 
-    env = {"HOME": str(home), "NO_COLOR": "1"}
+    # No models.dev / Kilo model-list fetches, no update check, no telemetry: nothing waits on the network.
+    offline = {"KILO_DISABLE_MODELS_FETCH": "1", "KILO_DISABLE_AUTOUPDATE": "1"}
+    offline["KILO_TELEMETRY_LEVEL"] = "off"
+    env = {"HOME": str(home), "NO_COLOR": "1", **offline}
     await unattended_run("kilo", server_process(), repo, env, (), wrappers, model_env)
 
 
@@ -389,7 +396,14 @@ async def test_claude_permission_prompt_holds_a_mention_until_a_person_answers_i
         assert "Do you want to proceed?" in screen, "nothing of ours answered the question"
         assert not (repo / "approved-by-a-person").exists(), "the command waits for the person"
         assert feed.messages("claude") == []
-        wrapper.tmux("send-keys", "-t", "=backchannel-claude:", "Enter")  # a person says yes
+        # A person says yes. Claude Code ignores keys for ~0.15 s after a dialog appears (an Enter
+        # sent sooner is dropped and the dialog stays), so press again while it is still shown.
+        with anyio.fail_after(30):
+            while "Do you want to proceed?" in wrapper.tmux(*pane):
+                wrapper.tmux("send-keys", "-t", "=backchannel-claude:", "Enter")
+                with anyio.move_on_after(2):
+                    while "Do you want to proceed?" in wrapper.tmux(*pane):
+                        await anyio.sleep(0.1)
         done = await feed.wait("the held mention delivered", delivery("injected"), timeout=60, start=mark)
         assert done["trigger"] == waiting["trigger"]
         await feed.wait("two answers", lambda _e: len(feed.messages("claude")) >= 2, timeout=60)

@@ -40,6 +40,10 @@ async def test_claim_cannot_take_a_live_name(server: RunningServer) -> None:
     async with mcp_client(server.url, me["token"]) as client:
         result = await client.call_tool("chat_claim", {"name": "codex"})
     assert result.is_error and "taken" in text_of(result)
+    # Review #15: a held name is 409 conflict for agents, as it is for people.
+    async with server.human() as human:
+        refused = await human.patch("/api/agents/claude", json={"name": "codex"})
+    assert (refused.status_code, refused.json()["error"]) == (409, "conflict"), refused.text
 
 
 async def test_set_hat_sanitises_svg(server: RunningServer) -> None:
@@ -96,10 +100,10 @@ async def test_a_renamed_agents_old_messages_show_its_new_name_everywhere(server
     me = await register(server.url)
     other = await register(server.url, "codex", "c-1")
     async with server.human() as human:
-        cookie = (await human.get("/")).cookies["bc_session"]
+        cookie = (await human.get("/")).cookies[server.session_cookie]
         start = (await human.get("/api/events")).json()["last_seq"]
     ws_url = server.url.replace("http://", "ws://") + "/ws"
-    headers = {"Cookie": f"bc_session={cookie}", "Origin": server.url}
+    headers = {"Cookie": f"{server.session_cookie}={cookie}", "Origin": server.url}
     async with connect(ws_url, additional_headers=headers) as ws:
         async with mcp_client(server.url, me["token"]) as client:
             await client.call_tool("chat_send", {"message": "findme before the rename"})

@@ -47,10 +47,10 @@ async def post(human: httpx.AsyncClient, text: str, attachments: list[dict[str, 
 
 async def replay_until(server: RunningServer, human: httpx.AsyncClient, kind: str, message_id: int) -> str:
     """Everything a WebSocket resuming from seq 0 replays, up to the event ``kind`` of ``message_id``."""
-    cookie = (await human.get("/")).cookies["bc_session"]
+    cookie = (await human.get("/")).cookies[server.session_cookie]
     url = server.url.replace("http://", "ws://") + "/ws?since=0"
     frames: list[str] = []
-    headers = {"Cookie": f"bc_session={cookie}", "Origin": server.url}
+    headers = {"Cookie": f"{server.session_cookie}={cookie}", "Origin": server.url}
     async with connect(url, additional_headers=headers) as ws:
         with anyio.fail_after(5):
             while True:

@@ -43,8 +43,8 @@ async def test_each_mention_shows_queued_waiting_failed_retry_delivered_live(ser
     agent = await register(server.url, "claude")
     auth = {"Authorization": f"Bearer {agent['token']}"}
     async with server.human() as human:
-        cookie = (await human.get("/")).cookies["bc_session"]
-        ws_headers = {"Cookie": f"bc_session={cookie}", "Origin": server.url}
+        cookie = (await human.get("/")).cookies[server.session_cookie]
+        ws_headers = {"Cookie": f"{server.session_cookie}={cookie}", "Origin": server.url}
         ws_url = server.url.replace("http://", "ws://") + "/ws"
         first = (await human.post("/api/channels/general/messages", json={"text": "@claude look"})).json()
         # Not streamed yet: this mention folds into the same wake-up and must show its state too.
@@ -87,7 +87,7 @@ async def test_each_mention_shows_queued_waiting_failed_retry_delivered_live(ser
             # Retry is a person's state-changing action: the session header (CSRF) is required.
             async with httpx.AsyncClient(base_url=server.url) as anonymous:
                 refused = await anonymous.post(
-                    f"/api/triggers/{trigger}/retry", headers={"Cookie": f"bc_session={cookie}"}
+                    f"/api/triggers/{trigger}/retry", headers={"Cookie": f"{server.session_cookie}={cookie}"}
                 )
                 assert refused.status_code in (401, 403)
             async with agent_http.stream("GET", "/api/agents/claude/triggers") as stream:

@@ -8,6 +8,7 @@ clients after the (here: one second) timeouts.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
 import resource
@@ -144,8 +145,10 @@ def test_a_connection_flood_past_the_fd_limit_does_not_stop_the_server(limited, 
         assert server.alive()
         # By now the server has closed every flood connection: past the cap with a 503 at once,
         # half-sent ones with a 408, silent ones without a word.
-        replies = [read_until_closed(sock, 5)[:12] for sock in flood]
-        assert {b"HTTP/1.1 503", b"HTTP/1.1 408", b""} <= set(replies), set(replies)
+        replies = [read_until_closed(sock, 5) for sock in flood]
+        assert {b"HTTP/1.1 503", b"HTTP/1.1 408", b""} <= {r[:12] for r in replies}, {r[:12] for r in replies}
+        over_cap = next(r for r in replies if r.startswith(b"HTTP/1.1 503"))
+        assert json.loads(over_cap.split(b"\r\n\r\n", 1)[1])["error"] == "too_many_connections"
     finally:
         for sock in flood:
             sock.close()
@@ -167,6 +170,11 @@ def test_a_connection_flood_past_the_fd_limit_does_not_stop_the_server(limited, 
             sock.close()
     assert time.monotonic() - started < 4.5
     assert replies[0].startswith(b"HTTP/1.1 408"), replies[0]
+    head, body = replies[0].split(b"\r\n\r\n", 1)
+    assert b"content-type: application/json" in head and json.loads(body) == {
+        "error": "request_timeout",
+        "detail": "the request was sent too slowly",
+    }
     assert replies[2] == b""
     assert server.healthy_within(5) and server.alive()
     assert not any("Traceback" in line for line in server.lines), server.lines
@@ -182,6 +190,7 @@ def test_soft_fd_limit_is_raised_and_a_refused_sse_logs_one_line(limited, tmp_pa
     for _ in range(2):  # a foreign page opening /sse, twice: the second line marks the end of the first
         refused = httpx.get(f"{server.url}/sse", headers={"Origin": "http://evil.example"}, timeout=5)
         assert refused.status_code == 403
+        assert refused.json() == {"error": "forbidden", "detail": "Invalid Origin header"}
     logged = [line for line in server.wait_for_lines("Invalid Origin header", 2) if not line.startswith(" ")]
     logged = logged[1:]  # "backchannel serving on ..."; the rest of the banner is indented
     assert len(logged) == 2 and all(

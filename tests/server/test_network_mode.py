@@ -58,7 +58,7 @@ async def test_ui_asks_for_the_login_secret(server_factory) -> None:
         wrong = await browser.post("/login", data={"secret": "nope"})
         assert wrong.status_code == 401
         right = await browser.post("/login", data={"secret": login})
-        assert right.status_code == 303 and "bc_session" in right.cookies
+        assert right.status_code == 303 and server.session_cookie in right.cookies
         assert 'name="bc-session"' in (await browser.get("/")).text
 
 

@@ -79,17 +79,25 @@ async def test_a_reclaim_secret_must_be_32_to_128_characters(server: RunningServ
         assert response.status_code == 422 and "reclaim_secret" in response.json()["detail"], bad
 
 
-async def test_an_offline_identity_is_reclaimed_without_proof_and_the_new_secret_counts(
+async def test_an_offline_identity_is_reclaimed_without_proof_but_its_secret_is_never_replaced(
     server: RunningServer,
 ) -> None:
+    """Review #3: whoever reclaims an offline identity must not lock its owner out."""
     me = await register(server.url, "claude", "i-1", reclaim_secret=SECRET)
     async with httpx.AsyncClient(base_url=server.url, timeout=10) as client:  # offline: it left
         assert (await client.delete("/api/agents/claude", headers=bearer(me["token"]))).status_code == 204
     back = await register(server.url, "claude", "i-1", reclaim_secret=OTHER)
     assert back["name"] == "claude"
-    # The holder that came back set the proof from now on; the old secret proves nothing.
-    assert (await try_register(server.url, "claude", "i-1", reclaim_secret=SECRET)).status_code == 409
-    assert (await register(server.url, "claude", "i-1", reclaim_secret=OTHER))["name"] == "claude"
+    # The stored proof stays the owner's: the other secret proves nothing, the owner's still does.
+    assert (await try_register(server.url, "claude", "i-1", reclaim_secret=OTHER)).status_code == 409
+    assert (await register(server.url, "claude", "i-1", reclaim_secret=SECRET))["name"] == "claude"
+    # An identity that never had a secret takes the first one given, once it may be reclaimed.
+    first = await register(server.url, "codex", "c-1")
+    async with httpx.AsyncClient(base_url=server.url, timeout=10) as client:
+        assert (await client.delete("/api/agents/codex", headers=bearer(first["token"]))).status_code == 204
+    assert (await register(server.url, "codex", "c-1", reclaim_secret=OTHER))["name"] == "codex"
+    assert (await try_register(server.url, "codex", "c-1", reclaim_secret=SECRET)).status_code == 409
+    assert (await register(server.url, "codex", "c-1", reclaim_secret=OTHER))["name"] == "codex"
 
 
 async def test_a_taken_over_name_keeps_its_mentions_role_and_read_positions(server: RunningServer) -> None:

@@ -80,9 +80,9 @@ async def test_missing_secret_is_refused_even_with_the_cookie(
 ) -> None:
     await seeded(server)
     async with server.human() as human:
-        session = (await human.get("/")).cookies.get("bc_session")
+        session = (await human.get("/")).cookies.get(server.session_cookie)
     assert session
-    async with httpx.AsyncClient(base_url=server.url, cookies={"bc_session": session}) as browser:
+    async with httpx.AsyncClient(base_url=server.url, cookies={server.session_cookie: session}) as browser:
         response = await browser.request(method, path, json=body, headers={"Origin": server.url})
     assert response.status_code == 401, response.text
 
@@ -91,7 +91,7 @@ async def test_page_secret_and_same_origin_are_accepted(server: RunningServer) -
     async with httpx.AsyncClient(base_url=server.url) as browser:
         page = await browser.get("/")
         secret = page.text.split('name="bc-session" content="')[1].split('"')[0]
-        assert page.cookies["bc_session"] == secret
+        assert page.cookies[server.session_cookie] == secret
         assert "samesite=strict" in page.headers["set-cookie"].lower()
         assert "httponly" in page.headers["set-cookie"].lower()
         ok = await browser.post(
@@ -144,3 +144,16 @@ async def test_oversized_bodies_are_refused_before_auth_reads_them(
             "/api/channels/general/messages", content=content, headers={"Content-Type": "application/json"}
         )
     assert response.status_code == 413 and response.json()["error"] == "payload_too_large"
+
+
+async def test_two_servers_on_one_host_keep_their_own_session_cookies(server_factory, tmp_path) -> None:
+    """Browsers keep cookies per host, not per port: opening a second room must not log out the first."""
+    first: RunningServer = server_factory(data_dir=tmp_path / "one")
+    second: RunningServer = server_factory(data_dir=tmp_path / "two")
+    assert first.session_cookie != second.session_cookie
+    async with httpx.AsyncClient(timeout=10) as browser:  # one cookie jar, as in one browser
+        await browser.get(first.url + "/")
+        await browser.get(second.url + "/")
+        for server in (first, second):
+            reads = await browser.get(server.url + "/api/channels", headers={"Origin": server.url})
+            assert reads.status_code == 200, reads.text

@@ -21,7 +21,7 @@ pytestmark = pytest.mark.anyio
 
 async def session_cookie(server: RunningServer) -> str:
     async with server.human() as human:
-        return (await human.get("/")).cookies["bc_session"]
+        return (await human.get("/")).cookies[server.session_cookie]
 
 
 def ws_url(server: RunningServer, since: int | None = None) -> str:
@@ -45,7 +45,7 @@ async def post(server: RunningServer, text: str) -> None:
 
 async def test_live_events_then_resume_from_last_seq_without_loss(server: RunningServer) -> None:
     cookie = await session_cookie(server)
-    headers = {"Cookie": f"bc_session={cookie}", "Origin": server.url}
+    headers = {"Cookie": f"{server.session_cookie}={cookie}", "Origin": server.url}
     async with connect(ws_url(server), additional_headers=headers) as ws:
         hello = await next_kind(ws, "hello")
         await post(server, "one")
@@ -65,7 +65,7 @@ async def test_live_events_then_resume_from_last_seq_without_loss(server: Runnin
 async def test_upgrade_is_refused_cross_site_or_without_session(server: RunningServer, case: str) -> None:
     cookie = await session_cookie(server)
     headers = (
-        {"Cookie": f"bc_session={cookie}", "Origin": "http://evil.example"}
+        {"Cookie": f"{server.session_cookie}={cookie}", "Origin": "http://evil.example"}
         if case == "foreign-origin"
         else {"Origin": server.url}
     )
@@ -78,7 +78,7 @@ async def test_upgrade_is_refused_cross_site_or_without_session(server: RunningS
 @pytest.mark.parametrize("since", ["%C2%B2", "-1", "abc", "9" * 30])
 async def test_since_that_is_not_an_event_number_is_a_clear_400(server: RunningServer, since: str) -> None:
     cookie = await session_cookie(server)
-    headers = {"Cookie": f"bc_session={cookie}", "Origin": server.url}
+    headers = {"Cookie": f"{server.session_cookie}={cookie}", "Origin": server.url}
     with pytest.raises(InvalidStatus) as refused:
         async with connect(f"{ws_url(server)}?since={since}", additional_headers=headers) as ws:
             await ws.recv()
@@ -116,7 +116,7 @@ async def test_a_client_leaving_during_the_replay_leaves_no_traceback(server: Ru
             b"GET /ws?since=0 HTTP/1.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
             b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
             + f"Host: 127.0.0.1:{port}\r\nOrigin: {server.url}\r\n".encode()
-            + f"Cookie: bc_session={cookie}\r\n\r\n".encode()
+            + f"Cookie: {server.session_cookie}={cookie}\r\n\r\n".encode()
         )
         assert sock.recv(12) == b"HTTP/1.1 101"
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
@@ -131,3 +131,27 @@ async def test_a_client_leaving_during_the_replay_leaves_no_traceback(server: Ru
         for logger in watched:
             logger.removeHandler(records)
     assert [r.getMessage() for r in records.records if r.exc_info or r.levelno >= logging.ERROR] == []
+
+
+async def test_a_server_bug_during_the_stream_is_logged_not_taken_for_a_client_leaving(
+    server: RunningServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def broken(seq: int, limit: int) -> list[Any]:
+        raise RuntimeError("replay bug 4711")
+
+    await post(server, "something to replay")
+    monkeypatch.setattr(server.app.state.services.store, "events_since", broken)
+    cookie = await session_cookie(server)
+    records = Records()
+    logging.getLogger("uvicorn.error").addHandler(records)
+    try:
+        headers = {"Cookie": f"{server.session_cookie}={cookie}", "Origin": server.url}
+        async with connect(ws_url(server, 0), additional_headers=headers) as ws:
+            await next_kind(ws, "hello")
+            with anyio.fail_after(5):
+                while not any(r.exc_info for r in records.records):
+                    await anyio.sleep(0.01)
+    finally:
+        logging.getLogger("uvicorn.error").removeHandler(records)
+    logged = [logging.Formatter().formatException(r.exc_info) for r in records.records if r.exc_info]
+    assert "replay bug 4711" in logged[0], logged

@@ -107,6 +107,30 @@ def test_the_join_key_comes_from_the_env_else_the_data_dir(
     assert captured.options.join_key == "from-env"
 
 
+@pytest.mark.parametrize(
+    ("server", "sent"),
+    [
+        ("http://127.0.0.1:8300", True),
+        ("http://localhost:8300", True),
+        ("http://[::1]:8300", True),
+        ("http://127.8.0.1:8300", True),
+        ("https://chat.example.com", False),
+        ("http://192.0.2.7:8300", False),
+        ("http://127.0.0.1.example.com:8300", False),
+    ],
+)
+def test_the_local_join_key_goes_only_to_a_loopback_server(
+    captured: Captured, tmp_path: Path, server: str, sent: bool
+) -> None:
+    """Review 10: the key in our data dir opens *our* server; another --server must never get it."""
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "join_key").write_text("local-key\n")
+    (tmp_path / "data" / "join_key").chmod(0o600)
+    assert invoke("claude", "--server", server).exit_code == 0
+    assert captured.options is not None
+    assert captured.options.join_key == ("local-key" if sent else None)
+
+
 class Stream(io.StringIO):
     def __init__(self, tty: bool) -> None:
         super().__init__()

@@ -12,12 +12,23 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import httpx
 import pytest
 from tests.conftest import RunningServer
 from tests.wrapper.wrapper_harness import FAKE_CLI, Feed, Wrapper, wait_log
 
-from backchannel.wrapper.injection import Delivery, Injector, classify, find_dialog, flatten, on_input_line
-from backchannel.wrapper.profiles import DEFAULT_DIALOG, DIALOGS
+from backchannel.wrapper.agent_client import Identity, Trigger
+from backchannel.wrapper.injection import (
+    Delivery,
+    Injector,
+    classify,
+    find_dialog,
+    find_typed,
+    flatten,
+    on_input_line,
+)
+from backchannel.wrapper.profiles import DEFAULT_DIALOG, DIALOGS, load_profile
+from backchannel.wrapper.runner import Runner, RunOptions
 from backchannel.wrapper.tmux import Tmux
 
 pytestmark = pytest.mark.anyio
@@ -144,7 +155,8 @@ async def test_no_enter_when_the_typed_text_does_not_show_on_the_input_line(
         delivery = await injector.inject("hello there")
     assert not delivery.ok and delivery.attempts == 0
     assert "never showed on the input line, so Enter was not pressed" in delivery.detail
-    assert keys.read_bytes() == b"hello there"  # typed, but no Enter (b"\r") followed
+    await wait_for(lambda: keys.read_bytes().endswith(b"\x7f"))
+    assert keys.read_bytes() == b"hello there" + b"\x7f" * 11  # typed, erased, no Enter (b"\r")
 
 
 async def test_session_helpers(tmux: Tmux, tmp_path: Path) -> None:
@@ -269,3 +281,119 @@ async def test_a_mention_waits_while_a_dialog_is_open_and_no_key_reaches_it(
     assert [e["answer"] for e in events if e["event"] == "dialog_closed"] == ["allowed"]
     turns = [e["prompt"] for e in events if e["event"] == "turn"]
     assert len(turns) == 2 and all("@" in t or "mentioned" in t for t in turns), turns
+
+
+# A raw-mode TUI stand-in with a line editor (printable keys, BSpace, Enter). It parks its cursor
+# on a status row below its input box, like TUIs that draw input elsewhere; with "hidden" it never
+# draws what is typed. Its input box after each key goes to <out>.buffer, each submitted line to
+# <out>.lines, every key byte to <out>.keys. An earlier identical prompt is in its history.
+ELSEWHERE_TUI = r"""
+import json, os, sys, tty
+mode, out = sys.argv[1], sys.argv[2]
+tty.setraw(0)
+buf = ""
+def draw():
+    shown = "" if mode == "hidden" else buf
+    sys.stdout.write("\x1b[2J\x1b[H> hello there\r\n(done)\r\n\r\n> " + shown + "\r\n\r\nstatus: ok\x1b[6;1H")
+    sys.stdout.flush()
+    with open(out + ".buffer", "w") as fh:
+        fh.write(buf)
+draw()
+keys = open(out + ".keys", "ab", buffering=0)
+while True:
+    data = os.read(0, 64)
+    keys.write(data)
+    for c in data.decode():
+        if c == "\r":
+            with open(out + ".lines", "a") as fh:
+                fh.write(json.dumps(buf) + "\n")
+            buf = ""
+        elif c == "\x7f":
+            buf = buf[:-1]
+        elif c >= " ":
+            buf += c
+    draw()
+"""
+
+
+async def start_tui(tmux: Tmux, tmp_path: Path, mode: str) -> Path:
+    out = tmp_path / mode
+    argv = [sys.executable, "-c", ELSEWHERE_TUI, mode, str(out)]
+    await tmux.new_session(mode, argv, cwd=tmp_path, width=80, height=20)
+    return out
+
+
+def test_typed_text_is_found_near_the_bottom_only_where_it_is_new() -> None:
+    before = ["> hello there", "(done)", "", "> ", "", "status: ok"]
+    after = ["> hello there", "(done)", "", "> hello there", "", "status: ok"]
+    assert find_typed(after, 5, "hellothere", before) == 3  # not the old copy in row 0
+    assert find_typed(before, 5, "hellothere", before) is None  # only the history has it
+    assert find_typed(after, 3, "hellothere", before) == 3  # the cursor row comes first
+
+
+async def test_text_shown_off_the_cursor_row_is_still_submitted(tmux: Tmux, tmp_path: Path) -> None:
+    out = await start_tui(tmux, tmp_path, "elsewhere")
+    injector = Injector(tmux, "elsewhere", inject_delay=0, show_timeout=2, check_timeout=1)
+    with anyio.fail_after(10):
+        await injector.wait_drawn()
+        delivery = await injector.inject("hello there")
+    assert delivery.ok and delivery.attempts == 1, delivery.detail
+    assert out.with_suffix(".lines").read_text().splitlines() == ['"hello there"']
+    assert out.with_suffix(".buffer").read_text() == ""
+
+
+async def test_text_that_never_shows_gets_no_enter_and_is_erased(tmux: Tmux, tmp_path: Path) -> None:
+    out = await start_tui(tmux, tmp_path, "hidden")
+    injector = Injector(tmux, "hidden", inject_delay=0, show_timeout=0.3)
+    with anyio.fail_after(10):
+        await injector.wait_drawn()
+        for erased in (11, 22):  # a retry types it once more and erases it again: never twice
+            delivery = await injector.inject("hello there")
+            assert not delivery.ok and delivery.attempts == 0
+            assert "never showed on the input line, so Enter was not pressed" in delivery.detail
+            await wait_for(lambda n=erased: out.with_suffix(".keys").read_bytes().count(b"\x7f") == n)
+            assert out.with_suffix(".buffer").read_text() == ""
+    assert out.with_suffix(".keys").read_bytes() == (b"hello there" + b"\x7f" * 11) * 2
+    assert not out.with_suffix(".lines").exists()  # no Enter ever reached it
+
+
+async def wait_for(check: Callable[[], bool], timeout: float = 5) -> None:
+    with anyio.fail_after(timeout):
+        while not check():
+            await anyio.sleep(0.02)
+
+
+async def test_trigger_stream_reconnects_quickly_once_a_live_stream_drops(tmp_path: Path) -> None:
+    """After a run of refused connects (backoff grew), a stream that was up and then dropped (the
+    server restarted) is retried after the first short beat, not after the grown backoff."""
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    table = {"command": sys.executable, "args": ["-c", "pass"]}
+    profile = load_profile("claude", {"agents": {"claude": table}}, env={}, config_path=None, cwd=repo)
+    opts = RunOptions(server_url="http://127.0.0.1:9", data_dir=tmp_path, env={}, use_tmux=False)
+    runner = Runner(profile, opts)
+    runner.identity = Identity(name="claude", token="t", base="claude", label="Claude", color="#000")
+    calls: list[float] = []
+    done = anyio.Event()
+    request = httpx.Request("GET", "http://127.0.0.1:9/")
+
+    class Client:
+        async def triggers(self, _me: Identity) -> AsyncIterator[Trigger]:
+            calls.append(anyio.current_time())
+            if len(calls) == 4:  # the stream was up; the server went away mid-stream
+                raise httpx.RemoteProtocolError("peer closed connection", request=request)
+            if len(calls) < 6:
+                raise httpx.ConnectError("refused", request=request)
+            done.set()
+            await anyio.sleep_forever()
+            yield  # an async generator, like the real one
+
+    runner.client = Client()  # type: ignore[assignment]
+    with anyio.fail_after(10):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(runner._trigger_loop)  # pyright: ignore[reportPrivateUsage]
+            await done.wait()
+            tg.cancel_scope.cancel()
+    gaps = [b - a for a, b in zip(calls, calls[1:], strict=False)]
+    assert gaps[2] >= 0.35, gaps  # backoff grew: 0.1, 0.2, 0.4
+    assert gaps[3] < 0.3, gaps  # the drop of a live stream resets it (was 0.8)

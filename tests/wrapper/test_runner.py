@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,7 @@ import pytest
 import typer
 from tests.conftest import RunningServer
 from typer.testing import CliRunner
+from wrapper_harness import wait_log
 
 from backchannel.config import Settings
 from backchannel.wrapper import command
@@ -72,6 +74,7 @@ async def test_foreground_cli_gets_its_env_settings_and_exit_code(
     profile = load_profile("qwen", {"agents": {"qwen": table}}, env={}, config_path=None, cwd=repo)
     env = {
         "PATH": "/usr/bin:/bin",
+        "HOME": str(tmp_path / "home"),  # the runtime dir (settings leases) goes under it
         "BCTEST_KEEP": "yes",
         "BCTEST_SECRET": "strip me",
         "REPORT_SETTINGS": str(repo / ".qwen" / "settings.json"),
@@ -89,6 +92,67 @@ async def test_foreground_cli_gets_its_env_settings_and_exit_code(
     assert server.url not in entry["httpUrl"], "the CLI talks to its proxy, not to the server"
     assert (repo / ".qwen" / "settings.json").read_text() == original, "settings restored on exit"
     assert [(a["name"], a["state"]) for a in await agents(server)] == [("qwen", "offline")]  # it left
+
+
+# A CLI that reads the shared settings file at each start and reports which proxy it was given.
+# "crash-once": its first run waits on the FIFO ``go`` and exits 3 (a crash); the second exits 0.
+SETTINGS_READER = """
+import json, os, pathlib, sys
+me, report, go = sys.argv[1], pathlib.Path(sys.argv[2]), sys.argv[3]
+url = json.loads(pathlib.Path(".shared/settings.json").read_text())["mcpServers"]["backchannel"]["httpUrl"]
+runs = [line for line in (report.read_text().splitlines() if report.exists() else []) if f'"{me}"' in line]
+with report.open("a") as fh:
+    fh.write(json.dumps({"event": me, "run": len(runs) + 1, "url": url}) + "\\n")
+if me == "alpha":
+    if not runs:
+        open(go).read()
+        sys.exit(3)
+    sys.exit(0)
+open(go + "-never").read()  # beta keeps running until its wrapper stops it
+"""
+
+
+async def test_a_restarted_cli_reads_its_own_entry_in_a_shared_settings_file(
+    server: RunningServer, tmp_path: Path
+) -> None:
+    """Review 1: another wrapper wrote the shared file meanwhile; the restart takes it back first."""
+    repo = tmp_path / "repo"
+    (repo / ".shared").mkdir(parents=True)
+    report, go = tmp_path / "report.jsonl", tmp_path / "go"
+    os.mkfifo(go)
+    os.mkfifo(f"{go}-never")
+    home = tmp_path / "home"
+    env = {"PATH": os.environ["PATH"], "HOME": str(home)}  # one runtime dir, so one lease state
+
+    def runner(key: str) -> Runner:
+        table = {
+            "command": sys.executable,
+            "args": ["-c", SETTINGS_READER, key, str(report), str(go)],
+            "mcp_inject": "settings_file",
+            "mcp_settings_path": ".shared/settings.json",
+            "mcp_http_key": "httpUrl",
+        }
+        profile = load_profile(key, {"agents": {key: table}}, env={}, config_path=None, cwd=repo)
+        return Runner(
+            profile,
+            options(server, tmp_path, env, restart=True, restart_delay=0.01, ready_timeout=0.3),
+        )
+
+    alpha, beta = runner("alpha"), runner("beta")
+    with anyio.fail_after(30):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(alpha.run)
+            first = await wait_log(report, "alpha's first start", lambda e: e["event"] == "alpha")
+            tg.start_soon(beta.run)  # writes its own proxy into the file once alpha's CLI has read it
+            theirs = await wait_log(report, "beta's start", lambda e: e["event"] == "beta")
+            await anyio.to_thread.run_sync(go.write_text, "crash")  # alpha's CLI crashes
+            again = await wait_log(
+                report, "alpha's restart", lambda e: e["event"] == "alpha" and e["run"] == 2
+            )
+            assert theirs["url"] != first["url"]
+            assert again["url"] == first["url"], "the restarted CLI must talk through its own proxy"
+            tg.cancel_scope.cancel()
+    assert alpha.restarts == 1
 
 
 async def test_rerun_in_the_same_directory_gets_the_same_name(server: RunningServer, tmp_path: Path) -> None:

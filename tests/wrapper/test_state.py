@@ -15,6 +15,8 @@ from pathlib import Path
 import anyio
 import pytest
 
+from backchannel.wrapper import settings_lease, state
+from backchannel.wrapper.agent_client import instance_id, instance_stem
 from backchannel.wrapper.profiles import load_profile
 from backchannel.wrapper.runner import Runner, RunOptions
 from backchannel.wrapper.settings_lease import SettingsLease
@@ -30,19 +32,46 @@ def mode_of(path: Path) -> int:
 
 
 def test_runtime_dir_is_created_private(tmp_path: Path) -> None:
-    path = runtime_dir({"TMPDIR": str(tmp_path / "t")})
-    assert path == tmp_path / "t" / f"backchannel-{os.getuid()}"
-    assert mode_of(path) == 0o700 and mode_of(tmp_path / "t") == 0o700
+    home = tmp_path / "home"
+    home.mkdir(mode=0o700)
+    path = runtime_dir({"HOME": str(home)})
+    assert path == home / ".cache" / "backchannel" / "runtime"
+    assert mode_of(path) == 0o700 and mode_of(home / ".cache") == 0o700
+    xdg = tmp_path / "xdg"
+    xdg.mkdir(mode=0o700)
+    assert runtime_dir({"HOME": str(home), "XDG_RUNTIME_DIR": str(xdg)}) == xdg / "backchannel"
 
 
-@as_root
-def test_a_runtime_dir_another_user_created_first_is_refused(tmp_path: Path) -> None:
-    planted = tmp_path / f"backchannel-{os.getuid()}"
+def test_a_tmp_dir_another_user_created_first_does_not_block_agents(tmp_path: Path) -> None:
+    """Review 13: without XDG_RUNTIME_DIR the runtime dir is under HOME, never a name in /tmp."""
+    shared_tmp = tmp_path / "tmp"
+    shared_tmp.mkdir()
+    shared_tmp.chmod(0o1777)
+    planted = shared_tmp / f"backchannel-{os.getuid()}"
     (planted / "leases").mkdir(parents=True)
     planted.chmod(0o777)
-    os.chown(planted, OTHER_UID, OTHER_UID)
-    with pytest.raises(UnsafeState, match=f"owned by uid {OTHER_UID}.*not by you"):
-        runtime_dir({"TMPDIR": str(tmp_path)})
+    if os.geteuid() == 0:
+        os.chown(planted, OTHER_UID, OTHER_UID)
+    home = tmp_path / "home"
+    home.mkdir(mode=0o700)
+    env = {"TMPDIR": str(shared_tmp), "HOME": str(home), "XDG_RUNTIME_DIR": str(shared_tmp)}
+    assert runtime_dir(env) == home / ".cache" / "backchannel" / "runtime"  # a shared XDG dir is skipped
+    assert (
+        WrapperState(tmp_path / "data", env).leases_dir().parent
+        == home / ".cache" / "backchannel" / "runtime"
+    )
+
+
+def test_a_group_writable_directory_above_the_state_is_refused(tmp_path: Path) -> None:
+    """Review 13: above the state, group write is refused like others' write, even for our own group."""
+    shared = tmp_path / "team"
+    shared.mkdir()
+    os.chown(shared, os.getuid(), os.getgid())
+    shared.chmod(0o770)
+    with pytest.raises(UnsafeState, match="writable by its group or by other users.*chmod go-w"):
+        ensure_private_dir(shared / "state")
+    shared.chmod(0o1770)  # sticky: nobody but the owner can rename our entries
+    assert mode_of(ensure_private_dir(shared / "state")) == 0o700
 
 
 def test_symlinks_and_writable_dirs_are_refused_lax_ones_tightened(tmp_path: Path) -> None:
@@ -56,7 +85,9 @@ def test_symlinks_and_writable_dirs_are_refused_lax_ones_tightened(tmp_path: Pat
     open_dir.chmod(0o777)
     with pytest.raises(UnsafeState, match="writable by other users"):
         ensure_private_dir(open_dir)
-    with pytest.raises(UnsafeState, match="above the wrapper's state.*writable by other users"):
+    with pytest.raises(
+        UnsafeState, match="above the wrapper's state.*writable by its group or by other users"
+    ):
         ensure_private_dir(open_dir / "state")  # a parent others may write to (no sticky bit)
     open_dir.chmod(0o1777)  # like /tmp: others can't rename our entries
     assert mode_of(ensure_private_dir(open_dir / "state")) == 0o700
@@ -126,6 +157,28 @@ def test_restored_settings_keep_their_mode_but_never_others_write(
     assert mode_of(settings) == restored
 
 
+def test_one_private_file_writer_and_a_verified_instance_id_read(tmp_path: Path) -> None:
+    """Review 17: settings leases and reclaim secrets share state.write_private; the instance id is
+    read like every private state file, so a planted one (a symlink to someone's id) is refused."""
+    assert settings_lease.write_private is state.write_private
+    data = tmp_path / "data"
+    first = instance_id(data, "claude", tmp_path)
+    assert instance_id(data, "claude", tmp_path) == first
+    path = data / "wrapper" / "instances" / instance_stem("claude", tmp_path)
+    assert mode_of(path) == 0o600 and mode_of(path.parent) == 0o700
+    elsewhere = tmp_path / "their-id"
+    elsewhere.write_text("f" * 32)
+    path.unlink()
+    path.symlink_to(elsewhere)
+    with pytest.raises(UnsafeState, match="symlink"):
+        instance_id(data, "claude", tmp_path)
+    path.unlink()
+    path.write_text("e" * 32)
+    path.chmod(0o644)
+    with pytest.raises(UnsafeState, match="accessible to other users"):
+        instance_id(data, "claude", tmp_path)
+
+
 def test_reclaim_secret_is_per_instance_private_and_stable(tmp_path: Path) -> None:
     state = WrapperState(tmp_path / "data", {})
     first = state.reclaim_secret("abc123")
@@ -141,7 +194,7 @@ def test_reclaim_secret_is_per_instance_private_and_stable(tmp_path: Path) -> No
 @pytest.mark.anyio
 async def test_the_wrapper_refuses_to_start_on_planted_state(tmp_path: Path) -> None:
     """End to end: a qwen run (settings_file) with another user's runtime dir stops, touching nothing."""
-    planted = tmp_path / "tmp" / f"backchannel-{os.getuid()}"
+    planted = tmp_path / "home" / ".cache" / "backchannel"
     planted.mkdir(parents=True)
     os.chown(planted, OTHER_UID, OTHER_UID)
     repo = tmp_path / "repo"
@@ -156,7 +209,7 @@ async def test_the_wrapper_refuses_to_start_on_planted_state(tmp_path: Path) -> 
     said: list[str] = []
     opts = RunOptions(
         server_url="http://192.0.2.1:8300", data_dir=tmp_path / "data", use_tmux=False, say=said.append,
-        env={"PATH": os.environ["PATH"], "TMPDIR": str(tmp_path / "tmp")},
+        env={"PATH": os.environ["PATH"], "HOME": str(tmp_path / "home")},
     )  # fmt: skip
     with anyio.fail_after(10):
         assert await Runner(profile, opts).run() == 2

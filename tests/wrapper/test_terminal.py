@@ -17,8 +17,10 @@ import pytest
 from tests.conftest import RunningServer
 from wrapper_harness import FAKE_CLI, Feed, Wrapper, wait_log, write_fake_agent
 
+from backchannel.wrapper.agent_client import instance_stem
 from backchannel.wrapper.profiles import load_profile
 from backchannel.wrapper.runner import Runner, RunOptions
+from backchannel.wrapper.state import WrapperState
 from backchannel.wrapper.tmux import Tmux
 
 pytestmark = pytest.mark.anyio
@@ -113,6 +115,47 @@ async def test_no_restart_leaves_with_the_cli_exit_code(
     assert runner.restarts == 0 and "fake exited (status 5); leaving" in said[-1]
 
 
+async def test_quitting_the_cli_in_tmux_leaves_instead_of_restarting(
+    server: RunningServer, tmp_path: Path, tmux_socket: str
+) -> None:
+    """Review 9: exit status 0 is the user quitting (/exit), in tmux too; only a crash restarts."""
+    said: list[str] = []
+    runner = fake_runner(server, tmp_path, tmux_socket, said, "--exit", "0", crash_loop_max=2)
+    with anyio.fail_after(30):
+        assert await runner.run() == 0
+    assert runner.restarts == 0 and "fake exited (status 0); leaving" in said[-1], said
+    assert len([e for e in events(tmp_path / "fake.jsonl") if e["event"] == "connected"]) == 1
+
+
+async def test_two_wrappers_in_one_directory_both_run(
+    server: RunningServer, tmp_path: Path, tmux_socket: str
+) -> None:
+    """Review 2: the second `run fake` in the same directory is fake-2; the first keeps its CLI and token."""
+    said_a: list[str] = []
+    said_b: list[str] = []
+    first = fake_runner(server, tmp_path, tmux_socket, said_a)
+    second = fake_runner(server, tmp_path, tmux_socket, said_b)
+    tmux = Tmux(tmux_socket)
+    with anyio.fail_after(30):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(first.run)
+            await first.ready.wait()
+            tg.start_soon(second.run)
+            await second.ready.wait()
+            assert (first.me.name, second.me.name) == ("fake", "fake-2"), (said_a, said_b)
+            assert first.instance != second.instance
+            assert await tmux.has_session("backchannel-fake"), "the first CLI must not be killed"
+            assert await tmux.has_session("backchannel-fake-2")
+            await first.client.heartbeat(first.me, None)  # its token was not revoked
+            tg.cancel_scope.cancel()
+    assert not any("replacing leftover" in s for s in said_b), said_b
+    # Both left: the directory's first slot is free again, so the next run is `fake` once more.
+    state = WrapperState(tmp_path / "data", {})
+    slot, fd = state.lock_instance(instance_stem("fake", tmp_path / "repo"))
+    os.close(fd)
+    assert slot == 1
+
+
 async def test_attached_from_a_terminal_detach_keeps_it_running(
     server: RunningServer, tmp_path: Path, tmux_socket: str
 ) -> None:
@@ -124,6 +167,7 @@ async def test_attached_from_a_terminal_detach_keeps_it_running(
     wrapper = Wrapper(repo, server.url, server.settings.data_dir, tmux_socket=tmux_socket)
     outer = Tmux(f"{tmux_socket}-outer")
     env = ["env", "-u", "TMUX", "-u", "TMUX_PANE", f"BACKCHANNEL_TMUX_SOCKET={tmux_socket}"]
+    env += ["BACKCHANNEL_RESTART_DELAY=0.1"]
     inner = Tmux(tmux_socket)
     try:
         await outer.new_session("term", [*env, *wrapper.argv()], cwd=repo, width=120, height=40)
@@ -132,7 +176,14 @@ async def test_attached_from_a_terminal_detach_keeps_it_running(
                 "list-clients", "-F", "#{client_session}", check=False
             ):
                 await anyio.sleep(0.05)  # the wrapper attached its terminal to the CLI's session
-            await wait_log(log, "the CLI to connect", lambda e: e["event"] == "connected")
+            crashed = await wait_log(log, "the CLI to connect", lambda e: e["event"] == "connected")
+            # Review 9: while attached, the wrapper's notices show on tmux's status line at once.
+            os.kill(crashed["pid"], signal.SIGKILL)
+            while "fake exited (status 137); restarting" not in await screen(outer, "term"):
+                await anyio.sleep(0.05)
+            await wait_log(
+                log, "the restarted CLI", lambda e: e["event"] == "connected" and e["pid"] != crashed["pid"]
+            )
             await inner.run("detach-client", "-s", "backchannel-fake")
             while "detached; fake keeps running" not in await screen(outer, "term"):
                 await anyio.sleep(0.05)

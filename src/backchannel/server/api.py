@@ -14,7 +14,7 @@ from backchannel import __version__, uploads
 from backchannel.bus import ROOM, agent_topic
 from backchannel.errors import InvalidInput, NotFound, PayloadTooLarge
 from backchannel.models import Person
-from backchannel.server.deps import current_person, human_reader, human_writer, people, services
+from backchannel.server.deps import current_person, human_reader, human_writer, services
 from backchannel.store.triggers import delivery_event
 from backchannel.store.triggers import public as public_delivery
 
@@ -104,7 +104,7 @@ async def get_me(me: Me) -> dict[str, Any]:
 @router.put("/api/me", dependencies=Writer, tags=["people"])
 async def set_my_name(request: Request, me: Me, body: MeIn) -> dict[str, Any]:
     """Change the display name (refused if it is reserved, an agent's or another person's)."""
-    renamed = await people(request).rename(me, body.name)
+    renamed = await services(request).people.rename(me, body.name)
     return {"person_id": renamed.id, "name": renamed.name}
 
 
@@ -272,7 +272,7 @@ async def list_jobs(request: Request) -> list[dict[str, Any]]:
 
 @router.post("/api/jobs/{job_id}", dependencies=Writer, tags=["jobs"])
 async def decide_job(request: Request, job_id: RowId, body: JobDecision, me: Me) -> dict[str, Any]:
-    return asdict(await services(request).room.decide_job(job_id, body.status, me.name))
+    return asdict(await services(request).room.decide_job(job_id, body.status, me))
 
 
 @router.get("/api/events", dependencies=Reader, tags=["events"])

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hmac
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from fastapi import Request
 from starlette.requests import HTTPConnection
@@ -12,10 +12,10 @@ from backchannel.bus import EventBus
 from backchannel.config import Settings
 from backchannel.errors import StaleToken, Unauthorized
 from backchannel.models import Person
-from backchannel.people import PERSON_COOKIE, People
+from backchannel.people import People
 from backchannel.registry import Registry
 from backchannel.room import Room
-from backchannel.server.security import SESSION_HEADER, Guard
+from backchannel.server.security import SESSION_HEADER, Guard, agent_token
 from backchannel.store import Store
 
 
@@ -27,21 +27,15 @@ class Services:
     registry: Registry
     room: Room
     guard: Guard
+    # Person identities over the same store (one writer, one connection) as everything else.
+    people: People = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.people = People(self.store, self.bus, self.settings.data_dir)
 
 
 def services(request: HTTPConnection) -> Services:
     return request.app.state.services  # type: ignore[no-any-return]  # set in create_app
-
-
-def people(request: HTTPConnection) -> People:
-    """The app's person identities, made on first use (one per app, beside its services)."""
-    state = request.app.state
-    found: People | None = getattr(state, "people", None)
-    if found is None:
-        svc = services(request)
-        found = People(svc.store, svc.bus)
-        state.people = found
-    return found
 
 
 def is_local_cli(request: HTTPConnection) -> bool:
@@ -54,10 +48,10 @@ def is_local_cli(request: HTTPConnection) -> bool:
 async def current_person(request: Request) -> Person:
     """Who is acting: the local person (CLI, or any browser of a loopback-only server), else in
     network mode the person of this browser's key cookie. Declare after the auth dependency."""
-    registry = people(request)
+    registry = services(request).people
     if is_local_cli(request) or not services(request).settings.allow_network:
         return await registry.local()
-    person = await registry.by_key(request.cookies.get(PERSON_COOKIE))
+    person = await registry.by_key(request.cookies.get(registry.cookie))
     if person is None:
         raise Unauthorized("this browser has no person identity yet: open the UI at / again")
     return person
@@ -72,10 +66,8 @@ def human_writer(request: Request) -> None:
 
 
 def bearer_token(request: Request) -> str:
-    auth = request.headers.get("authorization", "")
-    if auth.lower().startswith("bearer ") and auth[7:].strip():
-        return auth[7:].strip()
-    token = request.headers.get("x-agent-token", "").strip()
+    """The agent token of a REST call (the same parsing as the MCP gate's), or 401."""
+    token = agent_token(request.headers)
     if token:
         return token
     raise StaleToken("missing agent token: send Authorization: Bearer <token>")

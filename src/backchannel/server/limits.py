@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import json
 import logging
 import resource
 import sys
@@ -33,15 +34,18 @@ _FD_ERRNOS = (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM)
 _AUTO_CAP_CEILING = 10_000  # more than any room needs; each connection also costs memory
 
 
-def _plain_response(status: str, text: str) -> bytes:
-    """A whole HTTP/1.1 answer for moments when no request was parsed (h11 cannot write one then)."""
-    body = text.encode()
-    head = f"HTTP/1.1 {status}\r\ncontent-type: text/plain; charset=utf-8\r\n"
+def _json_response(status: str, code: str, detail: str) -> bytes:
+    """A whole HTTP/1.1 answer in the app's error shape, for moments when no request was parsed
+    (h11 cannot write one then, and no ASGI ``send`` exists yet)."""
+    body = json.dumps({"error": code, "detail": detail}).encode()
+    head = f"HTTP/1.1 {status}\r\ncontent-type: application/json\r\n"
     return f"{head}content-length: {len(body)}\r\nconnection: close\r\n\r\n".encode() + body
 
 
-_OVER_CAP = _plain_response("503 Service Unavailable", "too many connections; retry shortly\n")
-_TIMED_OUT = _plain_response("408 Request Timeout", "the request was sent too slowly\n")
+_OVER_CAP = _json_response(
+    "503 Service Unavailable", "too_many_connections", "too many connections; retry shortly"
+)
+_TIMED_OUT = _json_response("408 Request Timeout", "request_timeout", "the request was sent too slowly")
 
 
 def raise_fd_limit() -> int:

@@ -16,6 +16,7 @@ the MCP endpoints refuse requests without a valid agent token before a session i
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import ipaddress
 import json
@@ -35,7 +36,6 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from backchannel.config import Settings
 from backchannel.errors import Forbidden, Unauthorized
 
-SESSION_COOKIE = "bc_session"
 SESSION_HEADER = "x-backchannel-session"
 JOIN_KEY_HEADER = "x-join-key"
 LOCAL_SECRET_FILE = "local_secret"
@@ -43,6 +43,16 @@ JOIN_KEY_FILE = "join_key"
 MCP_PATHS = ("/mcp", "/sse", "/messages")
 _MIN_SECRET_CHARS = 16
 _LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1", "[::1]"}
+
+
+def cookie_name(prefix: str, data_dir: Path) -> str:
+    """A cookie name of this server's own (``prefix`` + a digest of its data dir).
+
+    Browsers keep cookies per host, not per port: two servers on one machine sharing a name would
+    overwrite each other's cookie, and the first server's page would lose its session or person.
+    """
+    digest = hashlib.sha256(str(data_dir.expanduser().resolve()).encode()).hexdigest()[:12]
+    return f"{prefix}_{digest}"
 
 
 def read_or_create_secret(data_dir: Path, filename: str = LOCAL_SECRET_FILE) -> str:
@@ -110,11 +120,12 @@ class Guard:
     def __init__(self, settings: Settings, secrets_: Secrets) -> None:
         self.settings = settings
         self.secrets = secrets_
+        self.session_cookie = cookie_name("bc_session", settings.data_dir)
 
     def human_credential(self, conn: HTTPConnection, *, header_only: bool) -> bool:
         value = conn.headers.get(SESSION_HEADER)
         if value is None and not header_only:
-            value = conn.cookies.get(SESSION_COOKIE)
+            value = conn.cookies.get(self.session_cookie)
         return _same(value, self.secrets.session) or _same(value, self.secrets.local)
 
     def check_origin(self, conn: HTTPConnection) -> None:
@@ -203,6 +214,10 @@ def agent_token(headers: Headers) -> str | None:
     return headers.get("x-agent-token", "").strip() or None
 
 
+# What the SDK's transport check refuses with, as the app's error codes (421: Host not ours).
+_SDK_REFUSALS = {400: "invalid_input", 403: "forbidden", 421: "misdirected_request"}
+
+
 class McpGateMiddleware:
     """Checks that must pass before the MCP SDK creates any session for a request.
 
@@ -231,7 +246,9 @@ class McpGateMiddleware:
         if scope["path"] == "/sse":
             refused = await self.transport.validate_request(Request(scope), is_post=False)
             if refused is not None:  # the SDK logged one warning line saying why
-                await refused(scope, receive, send)
+                detail = bytes(refused.body).decode(errors="replace")
+                code = _SDK_REFUSALS.get(refused.status_code, "forbidden")
+                await send_json_error(send, refused.status_code, code, detail)
                 return
         if self.guard.settings.allow_network:
             try:

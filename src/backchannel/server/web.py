@@ -9,9 +9,8 @@ from pathlib import Path
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from backchannel.people import PERSON_COOKIE, PERSON_COOKIE_MAX_AGE
-from backchannel.server.deps import people, services
-from backchannel.server.security import SESSION_COOKIE
+from backchannel.people import PERSON_COOKIE_MAX_AGE
+from backchannel.server.deps import services
 
 router = APIRouter(include_in_schema=False)
 STATIC_DIR = Path(str(resources.files("backchannel") / "web" / "static"))
@@ -28,7 +27,7 @@ required></label> <button>Sign in</button></form>{error}</body></html>"""
 def _with_cookie(response: Response, request: Request) -> Response:
     svc = services(request)
     response.set_cookie(
-        SESSION_COOKIE,
+        svc.guard.session_cookie,
         svc.guard.secrets.session,
         httponly=True,
         samesite="strict",
@@ -39,18 +38,22 @@ def _with_cookie(response: Response, request: Request) -> Response:
 
 
 async def _with_person(response: Response, request: Request) -> Response:
-    """Give this browser its long-lived person key (kept, and its lifetime renewed, if it has one).
+    """Network mode: give this signed-in browser its long-lived person key (kept, and its lifetime
+    renewed, if it has one), so edits and deletes follow the browser, not a display name.
 
-    On a loopback-only server the key belongs to the local person; in network mode each browser
-    becomes a person of its own, so edits and deletes follow the browser, not a display name.
+    A loopback-only server mints nothing: every browser there is the local person, no key needed,
+    so page loads (any local process, a cross-site ``<img>``) cannot grow the database.
     """
-    registry = people(request)
-    key = request.cookies.get(PERSON_COOKIE)
+    svc = services(request)
+    if not svc.settings.allow_network:
+        return response
+    registry = svc.people
+    key = request.cookies.get(registry.cookie)
     if await registry.by_key(key) is None:
-        key, _ = await registry.new_key(local=not services(request).settings.allow_network)
+        key, _ = await registry.new_person_key()
     assert key is not None
     response.set_cookie(
-        PERSON_COOKIE,
+        registry.cookie,
         key,
         max_age=PERSON_COOKIE_MAX_AGE,
         httponly=True,

@@ -12,7 +12,8 @@ from typing import Any
 
 import anyio
 from starlette.responses import JSONResponse
-from starlette.websockets import WebSocket, WebSocketDisconnect
+from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketDisconnected
+from uvicorn.protocols.utils import ClientDisconnected
 
 from backchannel.bus import ROOM
 from backchannel.errors import BackchannelError
@@ -20,8 +21,17 @@ from backchannel.server.deps import Services
 
 REPLAY_LIMIT = 5000
 PING_SECONDS = 20.0
-# What a client leaving mid-stream looks like from here, depending on where the send was.
-_GONE = (WebSocketDisconnect, RuntimeError, OSError, anyio.ClosedResourceError, anyio.BrokenResourceError)
+# What a client leaving mid-stream looks like from here, depending on where the send was: Starlette's
+# disconnect (a send or receive that found the socket closed), its "already disconnected" error,
+# uvicorn's ClientDisconnected (an OSError a send can raise before Starlette wraps it), and anyio's
+# closed-stream errors. Any other RuntimeError or OSError is a bug and must be logged, not hidden.
+_GONE = (
+    WebSocketDisconnect,
+    WebSocketDisconnected,
+    ClientDisconnected,
+    anyio.ClosedResourceError,
+    anyio.BrokenResourceError,
+)
 
 
 def parse_since(raw: str) -> int | None:

@@ -6,7 +6,6 @@ implement, so it exposes intent-level async methods, never connections.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import sqlite3
 from collections.abc import Callable
@@ -14,9 +13,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from backchannel.errors import InvalidInput, NotFound
-from backchannel.models import Agent, Channel, Event, Job, Message, Rule, SenderKind, Trigger
-from backchannel.store import agents, channels, events, messages, proposals, triggers
+from backchannel.errors import NotFound
+from backchannel.models import Agent, Channel, Event, Job, Message, Person, Rule, SenderKind, Trigger
+from backchannel.store import agents, channels, events, messages, persons, proposals, scrub, triggers
 from backchannel.store._db import Database
 from backchannel.store.schema import migrate
 
@@ -41,8 +40,13 @@ class Store:
         self.db = Database(path)
         self.db.write_sync(migrate)
         self.db.write_sync(lambda c: channels.ensure(c, "general"))
+        # Removed text's leftover bytes (index segments, WAL frames) are purged in the background.
+        self.scrubber = scrub.Scrubber(self.db)
+        if self.db.write_sync(scrub.on_open):
+            self.scrubber.request()
 
     def close(self) -> None:
+        self.scrubber.close()
         self.db.close()
 
     # -- channels ---------------------------------------------------------------------------
@@ -74,11 +78,11 @@ class Store:
             orphaned = messages.channel_uploads(c, ch.id)
             events.drop_channel_messages(c, ch.id)
             channels.delete(c, name)
-            messages.purge_search_index(c)
+            scrub.owe(c)
             return events.append(c, "channel_deleted", {"name": name}), orphaned
 
         result = await self.db.write(tx)
-        await self._flush_removed()
+        self.scrubber.request()
         return result
 
     async def set_summary(self, channel: str, summary: str) -> Channel:
@@ -168,9 +172,6 @@ class Store:
 
         return await self.db.write(tx)
 
-    async def is_person_name(self, name: str) -> bool:
-        return await self.db.read(lambda c: messages.is_person_name(c, name))
-
     async def message(self, message_id: int) -> Message:
         return await self.db.read(lambda c: messages.get(c, message_id))
 
@@ -178,16 +179,17 @@ class Store:
         return await self.db.read(lambda c: messages.agent_id_of(c, message_id))
 
     async def edit_message(self, message_id: int, text: str) -> tuple[Message, Event]:
-        """Edit, and scrub the old text everywhere: logged copies, search index, database pages."""
+        """Edit, and scrub the old text everywhere: at once from the row, the search results and the
+        logged copies; its leftover bytes (index segments, WAL) in the scrub that this schedules."""
 
         def tx(c: sqlite3.Connection) -> tuple[Message, Event]:
             msg = messages.edit(c, message_id, text)
             events.rewrite_message(c, msg.public())
-            messages.purge_search_index(c)
+            scrub.owe(c)
             return msg, events.append(c, "message_edited", {"message": msg.public()})
 
         result = await self.db.write(tx)
-        await self._flush_removed()
+        self.scrubber.request()
         return result
 
     async def delete_message(self, message_id: int) -> tuple[Message, Event, list[str]]:
@@ -196,17 +198,12 @@ class Store:
         def tx(c: sqlite3.Connection) -> tuple[Message, Event, list[str]]:
             msg, orphaned = messages.delete(c, message_id)
             events.rewrite_message(c, msg.public())
-            messages.purge_search_index(c)
+            scrub.owe(c)
             return msg, events.append(c, "message_deleted", {"message": msg.public()}), orphaned
 
         result = await self.db.write(tx)
-        await self._flush_removed()
+        self.scrubber.request()
         return result
-
-    async def _flush_removed(self) -> None:
-        """Empty the WAL after a scrub, so removed text is not left in its old frames."""
-        with contextlib.suppress(sqlite3.Error):  # best effort: the next checkpoint covers it
-            await self.db.checkpoint()
 
     async def history(
         self, channel: str, limit: int, before: int | None = None, after: int | None = None
@@ -292,7 +289,8 @@ class Store:
         label: str | None,
         token_hash: str,
         crash_timeout: float,
-        color_for: Callable[[str, int], str],
+        color: str,
+        override_color: bool = False,
         reclaim_hash: str | None = None,
     ) -> agents.Registration:
         """Reclaim this instance's identity, or take the lowest free slot (see docs/protocol.md).
@@ -309,7 +307,8 @@ class Store:
                 token_hash=token_hash,
                 reclaim_hash=reclaim_hash,
                 crash_timeout=crash_timeout,
-                color_for=color_for,
+                color=color,
+                override_color=override_color,
             )
         )
 
@@ -339,13 +338,37 @@ class Store:
         await self.db.write(lambda c: agents.touch(c, agent_id, when, activity))
 
     async def update_agent(self, agent_id: int, **values: str) -> Agent:
-        def tx(c: sqlite3.Connection) -> Agent:
-            new_name = values.get("name")
-            if new_name is not None:
-                holder = agents.by_name(c, new_name)
-                if holder is not None and holder.id != agent_id:
-                    raise InvalidInput(f"the name {new_name!r} is taken")
-            return agents.update(c, agent_id, **values)
+        """Label, role, hat, colour, last channel; renames go through ``rename_agent``."""
+        return await self.db.write(lambda c: agents.update(c, agent_id, **values))
+
+    # -- people -----------------------------------------------------------------------------------
+    async def person(self, person_id: int) -> Person:
+        return await self.db.read(lambda c: persons.get(c, person_id))
+
+    async def local_person(self, preferred: Callable[[], list[str]]) -> Person:
+        """The local person, created on first use under the first free preferred name."""
+        found = await self.db.read(persons.local)
+        if found is not None:
+            return found
+        return await self.db.write(lambda c: persons.ensure_local(c, preferred()))
+
+    async def person_by_key(self, key_hash: str) -> Person | None:
+        return await self.db.read(lambda c: persons.by_key(c, key_hash))
+
+    async def add_person_key(self, key_hash: str, person_id: int | None) -> Person:
+        """Bind a browser key to a person; ``None`` makes a new person for it."""
+        return await self.db.write(lambda c: persons.add_key(c, key_hash, person_id))
+
+    async def rename_person(self, person_id: int, name: str) -> tuple[Person, str, Event | None]:
+        """Rename a person; their history follows. The logged ``person_renamed`` event (None when
+        the name did not change) lets a view that resumes later catch up."""
+
+        def tx(c: sqlite3.Connection) -> tuple[Person, str, Event | None]:
+            person, old = persons.rename(c, person_id, name)
+            if person.name == old:
+                return person, old, None
+            payload = {"old": old, "new": person.name, "person_id": person.id}
+            return person, old, events.append(c, "person_renamed", payload)
 
         return await self.db.write(tx)
 

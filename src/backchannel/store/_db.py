@@ -14,7 +14,7 @@ import os
 import sqlite3
 import threading
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import TypeVar
 
@@ -52,6 +52,16 @@ def make_private(path: Path) -> None:
     for suffix in ("-wal", "-shm", "-journal"):
         with contextlib.suppress(FileNotFoundError):
             _chmod_private(f"{path}{suffix}", os.O_RDONLY)
+
+
+def truncate_wal(conn: sqlite3.Connection) -> bool:
+    """Copy the WAL into the database and empty the file; False if a reader's snapshot kept it."""
+    conn.execute("PRAGMA busy_timeout=200")  # a long-running reader must not stall the writer
+    try:
+        busy = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
+    finally:
+        conn.execute("PRAGMA busy_timeout=30000")
+    return not busy
 
 
 class Database:
@@ -92,23 +102,12 @@ class Database:
             raise RuntimeError("database is closed")
         return await asyncio.wrap_future(self._writer_pool.submit(self._run_write, fn))
 
-    def _run_checkpoint(self) -> bool:
-        conn = self._write_conn()
-        conn.execute("PRAGMA busy_timeout=200")  # a long-running reader must not stall the writer
-        try:
-            busy = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
-        finally:
-            conn.execute("PRAGMA busy_timeout=30000")
-        return not busy
-
-    async def checkpoint(self) -> bool:
-        """Copy the WAL into the database and empty it, so removed content leaves the WAL file too.
-
-        Returns False when a reader held an old snapshot; the next checkpoint finishes the job.
-        """
+    def on_writer(self, fn: Callable[[sqlite3.Connection], T]) -> Future[T]:
+        """Run ``fn`` on the writer thread outside any transaction (it manages its own); for
+        maintenance such as the deferred scrub, queued behind the writes already submitted."""
         if self._closed:
             raise RuntimeError("database is closed")
-        return await asyncio.wrap_future(self._writer_pool.submit(self._run_checkpoint))
+        return self._writer_pool.submit(lambda: fn(self._write_conn()))
 
     def _read_conn(self) -> sqlite3.Connection:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)

@@ -6,16 +6,13 @@ import hmac
 import math
 import sqlite3
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 
-from backchannel.errors import Conflict, InvalidInput, NotFound
+from backchannel.errors import Conflict, NotFound
 from backchannel.models import Agent
-
-# Trigger states a wrapper has not acknowledged yet: what an identity still owes its holder.
-_PENDING = "('queued', 'failed', 'waiting')"
-# Event-log kinds whose payload carries a message (its sender is rewritten on a rename).
-_MESSAGE_EVENTS = "('message', 'message_edited', 'message_deleted')"
+from backchannel.store import persons
+from backchannel.store.persons import MESSAGE_EVENTS as _MESSAGE_EVENTS
+from backchannel.store.persons import PENDING_TRIGGERS as _PENDING
 
 
 class NameHeld(Conflict):
@@ -121,11 +118,12 @@ def reclaim(
 ) -> Agent:
     """Give an identity a fresh token and bring it back online, keeping name, cursors and role.
 
-    A given ``reclaim_hash`` becomes the proof from now on; without one the stored proof stays.
+    A stored reclaim proof is never replaced (whoever reclaims an offline identity must not lock
+    its owner out); an identity without one takes the given ``reclaim_hash`` as its proof.
     """
     conn.execute(
         "UPDATE agents SET token_hash = ?, left_at = NULL, last_seen = ?, activity = '',"
-        " label = coalesce(?, label), reclaim_hash = coalesce(?, reclaim_hash) WHERE id = ?",
+        " label = coalesce(?, label), reclaim_hash = coalesce(reclaim_hash, ?) WHERE id = ?",
         (token_hash, time.time(), label, reclaim_hash, agent_id),
     )
     return by_id(conn, agent_id)
@@ -171,18 +169,29 @@ def register(
     token_hash: str,
     reclaim_hash: str | None,
     crash_timeout: float,
-    color_for: Callable[[str, int], str],
+    color: str,
+    override_color: bool = False,
 ) -> Registration:
-    """Reclaim this instance's identity, or take the lowest free slot (see docs/protocol.md)."""
+    """Reclaim this instance's identity, or take the lowest free slot (see docs/protocol.md).
+
+    A slot whose name a person holds is skipped: ``@maya`` must never wake an agent. ``color`` is
+    a new identity's colour; with ``override_color`` (the config file sets it) it also replaces
+    the colour of a reclaimed or taken-over identity.
+    """
     now = time.time()
     mine = by_instance(conn, base, instance_id)
     if mine is not None:
         _check_reclaim(conn, mine, reclaim_hash, now, crash_timeout)
-        return Registration(reclaim(conn, mine.id, token_hash, label, reclaim_hash), is_new=False)
+        back = reclaim(conn, mine.id, token_hash, label, reclaim_hash)
+        return Registration(_recolor(conn, back, color, override_color), is_new=False)
     slot = 1
     previous: Agent | None = None
     while True:
         name = base if slot == 1 else f"{base}-{slot}"
+        held = persons.holder_of(conn, name)
+        if held is not None and held.kind == "person":
+            slot += 1
+            continue
         holder = by_name(conn, name)
         if holder is None:
             break
@@ -199,14 +208,22 @@ def register(
         instance_id=instance_id,
         slot=slot,
         label=label or default_label,
-        color=color_for(base, slot),
+        color=color,
         token_hash=token_hash,
         reclaim_hash=reclaim_hash,
     )
     if previous is None:
         return Registration(new, is_new=True)
     took = carry_over(conn, previous, new.id)
-    return Registration(by_id(conn, new.id), is_new=True, took_over=took)
+    taken = _recolor(conn, by_id(conn, new.id), color, override_color)
+    return Registration(taken, is_new=True, took_over=took)
+
+
+def _recolor(conn: sqlite3.Connection, agent: Agent, color: str, override: bool) -> Agent:
+    if not override or agent.color == color:
+        return agent
+    conn.execute("UPDATE agents SET color = ? WHERE id = ?", (color, agent.id))
+    return by_id(conn, agent.id)
 
 
 def carry_over(conn: sqlite3.Connection, previous: Agent, new_id: int) -> TakeOver:
@@ -255,13 +272,11 @@ def touch(conn: sqlite3.Connection, agent_id: int, when: float, activity: str | 
 
 
 def update(conn: sqlite3.Connection, agent_id: int, **values: str) -> Agent:
-    allowed = {"name", "label", "last_channel", "role", "hat", "color"}
+    """Set plain attributes; a new name goes through ``rename`` (it rewrites history and logs it)."""
+    allowed = {"label", "last_channel", "role", "hat", "color"}
     for key, value in values.items():
         if key not in allowed:
             raise ValueError(key)
-        if key == "name":
-            rename(conn, agent_id, value)
-            continue
         conn.execute(f"UPDATE agents SET {key} = ? WHERE id = ?", (value, agent_id))
     return by_id(conn, agent_id)
 
@@ -273,9 +288,11 @@ def rename(conn: sqlite3.Connection, agent_id: int, new_name: str) -> tuple[Agen
     resume from, the wake-ups it caused and the jobs it proposed show the new name from now on.
     """
     old = by_id(conn, agent_id)
-    holder = by_name(conn, new_name)
+    holder = persons.holder_of(conn, new_name)
+    if holder is not None and holder.kind == "person":
+        raise Conflict(f"the name {new_name!r} is taken: a person's name in this room; pick another")
     if holder is not None and holder.id != agent_id:
-        raise InvalidInput(f"the name {new_name!r} is taken")
+        raise Conflict(f"the name {new_name!r} is taken by another agent; pick another")
     conn.execute("UPDATE agents SET name = ? WHERE id = ?", (new_name, agent_id))
     conn.execute("UPDATE messages SET sender = ? WHERE agent_id = ?", (new_name, agent_id))
     conn.execute(

@@ -137,15 +137,6 @@ def channel_uploads(conn: sqlite3.Connection, channel_id: int) -> list[str]:
     return [str(r["name"]) for r in rows]
 
 
-def purge_search_index(conn: sqlite3.Connection) -> None:
-    """Merge the full-text index so removed words leave its pages too, not only its answers.
-
-    FTS5 (before SQLite 3.42's secure-delete) keeps a deleted row's terms in older segments until a
-    merge; ``optimize`` merges them all. Deletes and edits are rare, so the cost is acceptable.
-    """
-    conn.execute("INSERT INTO messages_fts(messages_fts) VALUES ('optimize')")
-
-
 # Join/leave lines are for people watching the room; agents reading a channel skip them.
 _NOT_PRESENCE = " AND type NOT IN ('join', 'leave')"
 
@@ -243,13 +234,3 @@ def reset_cursor(conn: sqlite3.Connection, agent_id: int, channel_id: int, last:
         " DO UPDATE SET last_id = excluded.last_id",
         (agent_id, channel_id, last),
     )
-
-
-def is_person_name(conn: sqlite3.Connection, name: str) -> bool:
-    """Whether a person holds this name or has posted under it (agents may not take it)."""
-    if conn.execute("SELECT 1 FROM persons WHERE lower(name) = lower(?)", (name,)).fetchone():
-        return True
-    row = conn.execute(
-        "SELECT 1 FROM messages WHERE kind = 'human' AND lower(sender) = lower(?) LIMIT 1", (name,)
-    ).fetchone()
-    return row is not None

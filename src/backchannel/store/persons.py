@@ -3,17 +3,34 @@
 A person's name is unique (case-insensitively) among people and never an agent's current name;
 the checks run inside the write transaction so two people cannot take one name at the same time.
 Browser keys are stored hashed, like agent tokens: a copy of the database cannot act as anyone.
+
+``holder_of`` is the one answer to "who holds this name" for people and agents alike.
 """
 
 from __future__ import annotations
 
 import sqlite3
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Literal
 
 from backchannel.errors import Conflict, NotFound
 from backchannel.models import Person
-from backchannel.store._db import Database
+
+# Event-log kinds whose payload carries a message (its sender is rewritten on a rename).
+MESSAGE_EVENTS = "('message', 'message_edited', 'message_deleted')"
+# Trigger states a wrapper has not acknowledged yet (their ``sender`` is still shown).
+PENDING_TRIGGERS = "('queued', 'failed', 'waiting')"
+
+
+@dataclass(frozen=True, slots=True)
+class Holder:
+    """Who holds a name: a person (``id`` None: only messages from before person ids carry it)
+    or a live agent identity."""
+
+    kind: Literal["person", "agent"]
+    id: int | None
 
 
 def _row(row: sqlite3.Row) -> Person:
@@ -41,15 +58,26 @@ def by_key(conn: sqlite3.Connection, key_hash: str) -> Person | None:
     return None if row is None else _row(row)
 
 
-def holder_of(conn: sqlite3.Connection, name: str) -> str | None:
-    """Who holds ``name`` now: "person" (with its id as text), "agent", or None when it is free."""
+def holder_of(conn: sqlite3.Connection, name: str) -> Holder | None:
+    """Who holds ``name`` now (case-insensitively), or None when it is free.
+
+    A person's name, a live agent's name, and a name people posted under before persons had ids
+    (those messages still show it) all count as held.
+    """
     row = conn.execute("SELECT id FROM persons WHERE lower(name) = lower(?)", (name,)).fetchone()
     if row is not None:
-        return f"person:{row['id']}"
+        return Holder("person", row["id"])
     row = conn.execute(
-        "SELECT 1 FROM agents WHERE retired = 0 AND lower(name) = lower(?)", (name,)
+        "SELECT id FROM agents WHERE retired = 0 AND lower(name) = lower(?)", (name,)
     ).fetchone()
-    return "agent" if row is not None else None
+    if row is not None:
+        return Holder("agent", row["id"])
+    row = conn.execute(
+        "SELECT 1 FROM messages WHERE kind = 'human' AND person_id IS NULL"
+        " AND lower(sender) = lower(?) LIMIT 1",
+        (name,),
+    ).fetchone()
+    return Holder("person", None) if row is not None else None
 
 
 def _first_free(conn: sqlite3.Connection, candidates: Iterable[str]) -> str:
@@ -82,60 +110,46 @@ def create(conn: sqlite3.Connection, preferred: Iterable[str], *, is_local: bool
     return get(conn, cur.lastrowid)
 
 
-def add_key(conn: sqlite3.Connection, key_hash: str, person_id: int) -> None:
+def ensure_local(conn: sqlite3.Connection, preferred: Iterable[str]) -> Person:
+    return local(conn) or create(conn, preferred, is_local=True)
+
+
+def add_key(conn: sqlite3.Connection, key_hash: str, person_id: int | None) -> Person:
+    """Bind a browser key to a person; ``None`` makes a new person for it."""
+    person = get(conn, person_id) if person_id is not None else create(conn, [], is_local=False)
     conn.execute(
         "INSERT INTO person_keys(key_hash, person_id, created_at) VALUES (?,?,?)",
-        (key_hash, person_id, time.time()),
+        (key_hash, person.id, time.time()),
     )
+    return person
 
 
 def rename(conn: sqlite3.Connection, person_id: int, name: str) -> tuple[Person, str]:
-    """Take ``name`` if nobody else holds it; the person's messages follow (returns the old name)."""
+    """Take ``name`` if nobody else holds it; the person's history follows (returns the old name).
+
+    Messages, their copies in the event log (what ``/api/events`` and a resuming page replay) and
+    pending wake-ups they caused all show the new name, so a newcomer taking the old name later
+    does not appear to have written them.
+    """
     current = get(conn, person_id)
     holder = holder_of(conn, name)
-    if holder == "agent":
+    if holder is not None and holder.kind == "agent":
         raise Conflict(f"{name!r} is an agent's name; pick another display name")
-    if holder is not None and holder != f"person:{person_id}":
+    if holder is not None and holder.id is not None and holder.id != person_id:
         raise Conflict(f"{name!r} is another person's name; pick another display name")
+    if holder is not None and holder.id is None and not current.is_local:
+        # Messages from before person ids show it and belong to the local person.
+        raise Conflict(f"{name!r} is another person's name (on older messages); pick another display name")
     conn.execute("UPDATE persons SET name = ? WHERE id = ?", (name, person_id))
-    # Messages follow the identity: once this name is free, a newcomer taking it must not inherit
-    # what this person wrote under it.
     conn.execute("UPDATE messages SET sender = ? WHERE person_id = ?", (name, person_id))
+    conn.execute(
+        "UPDATE events SET payload = json_set(payload, '$.message.sender', ?)"
+        f" WHERE kind IN {MESSAGE_EVENTS} AND message_id IN (SELECT id FROM messages WHERE person_id = ?)",
+        (name, person_id),
+    )
+    conn.execute(
+        f"UPDATE triggers SET sender = ? WHERE state IN {PENDING_TRIGGERS}"
+        " AND message_id IN (SELECT id FROM messages WHERE person_id = ?)",
+        (name, person_id),
+    )
     return get(conn, person_id), current.name
-
-
-class PersonStore:
-    """The async, intent-level facade over this module (kept beside it, not in the shared Store)."""
-
-    def __init__(self, db: Database) -> None:
-        self.db = db
-
-    async def get(self, person_id: int) -> Person:
-        return await self.db.read(lambda c: get(c, person_id))
-
-    async def local(self, preferred: Callable[[], list[str]]) -> Person:
-        """The local person, created on first use under the first free preferred name."""
-        found = await self.db.read(local)
-        if found is not None:
-            return found
-
-        def tx(c: sqlite3.Connection) -> Person:
-            return local(c) or create(c, preferred(), is_local=True)
-
-        return await self.db.write(tx)
-
-    async def by_key(self, key_hash: str) -> Person | None:
-        return await self.db.read(lambda c: by_key(c, key_hash))
-
-    async def add_key(self, key_hash: str, person_id: int | None) -> Person:
-        """Bind a browser key to a person; ``None`` makes a new person for it."""
-
-        def tx(c: sqlite3.Connection) -> Person:
-            person = get(c, person_id) if person_id is not None else create(c, [], is_local=False)
-            add_key(c, key_hash, person.id)
-            return person
-
-        return await self.db.write(tx)
-
-    async def rename(self, person_id: int, name: str) -> tuple[Person, str]:
-        return await self.db.write(lambda c: rename(c, person_id, name))

@@ -203,6 +203,11 @@ MIGRATIONS: list[str] = [
         AND NOT EXISTS (SELECT 1 FROM messages m WHERE m.id = events.message_id);
     INSERT INTO messages_fts(messages_fts) VALUES ('optimize');
     """,
+    # deferred scrub (review 11): a row here means removed text may still sit in index segments or
+    # WAL frames; the background scrub clears it, and a restart after a crash finds it still owed.
+    """
+    CREATE TABLE scrub_owed (id INTEGER PRIMARY KEY CHECK (id = 1), since REAL NOT NULL);
+    """,
 ]
 
 

@@ -187,38 +187,30 @@ def for_messages(conn: sqlite3.Connection, ids: list[int]) -> dict[int, list[dic
         chunk = ids[start : start + 500]
         marks = ",".join("?" * len(chunk))
         rows = conn.execute(
-            "SELECT tm.message_id, t.id, t.agent_id, t.state, t.detail, t.updated_at, a.name AS agent"
+            "SELECT tm.message_id AS carried, t.*, a.name AS agent"
             " FROM trigger_messages tm JOIN triggers t ON t.id = tm.trigger_id"
             " JOIN agents a ON a.id = t.agent_id"
             f" WHERE tm.message_id IN ({marks}) ORDER BY tm.message_id, t.id",
             chunk,
         )
-        newest: dict[tuple[int, int], sqlite3.Row] = {}
-        for r in rows:
-            newest[(r["message_id"], r["agent_id"])] = r  # ordered by id: the last one wins
-        for (message_id, _agent), r in newest.items():
-            if r["state"] == "superseded":
+        newest: dict[tuple[int, int], tuple[Trigger, str]] = {}
+        for r in rows:  # ordered by id: the last one wins
+            newest[(r["carried"], r["agent_id"])] = (row_to_trigger(r), r["agent"])
+        for (message_id, _agent), (trigger, agent) in newest.items():
+            if trigger.state == "superseded":
                 continue
-            out.setdefault(message_id, []).append(public(r, r["agent"]))
+            out.setdefault(message_id, []).append(public(trigger, agent))
     return out
 
 
-def public(row: sqlite3.Row | Trigger, agent: str) -> dict[str, Any]:
+def public(trigger: Trigger, agent: str) -> dict[str, Any]:
     """One delivery as the UI sees it: never the prompt."""
-    if isinstance(row, Trigger):
-        return {
-            "trigger": row.id,
-            "agent": agent,
-            "state": row.state,
-            "detail": row.detail,
-            "updated_at": row.updated_at,
-        }
     return {
-        "trigger": row["id"],
+        "trigger": trigger.id,
         "agent": agent,
-        "state": row["state"],
-        "detail": row["detail"],
-        "updated_at": row["updated_at"],
+        "state": trigger.state,
+        "detail": trigger.detail,
+        "updated_at": trigger.updated_at,
     }
 
 

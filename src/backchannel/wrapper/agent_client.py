@@ -13,7 +13,7 @@ from typing import Any, Literal
 import httpx
 
 from backchannel.wrapper._sse import EventParser
-from backchannel.wrapper.settings_lease import write_private
+from backchannel.wrapper.state import ensure_private_dir, read_private, write_private
 
 
 class StaleIdentity(Exception):
@@ -42,18 +42,24 @@ class Trigger:
     raw: dict[str, Any]
 
 
-def instance_id(data_dir: Path, base: str, cwd: Path) -> str:
-    """A stable id per agent and working directory, so a re-run gets its old name back."""
-    digest = hashlib.sha256(str(cwd.resolve()).encode()).hexdigest()[:16]
-    path = data_dir / "wrapper" / "instances" / f"{base}-{digest}"
-    try:
-        value = path.read_text(encoding="utf-8").strip()
-        if value:
-            return value
-    except FileNotFoundError:
-        pass
+def instance_stem(base: str, cwd: Path) -> str:
+    """``<base>-<digest of cwd>``: names an agent's instance files (and locks) per working directory."""
+    return f"{base}-{hashlib.sha256(str(cwd.resolve()).encode()).hexdigest()[:16]}"
+
+
+def instance_id(data_dir: Path, base: str, cwd: Path, slot: int = 1) -> str:
+    """A stable id per agent, working directory and slot, so a re-run gets its old name back.
+
+    Read and written like every private state file (ours, ``0600``, no symlink, in a checked
+    directory): a planted id would make us register as, and prove ourselves to be, someone else.
+    Slot n > 1 is a second wrapper running at the same time (:meth:`WrapperState.lock_instance`).
+    """
+    stem = instance_stem(base, cwd)
+    path = ensure_private_dir(data_dir / "wrapper" / "instances") / (stem if slot == 1 else f"{stem}-{slot}")
+    value = (read_private(path) or "").strip()
+    if value:
+        return value
     value = uuid.uuid4().hex
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     write_private(path, value + "\n")
     return value
 

@@ -7,12 +7,14 @@ never silently passed on; agentchattr's wrapper flags are translated where they 
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import os
 import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, TextIO
+from urllib.parse import urlsplit
 
 import anyio
 import typer
@@ -109,6 +111,32 @@ def read_join_key(data_dir: Path) -> str | None:
     return key or None
 
 
+def is_loopback_url(url: str) -> bool:
+    """True if ``url`` names this machine by a loopback address (or ``localhost``)."""
+    try:
+        host = (urlsplit(url).hostname or "").rstrip(".").lower()
+    except ValueError:
+        return False
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def join_key_for(server_url: str, data_dir: Path, env: Mapping[str, str]) -> str | None:
+    """The join key to send: ``BACKCHANNEL_JOIN_KEY``, else the local server's own, if it is local.
+
+    The key in our data dir lets anyone into *that* server: it must never go to another one
+    (``--server https://elsewhere``), which could then join ours.
+    """
+    explicit = env.get("BACKCHANNEL_JOIN_KEY", "").strip()
+    if explicit:
+        return explicit
+    return read_join_key(data_dir) if is_loopback_url(server_url) else None
+
+
 def should_attach(
     *, use_tmux: bool, detach: bool, stdin: TextIO, stdout: TextIO, env: Mapping[str, str]
 ) -> bool:
@@ -168,8 +196,9 @@ def run(
             typer.echo("backchannel: tmux is not installed; running in this terminal (--no-tmux)", err=True)
             use_tmux = False
         resolved_data_dir = client_data_dir(data_dir, env)
+        server_url = client_server_url(server, env)
         options = RunOptions(
-            server_url=client_server_url(server, env),
+            server_url=server_url,
             data_dir=resolved_data_dir,
             env=env,
             label=label,
@@ -177,7 +206,7 @@ def run(
             preapprove=not no_preapprove,
             extra_args=tuple(extra_args),
             tmux_socket=env.get("BACKCHANNEL_TMUX_SOCKET") or None,
-            join_key=env.get("BACKCHANNEL_JOIN_KEY") or read_join_key(resolved_data_dir),
+            join_key=join_key_for(server_url, resolved_data_dir, env),
             heartbeat_interval=_float_env(env, "BACKCHANNEL_HEARTBEAT_INTERVAL", 5.0),
             restart=not no_restart,
             restart_delay=_float_env(env, "BACKCHANNEL_RESTART_DELAY", 3.0),

@@ -5,10 +5,14 @@ the text is flattened to one line, typed literally, and Enter follows after a se
 
 Enter is dangerous: in a permission dialog ("Allow execution of MCP tool ...?") it answers the
 question. So nothing is typed while the pane shows a dialog (the profile's ``dialog_pattern``), and
-Enter is pressed only while the typed text is visible on the CLI's input line (the cursor row) and
-no dialog shows. A dialog holds the prompt until a person has answered it; the caller hears of it
-(``on_dialog``) so the room can show that the agent waits for approval. After Enter, the prompt's
-tail must leave the input line; Enter is retried a few times (same checks) before we call it failed.
+Enter is pressed only while the typed text is visible on the CLI's input line and no dialog shows.
+The input line is the cursor row; TUIs that park the cursor elsewhere are covered by looking for
+the text (newly shown since we typed) in the last :data:`INPUT_ROWS` non-blank rows. If it shows
+nowhere and no dialog is up, what we typed is erased again (as many BSpace as characters) and the
+delivery fails: no text is left behind for a retry to type twice. A dialog holds the prompt until
+a person has answered it; the caller hears of it (``on_dialog``) so the room can show that the agent
+waits for approval. After Enter, the prompt's tail must leave the row it was seen on; Enter is
+retried a few times (same checks) before we call it failed.
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ DIALOG_TEXT_MAX = 500
 # a question alone (the model asking "Do you want to proceed?" in its answer) is not a dialog.
 _CHOICE = re.compile(r"(?i)\b1[.)]\s+(yes|allow|approve|trust|proceed|accept|continue)\b|\bAllow once\b")
 _CHOICE_ROWS = 8
+INPUT_ROWS = 10  # where else typed text may show: the last non-blank rows of the screen
 
 
 def flatten(text: str) -> str:
@@ -113,11 +118,30 @@ def find_dialog(rows: list[str], pattern: str | None, *, skip: range = range(0))
 
 def on_input_line(rows: list[str], cursor: int, tail: str) -> bool:
     """Whether ``tail`` (squashed) ends on the cursor row: there alone, or wrapped from the row above."""
-    row = squash(rows[cursor]) if 0 <= cursor < len(rows) else ""
+    return on_row(rows, cursor, tail)
+
+
+def on_row(rows: list[str], index: int, tail: str) -> bool:
+    """Whether ``tail`` (squashed) ends on row ``index``: there alone, or wrapped from the row above."""
+    row = squash(rows[index]) if 0 <= index < len(rows) else ""
     if tail in row:
         return True
-    above = squash(rows[cursor - 1]) if 0 < cursor <= len(rows) else ""
+    above = squash(rows[index - 1]) if 0 < index <= len(rows) else ""
     return bool(row) and tail in above + row and tail not in above
+
+
+def find_typed(rows: list[str], cursor: int, tail: str, before: list[str] | None = None) -> int | None:
+    """The row our typed text (its ``tail``) ends on: the cursor row, else one of the last
+    :data:`INPUT_ROWS` non-blank rows (bottom up) that did not show it ``before`` we typed, so an
+    older copy in the history above never counts as our input.
+    """
+    if on_row(rows, cursor, tail):
+        return cursor
+    recent = [i for i, row in enumerate(rows) if row.strip()][-INPUT_ROWS:]
+    for i in reversed(recent):
+        if on_row(rows, i, tail) and not (before is not None and on_row(before, i, tail)):
+            return i
+    return None
 
 
 @dataclass
@@ -126,6 +150,20 @@ class Delivery:
     detail: str
     typed_at: float = 0.0  # monotonic time the text was on the input line
     attempts: int = 0
+
+
+@dataclass
+class _Look:
+    """One snapshot, read: the row our text ends on (None: not seen) and any dialog."""
+
+    rows: list[str]
+    cursor: int
+    where: int | None
+    dialog: str | None
+
+    @property
+    def row(self) -> tuple[int, str]:
+        return self.cursor, self.rows[self.cursor] if 0 <= self.cursor < len(self.rows) else ""
 
 
 OnDialog = Callable[[str], Awaitable[None]]
@@ -147,6 +185,7 @@ class Injector:
         check_timeout: float = 1.5,
         show_timeout: float = 5.0,
         poll: float = 0.1,
+        erase_key: str = "BSpace",
     ) -> None:
         self.tmux = tmux
         self.session = session
@@ -158,6 +197,9 @@ class Injector:
         self.check_timeout = check_timeout
         self.show_timeout = show_timeout  # a busy machine may take a while to draw what we typed
         self.poll = poll
+        # "BSpace": one per typed character (leaves what a person typed before us alone); a key
+        # such as "C-u" is sent once, for CLIs that clear their whole input line with it.
+        self.erase_key = erase_key
 
     async def activity(self) -> Activity:
         rows, cursor = await self.tmux.snapshot(self.session)
@@ -200,42 +242,65 @@ class Injector:
         while not any(row.strip() for row in (await self.tmux.snapshot(self.session))[0]):
             await anyio.sleep(poll)
 
-    def _typed_rows(self, cursor: int, line: str) -> range:
-        """Rows our typed text may cover (up to the cursor row): no dialog is looked for there."""
-        return range(max(0, cursor - len(line) // 40 - 1), cursor + 1)
+    def _typed_rows(self, where: int, line: str) -> range:
+        """Rows our typed text may cover (up to the row it ends on): no dialog is looked for there."""
+        return range(max(0, where - len(line) // 40 - 1), where + 1)
 
-    async def _look(self, line: str, tail: str) -> tuple[bool, str | None, tuple[int, str]]:
-        """(tail on the input line, dialog text, (cursor row, its text)) from one snapshot."""
+    async def _look(self, line: str, tail: str, before: list[str] | None, known: int | None) -> _Look:
+        """Read one snapshot. The text counts as seen on the cursor row, on ``known`` (where this
+        call saw it already) or, once we typed (``before`` is the screen from just before), on a
+        recent row that did not show it then.
+        """
         rows, cursor = await self.tmux.snapshot(self.session)
-        visible = on_input_line(rows, cursor, tail)
-        skip = self._typed_rows(cursor, line) if visible else range(0)
-        row = rows[cursor] if 0 <= cursor < len(rows) else ""
-        return visible, find_dialog(rows, self.dialog_pattern, skip=skip), (cursor, row)
+        if on_row(rows, cursor, tail):
+            where: int | None = cursor
+        elif known is not None and on_row(rows, known, tail):
+            where = known
+        elif before is not None:
+            where = find_typed(rows, cursor, tail, before)
+        else:
+            where = None
+        skip = self._typed_rows(where, line) if where is not None else range(0)
+        return _Look(rows, cursor, where, find_dialog(rows, self.dialog_pattern, skip=skip))
 
-    async def _until_visible(self, line: str, tail: str) -> tuple[bool, str | None, tuple[int, str]]:
-        """Poll until the tail shows on the input line, a dialog shows, or ``show_timeout`` passes."""
+    async def _until_visible(
+        self, line: str, tail: str, before: list[str] | None, known: int | None
+    ) -> _Look:
+        """Poll until the tail shows, a dialog shows, or ``show_timeout`` passes."""
         deadline = time.monotonic() + self.show_timeout
         delay = 0.01
         while True:
-            seen = await self._look(line, tail)
-            if seen[0] or seen[1] is not None or time.monotonic() >= deadline:
+            seen = await self._look(line, tail, before, known)
+            if seen.where is not None or seen.dialog is not None or time.monotonic() >= deadline:
                 return seen
             await anyio.sleep(delay)
             delay = min(delay * 2, 0.1)
 
-    async def _until_submitted(self, tail: str, before: tuple[int, str]) -> bool:
-        """Poll until the input line moved on: the tail is off the cursor row and that row changed."""
+    async def _until_submitted(self, tail: str, before: _Look) -> bool:
+        """Poll until the input moved on: the tail left the row it was on (and, on the cursor row,
+        that row changed)."""
         deadline = time.monotonic() + self.check_timeout
         delay = 0.01
         while True:
             rows, cursor = await self.tmux.snapshot(self.session)
-            row = rows[cursor] if 0 <= cursor < len(rows) else ""
-            if tail not in squash(row) and (cursor, row) != before:
+            if before.where == before.cursor:
+                row = rows[cursor] if 0 <= cursor < len(rows) else ""
+                if tail not in squash(row) and (cursor, row) != before.row:
+                    return True
+            elif before.where is None or not on_row(rows, before.where, tail):
                 return True
             if time.monotonic() >= deadline:
                 return False
             await anyio.sleep(delay)
             delay = min(delay * 2, 0.1)
+
+    async def _erase(self, line: str) -> None:
+        """Take back what we typed, so no half-delivered text waits in the CLI's input box."""
+        if self.erase_key == "BSpace":
+            target = Tmux.target(self.session)
+            await self.tmux.run("send-keys", "-t", target, "-N", str(len(line)), "BSpace")
+        else:
+            await self.tmux.send_key(self.session, self.erase_key)
 
     async def inject(
         self,
@@ -247,7 +312,8 @@ class Injector:
 
         ``on_enter`` runs right after the first Enter, before the (slower) delivery check, so the
         server learns of the delivery as early as possible. ``on_dialog`` hears of each dialog that
-        holds the prompt. Enter is never pressed unless the text is visible on the input line.
+        holds the prompt. Enter is never pressed unless the text is visible on screen; text that
+        never shows, or stays after all Enter retries, is erased again before we report failure.
         """
         line = flatten(text)
         if not line:
@@ -255,40 +321,52 @@ class Injector:
         tail = squash(line[-12:]) or squash(line)
         typed_at = 0.0
         attempts = 0
+        before: list[str] | None = None  # the screen just before we typed (None: not typed yet)
+        where: int | None = None  # the row our text was last seen on
         while True:
             await self.wait_ready(on_dialog)
-            visible, dialog, _row = await self._look(line, tail)
-            if dialog is not None:
+            look = await self._look(line, tail, before, where)
+            if look.dialog is not None:
                 continue
-            if not visible:  # after a dialog our text may still be there: never type it twice
+            if look.where is None:  # after a dialog our text may still be there: never type it twice
+                before = look.rows
                 await self.tmux.send_literal(self.session, line)
             started = time.monotonic()
-            visible, dialog, _row = await self._until_visible(line, tail)
+            look = await self._until_visible(
+                line, tail, before, look.where if look.where is not None else where
+            )
             typed_at = time.monotonic()
             logger.debug(
-                "typed %d chars in %.3fs (on the input line: %s)", len(line), typed_at - started, visible
+                "typed %d chars in %.3fs (seen on row %s)", len(line), typed_at - started, look.where
             )
-            if dialog is not None:
+            if look.dialog is not None:
                 continue  # a dialog came up as we typed: hold on, then look again
-            if not visible:
+            if look.where is None:
+                await self._erase(line)
                 detail = "the typed prompt never showed on the input line, so Enter was not pressed"
-                return Delivery(False, detail, typed_at, attempts)
+                return Delivery(False, f"{detail} (erased again)", typed_at, attempts)
+            where = look.where
             # Give the TUI time to take the text in before Enter, longer for long pastes.
             await anyio.sleep(min(max(self.inject_delay, len(line) / 4000), 2.0))
             while attempts < self.enter_retries:
-                visible, dialog, before = await self._look(line, tail)  # the last look before Enter
-                if dialog is not None or not visible:
+                look = await self._look(line, tail, before, where)  # the last look before Enter
+                if look.dialog is not None or look.where is None:
                     break
+                where = look.where
                 await self.tmux.send_key(self.session, "Enter")
                 attempts += 1
                 if attempts == 1 and on_enter is not None:
                     await on_enter()
-                if await self._until_submitted(tail, before):
+                if await self._until_submitted(tail, look):
                     logger.debug("submitted after %.3fs", time.monotonic() - typed_at)
                     return Delivery(True, "submitted", typed_at, attempts)
             else:
                 detail = f"prompt still on the input line after {self.enter_retries} Enter"
+                look = await self._look(line, tail, before, where)
+                if look.where is not None and look.dialog is None:
+                    await self._erase(line)
+                    detail += " (erased again)"
                 return Delivery(False, detail, typed_at, attempts)
-            if attempts and dialog is None:  # after an Enter the text left the line: submitted
+            if attempts and look.dialog is None:  # after an Enter the text left the line: submitted
                 return Delivery(True, "submitted", typed_at, attempts)
             # A dialog came up (hold on, then look again) or the text vanished before Enter (retype).

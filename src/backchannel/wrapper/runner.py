@@ -3,8 +3,10 @@
 One :class:`Runner` owns, for its lifetime: the registration (stable ``instance_id``), the identity
 proxy, the CLI's MCP config, the CLI itself (in tmux, or in the foreground with ``--no-tmux``), and
 four loops: trigger stream -> queue, queue -> injection (when the pane is idle), heartbeats with
-busy/idle, and a watch on the CLI process that restarts it when it exits (unless told not to, and
-never in a crash loop). A ``401`` anywhere leads to one shared re-registration whose new token is
+busy/idle, and a watch on the CLI process that restarts it after a crash (not when the user quit
+it with status 0, not when told not to, and never in a crash loop). An exclusive lock on its
+instance slot, held for the whole run, keeps a second wrapper in the same directory from being
+(and so taking over) this one. A ``401`` anywhere leads to one shared re-registration whose new token is
 swapped into the live proxy. Server outages are ridden out with exponential backoff. From an
 interactive terminal the user is attached to the CLI's tmux session; detaching keeps it running.
 On exit everything is undone in reverse: CLI stopped, identity left, proxy closed, shared settings
@@ -35,13 +37,19 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 
 from backchannel.errors import InvalidInput
 from backchannel.wrapper import mcp_config
-from backchannel.wrapper.agent_client import AgentClient, Identity, StaleIdentity, Trigger, instance_id
+from backchannel.wrapper.agent_client import (
+    AgentClient,
+    Identity,
+    StaleIdentity,
+    Trigger,
+    instance_id,
+    instance_stem,
+)
 from backchannel.wrapper.injection import Delivery, Injector
 from backchannel.wrapper.profiles import AgentProfile, session_name
 from backchannel.wrapper.proxy import IdentityProxy
 from backchannel.wrapper.serving import serve
-from backchannel.wrapper.settings_lease import write_private
-from backchannel.wrapper.state import UnsafeState, WrapperState, read_private
+from backchannel.wrapper.state import UnsafeState, WrapperState, read_private, write_private
 from backchannel.wrapper.tmux import Tmux, TmuxError, attach_hint
 
 logger = logging.getLogger(__name__)
@@ -105,25 +113,37 @@ class Runner:
         self._launch: tuple[list[str], dict[str, str]] | None = None  # argv and env, for restarts
         self._restart_pending = False  # waiting to restart: Ctrl-C now means "leave"
         self._attached = False
-        self._held: list[str] = []  # what we said while the terminal showed tmux
+        self._held: list[str] = []  # said while the terminal showed tmux, to print once it is back
         self._attach_proc: anyio.abc.Process | None = None
         self._status_file: Path | None = None  # where the launcher writes the CLI's exit status
+        self._instance_lock: int | None = None  # flock fd: this instance slot is ours while we run
+        self._tg: anyio.abc.TaskGroup | None = None
+        self._lease_lock = anyio.Lock()  # one settings-lease call at a time (they run in threads)
+        self._release_scope: anyio.CancelScope | None = None  # the pending release of the lease
 
-    def say(self, text: str) -> None:
-        """Tell the user; while their terminal shows the tmux session, hold it until they detach."""
-        if self._attached:
-            self._held.append(text)
-        else:
+    def say(self, text: str, *, leaving: bool = False) -> None:
+        """Tell the user. While their terminal shows the tmux session, show it on tmux's status line;
+        why we leave (``leaving``), or what tmux could not show, is printed once the terminal is back.
+        """
+        if not self._attached:
             self.opts.say(text)
+        elif leaving or self.tmux is None or self.session is None:
+            self._held.append(text)
+        elif not self.tmux.show_message(self.session, text):
+            self._held.append(text)
 
     def _prepare_state(self) -> None:
-        """Check the private state dirs, then read (or make) the instance id and reclaim secret."""
+        """Check the private state dirs, take a free instance slot, read (or make) its id and secret.
+
+        The slot stays locked for the whole run: a second wrapper of the same CLI in the same
+        directory gets the next slot (its own id, so its own name), never this one's identity.
+        """
         state = WrapperState(self.opts.data_dir, self.opts.env)
-        state.subdir("instances")
         self.run_dir = state.run_dir
         if self.profile.mcp_inject == "settings_file":
             self.leases = state.leases_dir()
-        self.instance = instance_id(self.opts.data_dir, self.profile.base, self.profile.cwd)
+        slot, self._instance_lock = state.lock_instance(instance_stem(self.profile.base, self.profile.cwd))
+        self.instance = instance_id(self.opts.data_dir, self.profile.base, self.profile.cwd, slot)
         self.reclaim_secret = state.reclaim_secret(self.instance)
 
     @property
@@ -192,12 +212,13 @@ class Runner:
             async for signum in received:
                 if signum == signal.SIGINT and self.tmux is None and not self._restart_pending:
                     continue
-                self.say(f"backchannel: got {signal.Signals(signum).name}, leaving")
+                self.say(f"backchannel: got {signal.Signals(signum).name}, leaving", leaving=True)
                 self.exit_code = 128 + signum
                 scope.cancel()
                 return
 
     async def _run(self, tg: anyio.abc.TaskGroup) -> None:
+        self._tg = tg
         if shutil.which(self.profile.command, path=self.opts.env.get("PATH", os.defpath)) is None:
             # Checked here: inside tmux the launcher's error would vanish with the pane.
             self.say(
@@ -255,7 +276,7 @@ class Runner:
         tg.start_soon(self._trigger_loop)
         tg.start_soon(self._heartbeat_loop)
         tg.start_soon(self._inject_loop)
-        tg.start_soon(self._release_settings_when_ready)
+        self._release_settings_when_ready()
         if self.opts.attach and self.tmux is not None:
             tg.start_soon(self._attach)
         self.ready.set()
@@ -370,13 +391,14 @@ class Runner:
         while True:
             status = await self._wait_one_exit()
             if status is None:
-                self.say(f"backchannel: the tmux session of {key} was closed; leaving")
+                self.say(f"backchannel: the tmux session of {key} was closed; leaving", leaving=True)
                 return
             self.exit_code = status
-            # In this terminal (--no-tmux) a clean exit or Ctrl-C is the user quitting: don't trap them.
-            quit_here = self.tmux is None and status in (0, 128 + signal.SIGINT, -signal.SIGINT)
-            if not self.opts.restart or quit_here:
-                self.say(f"backchannel: {key} exited (status {status}); leaving")
+            # A clean exit is the user quitting (/exit, /quit): don't trap them in a restart loop.
+            # In this terminal (--no-tmux) so is Ctrl-C; in tmux a signal or non-zero status is a crash.
+            quit_signals = (128 + signal.SIGINT, -signal.SIGINT) if self.tmux is None else ()
+            if not self.opts.restart or status == 0 or status in quit_signals:
+                self.say(f"backchannel: {key} exited (status {status}); leaving", leaving=True)
                 return
             now = time.monotonic()
             exits.append(now)
@@ -386,7 +408,8 @@ class Runner:
                 self.say(
                     f"backchannel: {key} exited {len(exits)} times within "
                     f"{self.opts.crash_loop_window:g} s (last status {status}); not restarting it again. "
-                    f"Check that `{self.profile.command}` starts on its own, then run again"
+                    f"Check that `{self.profile.command}` starts on its own, then run again",
+                    leaving=True,
                 )
                 self.exit_code = status or 1
                 return
@@ -405,27 +428,45 @@ class Runner:
     async def _restart(self) -> None:
         assert self._launch is not None
         argv, env = self._launch
+        lease = self.setup.lease if self.setup is not None else None
+        if lease is not None:
+            # Another wrapper may have pointed the shared settings file at its own proxy since our
+            # CLI started: the new CLI reads it again, so take the file back, as at start.
+            if self._release_scope is not None:
+                self._release_scope.cancel()  # still held from the last start: hold it on
+            async with self._lease_lock:
+                await anyio.to_thread.run_sync(lease.acquire)
         if self.tmux is not None and self.session is not None:
             await self.tmux.respawn(self.session, self._launcher(argv, env), cwd=self.profile.cwd)
         else:
             await self._start_foreground(argv, env)
+        self._release_settings_when_ready()
         self.restarts += 1
         logger.info("%s restarted (%d)", self.profile.key, self.restarts)
 
-    async def _release_settings_when_ready(self) -> None:
+    def _release_settings_when_ready(self) -> None:
         """Hold a shared settings file until our CLI has read it (idle prompt) or a timeout."""
-        if self.setup is None or self.setup.lease is None:
+        setup = self.setup
+        if setup is None or setup.lease is None or self._tg is None:
             return
-        with anyio.move_on_after(self.opts.ready_timeout):
-            if self.injector is not None:
-                # An empty pane also looks idle to a busy-pattern CLI: wait for it to draw first,
-                # and give it a moment past its first idle screen (settings load before the prompt).
-                await self.injector.wait_drawn()
-                await self.injector.wait_idle()
-                await anyio.sleep(2.0)
-            else:
-                await anyio.sleep(self.opts.ready_timeout / 3)
-        await anyio.to_thread.run_sync(self.setup.release_start)
+        scope = self._release_scope = anyio.CancelScope()
+
+        async def release() -> None:
+            with scope:
+                with anyio.move_on_after(self.opts.ready_timeout):
+                    if self.injector is not None:
+                        # An empty pane also looks idle to a busy-pattern CLI: wait for it to draw
+                        # first, and give it a moment past its first idle screen (settings load
+                        # before the prompt).
+                        await self.injector.wait_drawn()
+                        await self.injector.wait_idle()
+                        await anyio.sleep(2.0)
+                    else:
+                        await anyio.sleep(self.opts.ready_timeout / 3)
+                async with self._lease_lock:
+                    await anyio.to_thread.run_sync(setup.release_start)
+
+        self._tg.start_soon(release)
 
     # -- loops ---------------------------------------------------------------------------------
     async def _trigger_loop(self) -> None:
@@ -436,11 +477,15 @@ class Runner:
                 async for trigger in self.client.triggers(me):
                     delay = 0.1
                     await self._accept(trigger)
-                # The server ended the stream (e.g. our token was revoked): reconnect after a beat.
+                # The server ended a stream it had accepted (it restarts, or our token was revoked:
+                # the next connect says 401). Earlier outages are over: retry after a short beat.
+                delay = 0.1
             except StaleIdentity:
                 await self.refresh(me.token)
                 continue
             except (httpx.TransportError, httpx.HTTPStatusError) as exc:
+                if not isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout, httpx.HTTPStatusError)):
+                    delay = 0.1  # a live stream dropped (the server went away): first retry quickly
                 logger.info("trigger stream down (%s); retrying in %.1fs", exc, delay)
             await anyio.sleep(delay)
             delay = min(delay * 2, self.opts.backoff_max)
@@ -578,6 +623,9 @@ class Runner:
         if self.setup is not None:
             await anyio.to_thread.run_sync(self.setup.close)
         await self.client.aclose()
+        if self._instance_lock is not None:  # only now may another wrapper be this instance
+            os.close(self._instance_lock)
+            self._instance_lock = None
         logger.info("cleaned up in %.2fs", time.monotonic() - started)
 
 

@@ -13,12 +13,10 @@ The state file decides what is written into the settings file, so it is trusted 
 
 from __future__ import annotations
 
-import contextlib
 import fcntl
 import hashlib
 import json
 import os
-import tempfile
 import uuid
 from pathlib import Path
 from typing import Any
@@ -26,25 +24,10 @@ from typing import Any
 from backchannel.errors import InvalidInput
 from backchannel.wrapper._json import JSONDict, json_object
 from backchannel.wrapper.profiles import SERVER_ENTRY
-from backchannel.wrapper.state import UnsafeState, ensure_private_dir, read_private
+from backchannel.wrapper.state import UnsafeState, ensure_private_dir, read_private, write_private
 
 # Never give a restored settings file group/other write access, whatever the record says.
 _RESTORE_MODE_MASK = 0o755
-
-
-def write_private(path: Path, text: str, mode: int = 0o600) -> None:
-    """Atomically replace ``path`` with ``text``, readable by the owner only (by default)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        os.fchmod(fd, mode)
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
 
 
 def _alive(pid: int) -> bool:

@@ -11,17 +11,21 @@ must be ours with mode ``0600``. Anything else is refused with a message saying 
 Two places:
 
 * ``<data dir>/wrapper``: persistent (instance ids, reclaim secrets, per-run files);
-* the runtime dir (``$XDG_RUNTIME_DIR/backchannel``, else ``$TMPDIR/backchannel-<uid>``): per user
-  and machine-wide, so wrappers with different data dirs that share one settings file see each
-  other's leases.
+* the runtime dir (``$XDG_RUNTIME_DIR/backchannel``, else ``~/.cache/backchannel/runtime``): per
+  user, so wrappers with different data dirs that share one settings file see each other's leases.
+  Never a name in a shared directory like ``/tmp``: another user could create it first and so stop
+  our agents from starting.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
 import re
 import secrets
 import stat
+import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -45,20 +49,23 @@ def _who(uid: int) -> str:
 
 
 def _check_ancestors(path: Path) -> None:
-    """Every directory above ``path`` must be writable only by us or root, unless it is sticky."""
-    uid, gid = os.getuid(), os.getgid()
+    """Every directory above ``path`` must be writable only by its owner (us or root), unless sticky.
+
+    Group write counts as others' write even for our own group: the final directory is held to
+    the same rule, and a group may hold other users.
+    """
+    uid = os.getuid()
     for directory in [path, *path.parents]:
         st = os.stat(directory)
         if st.st_uid not in (0, uid):
             raise UnsafeState(
                 f"{directory} (above the wrapper's state) is owned by {_who(st.st_uid)}; "
-                "keep the state under directories you own (set --data-dir, TMPDIR or XDG_RUNTIME_DIR)"
+                "keep the state under directories you own (set --data-dir, HOME or XDG_RUNTIME_DIR)"
             )
         sticky = bool(st.st_mode & stat.S_ISVTX)
-        others_write = st.st_mode & stat.S_IWOTH or (st.st_mode & stat.S_IWGRP and st.st_gid != gid)
-        if others_write and not sticky:
+        if st.st_mode & (stat.S_IWOTH | stat.S_IWGRP) and not sticky:
             raise UnsafeState(
-                f"{directory} (above the wrapper's state) is writable by other users; "
+                f"{directory} (above the wrapper's state) is writable by its group or by other users; "
                 f"run: chmod go-w {directory}"
             )
 
@@ -99,7 +106,7 @@ def ensure_private_dir(path: Path) -> Path:
     if st.st_uid != uid:
         raise UnsafeState(
             f"{path} is owned by {_who(st.st_uid)}, not by you ({_who(uid)}): another user may have "
-            "created it to plant state. Remove it (or set TMPDIR/XDG_RUNTIME_DIR elsewhere) and run again"
+            "created it to plant state. Remove it (or set XDG_RUNTIME_DIR elsewhere) and run again"
         )
     if st.st_mode & 0o022:
         raise UnsafeState(
@@ -141,14 +148,62 @@ def read_private(path: Path) -> str | None:
 
 
 def runtime_dir(env: Mapping[str, str]) -> Path:
-    """Per-user, machine-wide scratch state (settings-file leases), checked private."""
+    """Per-user scratch state (settings-file leases), checked private.
+
+    ``$XDG_RUNTIME_DIR`` when it is ours alone, else under the home directory: a fixed name in a
+    shared directory (``/tmp/backchannel-<uid>``) could be created first by another user, and every
+    settings-file agent would then refuse to start.
+    """
     xdg = env.get("XDG_RUNTIME_DIR", "").strip()
     if xdg and os.path.isabs(xdg) and os.path.isdir(xdg):
         st = os.stat(xdg)
         if st.st_uid == os.getuid() and not st.st_mode & 0o077:
             return ensure_private_dir(Path(xdg) / "backchannel")
-    base = env.get("TMPDIR", "").strip() or "/tmp"
-    return ensure_private_dir(Path(base) / f"backchannel-{os.getuid()}")
+    cache = env.get("XDG_CACHE_HOME", "").strip()
+    if not (cache and os.path.isabs(cache)):
+        home = env.get("HOME", "").strip()
+        if not (home and os.path.isabs(home)):
+            home = os.path.expanduser("~")  # the password database when HOME is unset
+        cache = os.path.join(home, ".cache")
+    return ensure_private_dir(Path(cache) / "backchannel" / "runtime")
+
+
+def write_private(path: Path, text: str, mode: int = 0o600) -> None:
+    """Atomically replace ``path`` with ``text``, readable by the owner only (by default).
+
+    A fresh ``O_EXCL`` temp file renamed over ``path``: a symlink planted at ``path`` is replaced,
+    never followed, and no reader ever sees half a file.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        os.fchmod(fd, mode)
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def try_lock(path: Path) -> int | None:
+    """Take an exclusive ``flock`` on ``path`` (created ``0600``) without waiting.
+
+    The open descriptor, which holds the lock until it is closed (or the process dies); ``None`` if
+    another process (or another open of it in this one) holds it.
+    """
+    flags = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
+    try:
+        fd = os.open(path, flags, 0o600)
+    except OSError as exc:
+        raise UnsafeState(f"cannot open the lock {path}: {exc.strerror}") from None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        return None
+    return fd
 
 
 class WrapperState:
@@ -176,9 +231,21 @@ class WrapperState:
         if text is not None and _SECRET_RE.match(text.strip()):
             return text.strip()
         value = secrets.token_urlsafe(RECLAIM_SECRET_BYTES)
-        tmp = path.with_name(f".{name}.{secrets.token_hex(4)}")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(value + "\n")
-        os.replace(tmp, path)
+        write_private(path, value + "\n")
         return value
+
+    def lock_instance(self, stem: str, limit: int = 1000) -> tuple[int, int]:
+        """Hold the first free instance slot for ``stem`` (``<base>-<digest>``) for this whole run.
+
+        Slot 1 locks ``instances/<stem>.lock``, slot n ``instances/<stem>-<n>.lock``. A second
+        wrapper of the same CLI in the same directory finds slot 1 held and takes slot 2: its own
+        instance id, so it never proves itself to be (and takes over) the first. Returns (slot, fd);
+        closing fd (or exiting) frees the slot.
+        """
+        directory = self.subdir("instances")
+        for slot in range(1, limit + 1):
+            name = f"{stem}.lock" if slot == 1 else f"{stem}-{slot}.lock"
+            fd = try_lock(directory / name)
+            if fd is not None:
+                return slot, fd
+        raise UnsafeState(f"all {limit} instance slots of {stem} in {directory} are in use")

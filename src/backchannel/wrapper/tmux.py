@@ -131,6 +131,27 @@ class Tmux:
         lines = out.rstrip("\n").split("\n")
         return lines[:-1], int(lines[-1])
 
+    def show_message(self, session: str, text: str, ms: int = 6000) -> bool:
+        """Show ``text`` on the status line of the clients attached to ``session``; False if none is.
+
+        Synchronous (short tmux calls), so it can be used where the caller cannot await. ``#`` is
+        doubled: display-message would otherwise expand ``#{...}`` formats in our text.
+        """
+
+        def call(*args: str) -> str | None:
+            try:
+                done = subprocess.run(self.argv(*args), capture_output=True, check=False, timeout=2)
+            except (OSError, subprocess.TimeoutExpired):
+                return None
+            return done.stdout.decode(errors="replace") if done.returncode == 0 else None
+
+        clients = (call("list-clients", "-t", f"={session}", "-F", "#{client_name}") or "").split()
+        shown = [
+            call("display-message", "-c", client, "-d", str(ms), text.replace("#", "##"))
+            for client in clients
+        ]
+        return any(out is not None for out in shown)
+
     async def display(self, session: str, fmt: str) -> str:
         return (await self.run("display-message", "-p", "-t", self.target(session), fmt)).strip()
 

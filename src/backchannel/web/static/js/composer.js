@@ -385,7 +385,7 @@ export class Composer {
     if (this.channel !== channel) return; // switched while images uploaded: it waits in its channel
     const attachments = sending.filter((u) => u.result).map((u) => u.result);
     if (!trimmed && !attachments.length) return;
-    const payload = { text, sender: this.app.me(), attachments };
+    const payload = { text, attachments };
     if (this.mode?.kind === "reply") payload.reply_to = this.mode.msg.id;
     this.input.value = "";
     this.autosize();
