@@ -148,6 +148,18 @@ def server_factory(tmp_path: Path) -> Iterator[Callable[..., RunningServer]]:
         running.stop()
 
 
+def read_serving_url(proc: subprocess.Popen[str], lines: list[str] | None = None) -> str:
+    """Read a ``serve`` child's output (kept in ``lines``) until it prints the URL it serves on."""
+    assert proc.stdout is not None
+    for line in proc.stdout:  # bounded: the process prints the URL or exits
+        if lines is not None:
+            lines.append(line.rstrip("\n"))
+        match = re.search(r"serving on (http://\S+)", line)
+        if match:
+            return match.group(1)
+    raise RuntimeError(f"server exited with {proc.wait()} before printing its URL: {lines or ''}")
+
+
 @dataclass
 class ServerProcess:
     """``python -m backchannel serve`` as a real child process, for restarts and ``kill -9``."""
@@ -175,15 +187,8 @@ class ServerProcess:
             text=True,
             env=self.env,
         )
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:  # bounded: the process prints the URL or exits
-            match = re.search(r"serving on (http://\S+)", line)
-            if match:
-                self.url = match.group(1)
-                self.port = int(self.url.rsplit(":", 1)[1])
-                break
-        else:
-            raise RuntimeError(f"server exited with {self.proc.wait()} before printing its URL")
+        self.url = read_serving_url(self.proc)
+        self.port = int(self.url.rsplit(":", 1)[1])
         threading.Thread(target=self._drain, daemon=True).start()
         return self
 

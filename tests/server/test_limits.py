@@ -24,6 +24,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.conftest import read_serving_url
+
 FLOOD = 300  # more than the 256 descriptors the server gets
 
 
@@ -52,16 +54,8 @@ class LimitedServer:
             env={**os.environ, **self.env},
             preexec_fn=limit,
         )
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:  # bounded: the process prints its URL or exits
-            self.lines.append(line.rstrip("\n"))
-            match = re.search(r"serving on (http://\S+)", line)
-            if match:
-                self.url = match.group(1)
-                self.port = int(self.url.rsplit(":", 1)[1])
-                break
-        else:
-            raise RuntimeError(f"server exited with {self.proc.wait()}: {self.lines}")
+        self.url = read_serving_url(self.proc, self.lines)
+        self.port = int(self.url.rsplit(":", 1)[1])
         threading.Thread(target=self._collect, daemon=True).start()
         return self
 
