@@ -27,3 +27,12 @@ def is_agent_style(name: str) -> bool:
     """True when any word of the name is an agent base: ``claude``, ``copilot-3``, and also
     ``claude-code``, ``Gemini Pro`` or ``codex_2``, which a reader would take for an agent."""
     return any(token in AGENT_BASES for token in _TOKEN_SPLIT.split(name.strip().lower()))
+
+
+def other_agent_base(name: str, base: str) -> str | None:
+    """The agent base other than ``base`` that ``name`` would read as (``claude`` for a codex agent
+    claiming ``claude-2`` or ``claude-helper``), or None when the name cannot be mistaken so."""
+    for token in _TOKEN_SPLIT.split(name.strip().lower()):
+        if token in AGENT_BASES and token != base:
+            return token
+    return None

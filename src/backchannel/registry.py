@@ -177,6 +177,9 @@ class Registry:
         """chat_claim and PATCH: the identity keeps its history, which shows the new name."""
         validate_name(new_name)
         agent = await self.store.agent(name)
+        if (other := names.other_agent_base(new_name, agent.base)) is not None:
+            # A codex calling itself claude would have every reader (and every @claude) misled.
+            raise InvalidInput(f"{new_name!r} reads as a {other} agent; {agent.name} is a {agent.base} agent")
         updated, event = await self.store.rename_agent(agent.id, new_name, self.public)
         self._presence.pop(name, None)
         self.bus.publish(ROOM, event.public())

@@ -35,14 +35,14 @@ async def test_claim_renames_and_keeps_history_and_cursor(server: RunningServer)
 
 
 async def test_claim_cannot_take_a_live_name(server: RunningServer) -> None:
-    me = await register(server.url)
-    await register(server.url, "codex", "c-1")
+    me = await register(server.url, "claude", "c-1")
+    await register(server.url, "claude", "c-2")
     async with mcp_client(server.url, me["token"]) as client:
-        result = await client.call_tool("chat_claim", {"name": "codex"})
+        result = await client.call_tool("chat_claim", {"name": "claude-2"})
     assert result.is_error and "taken" in text_of(result)
     # Review #15: a held name is 409 conflict for agents, as it is for people.
     async with server.human() as human:
-        refused = await human.patch("/api/agents/claude", json={"name": "codex"})
+        refused = await human.patch("/api/agents/claude", json={"name": "claude-2"})
     assert (refused.status_code, refused.json()["error"]) == (409, "conflict"), refused.text
 
 
@@ -94,6 +94,20 @@ async def test_no_agent_may_register_or_claim_a_reserved_name(server: RunningSer
     async with server.human() as human:
         assert (await human.patch("/api/agents/claude", json={"name": "both"})).status_code == 400
         assert [a["name"] for a in (await human.get("/api/agents")).json()] == ["claude"]
+
+
+async def test_an_agent_may_not_claim_a_name_that_reads_as_another_kind_of_agent(
+    server: RunningServer,
+) -> None:
+    me = await register(server.url, "codex", "c-1")
+    async with mcp_client(server.url, me["token"]) as client:
+        for misleading in ("claude", "claude-2", "gemini-helper"):
+            result = await client.call_tool("chat_claim", {"name": misleading})
+            assert result.is_error and "codex agent" in text_of(result), misleading
+        assert not (await client.call_tool("chat_claim", {"name": "codex-reviewer"})).is_error
+    async with server.human() as human:
+        refused = await human.patch("/api/agents/codex-reviewer", json={"name": "copilot"})
+        assert refused.status_code == 400 and "copilot agent" in refused.json()["detail"]
 
 
 async def test_a_renamed_agents_old_messages_show_its_new_name_everywhere(server: RunningServer) -> None:
