@@ -25,7 +25,6 @@ from backchannel.store import Store
 
 PERSON_COOKIE_MAX_AGE = 400 * 86_400  # the longest lifetime browsers keep a cookie for
 PERSON_NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9 _.-]{0,31}$")
-DEFAULT_PERSON_NAME = "person"
 
 
 def person_cookie(data_dir: Path) -> str:
@@ -71,9 +70,6 @@ class People:
         """The local person, named once (the OS login name, else ``person``) on first use."""
         return await self.store.local_person(lambda: [n for n in (login_name(),) if n])
 
-    async def get(self, person_id: int) -> Person:
-        return await self.store.person(person_id)
-
     async def by_key(self, key: str | None) -> Person | None:
         if not key or len(key) > 200:
             return None
@@ -82,7 +78,7 @@ class People:
     async def new_person_key(self) -> tuple[str, Person]:
         """A fresh browser key for a new person of its own (network mode only)."""
         key = secrets.token_urlsafe(32)
-        return key, await self.store.add_person_key(hash_key(key), None)
+        return key, await self.store.add_person_key(hash_key(key))
 
     async def rename(self, person: Person, name: Any) -> Person:
         """Change a person's display name; their messages show the new name from now on."""

@@ -14,6 +14,7 @@ from mcp_types import CallToolResult, TextContent
 from backchannel.errors import BackchannelError
 from backchannel.models import Agent
 from backchannel.registry import Registry
+from backchannel.server.security import agent_token
 
 logger = logging.getLogger("backchannel.mcp")
 P = ParamSpec("P")
@@ -21,12 +22,7 @@ P = ParamSpec("P")
 
 def token_from_headers(headers: Any) -> str | None:
     """``Authorization: Bearer <t>``, else ``X-Agent-Token: <t>``; never a tool argument."""
-    if headers is None:
-        return None
-    auth = headers.get("authorization") or ""
-    if auth.lower().startswith("bearer "):
-        return auth[7:].strip() or None
-    return (headers.get("x-agent-token") or "").strip() or None
+    return None if headers is None else agent_token(headers)
 
 
 async def caller(ctx: Context, registry: Registry) -> Agent:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hmac
 from dataclasses import dataclass, field
 
 from fastapi import Request
@@ -15,7 +14,7 @@ from backchannel.models import Person
 from backchannel.people import People
 from backchannel.registry import Registry
 from backchannel.room import Room
-from backchannel.server.security import SESSION_HEADER, Guard, agent_token
+from backchannel.server.security import Guard, agent_token
 from backchannel.store import Store
 
 
@@ -38,18 +37,11 @@ def services(request: HTTPConnection) -> Services:
     return request.app.state.services  # type: ignore[no-any-return]  # set in create_app
 
 
-def is_local_cli(request: HTTPConnection) -> bool:
-    """The request carries the 0600 local secret: the ``backchannel`` CLI of this machine's user."""
-    value = request.headers.get(SESSION_HEADER)
-    local = services(request).guard.secrets.local
-    return value is not None and hmac.compare_digest(value.encode(), local.encode())
-
-
 async def current_person(request: Request) -> Person:
     """Who is acting: the local person (CLI, or any browser of a loopback-only server), else in
     network mode the person of this browser's key cookie. Declare after the auth dependency."""
     registry = services(request).people
-    if is_local_cli(request) or not services(request).settings.allow_network:
+    if services(request).guard.is_local_cli(request) or not services(request).settings.allow_network:
         return await registry.local()
     person = await registry.by_key(request.cookies.get(registry.cookie))
     if person is None:

@@ -22,7 +22,7 @@ import ipaddress
 import json
 import os
 import secrets
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -128,6 +128,10 @@ class Guard:
             value = conn.cookies.get(self.session_cookie)
         return _same(value, self.secrets.session) or _same(value, self.secrets.local)
 
+    def is_local_cli(self, conn: HTTPConnection) -> bool:
+        """The request carries the 0600 local secret: the ``backchannel`` CLI of this machine's user."""
+        return _same(conn.headers.get(SESSION_HEADER), self.secrets.local)
+
     def check_origin(self, conn: HTTPConnection) -> None:
         origin = conn.headers.get("origin")
         if origin is None:
@@ -206,8 +210,8 @@ def is_mcp_path(path: str) -> bool:
     return any(path == p or path.startswith(p + "/") for p in MCP_PATHS)
 
 
-def agent_token(headers: Headers) -> str | None:
-    """``Authorization: Bearer <t>``, else ``X-Agent-Token``: the same rule as the tools use."""
+def agent_token(headers: Mapping[str, str]) -> str | None:
+    """``Authorization: Bearer <t>``, else ``X-Agent-Token``: the one rule for REST, MCP and the gate."""
     auth = headers.get("authorization", "")
     if auth.lower().startswith("bearer ") and auth[7:].strip():
         return auth[7:].strip()

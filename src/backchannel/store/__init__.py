@@ -342,9 +342,6 @@ class Store:
         return await self.db.write(lambda c: agents.update(c, agent_id, **values))
 
     # -- people -----------------------------------------------------------------------------------
-    async def person(self, person_id: int) -> Person:
-        return await self.db.read(lambda c: persons.get(c, person_id))
-
     async def local_person(self, preferred: Callable[[], list[str]]) -> Person:
         """The local person, created on first use under the first free preferred name."""
         found = await self.db.read(persons.local)
@@ -355,9 +352,9 @@ class Store:
     async def person_by_key(self, key_hash: str) -> Person | None:
         return await self.db.read(lambda c: persons.by_key(c, key_hash))
 
-    async def add_person_key(self, key_hash: str, person_id: int | None) -> Person:
-        """Bind a browser key to a person; ``None`` makes a new person for it."""
-        return await self.db.write(lambda c: persons.add_key(c, key_hash, person_id))
+    async def add_person_key(self, key_hash: str) -> Person:
+        """A new person for a new browser key."""
+        return await self.db.write(lambda c: persons.add_key(c, key_hash))
 
     async def rename_person(self, person_id: int, name: str) -> tuple[Person, str, Event | None]:
         """Rename a person; their history follows. The logged ``person_renamed`` event (None when

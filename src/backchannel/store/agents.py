@@ -10,9 +10,8 @@ from dataclasses import dataclass
 
 from backchannel.errors import Conflict, NotFound
 from backchannel.models import Agent
-from backchannel.store import persons
-from backchannel.store.persons import MESSAGE_EVENTS as _MESSAGE_EVENTS
-from backchannel.store.persons import PENDING_TRIGGERS as _PENDING
+from backchannel.store import messages, persons
+from backchannel.store.triggers import PENDING_STATES
 
 
 class NameHeld(Conflict):
@@ -237,7 +236,7 @@ def carry_over(conn: sqlite3.Connection, previous: Agent, new_id: int) -> TakeOv
         "UPDATE triggers SET agent_id = ?,"
         " state = CASE WHEN state = 'waiting' THEN 'queued' ELSE state END,"
         " detail = CASE WHEN state = 'waiting' THEN '' ELSE detail END"
-        f" WHERE agent_id = ? AND state IN {_PENDING}",
+        f" WHERE agent_id = ? AND state IN {PENDING_STATES}",
         (new_id, previous.id),
     ).rowcount
     channels = conn.execute(
@@ -294,18 +293,7 @@ def rename(conn: sqlite3.Connection, agent_id: int, new_name: str) -> tuple[Agen
     if holder is not None and holder.id != agent_id:
         raise Conflict(f"the name {new_name!r} is taken by another agent; pick another")
     conn.execute("UPDATE agents SET name = ? WHERE id = ?", (new_name, agent_id))
-    conn.execute("UPDATE messages SET sender = ? WHERE agent_id = ?", (new_name, agent_id))
-    conn.execute(
-        "UPDATE events SET payload = json_set(payload, '$.message.sender', ?)"
-        f" WHERE kind IN {_MESSAGE_EVENTS} AND json_extract(payload, '$.message.sender') = ?"
-        " AND json_extract(payload, '$.message.id') IN (SELECT id FROM messages WHERE agent_id = ?)",
-        (new_name, old.name, agent_id),
-    )
-    conn.execute(
-        f"UPDATE triggers SET sender = ? WHERE state IN {_PENDING}"
-        " AND message_id IN (SELECT id FROM messages WHERE agent_id = ?)",
-        (new_name, agent_id),
-    )
+    messages.rename_sender(conn, "agent_id", agent_id, new_name)
     conn.execute("UPDATE jobs SET proposed_by = ? WHERE proposer_id = ?", (new_name, agent_id))
     return by_id(conn, agent_id), old.name
 

@@ -13,6 +13,9 @@ from typing import Any, cast
 
 from backchannel.models import Event
 
+# Event kinds whose payload carries a message (rewritten when it is edited, deleted or renamed).
+MESSAGE_KINDS = "('message', 'message_edited', 'message_deleted')"
+
 
 def _message_id(payload: dict[str, Any]) -> int | None:
     message: Any = payload.get("message")

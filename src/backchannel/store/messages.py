@@ -5,10 +5,11 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
-from typing import Any
+from typing import Any, Literal
 
 from backchannel.errors import InvalidInput, NotFound
 from backchannel.models import Message
+from backchannel.store import events, triggers
 
 _SELECT = "SELECT m.*, c.name AS channel_name FROM messages m JOIN channels c ON c.id = m.channel_id"
 
@@ -233,4 +234,22 @@ def reset_cursor(conn: sqlite3.Connection, agent_id: int, channel_id: int, last:
         "INSERT INTO cursors(agent_id, channel_id, last_id) VALUES (?,?,?) ON CONFLICT(agent_id, channel_id)"
         " DO UPDATE SET last_id = excluded.last_id",
         (agent_id, channel_id, last),
+    )
+
+
+def rename_sender(
+    conn: sqlite3.Connection, owner: Literal["agent_id", "person_id"], owner_id: int, name: str
+) -> None:
+    """History follows an identity, not a name: its messages, their copies in the event log (what a
+    resuming page replays) and the pending wake-ups they caused all show ``name`` from now on."""
+    mine = f"(SELECT id FROM messages WHERE {owner} = ?)"  # owner is one of two literals, never input
+    conn.execute(f"UPDATE messages SET sender = ? WHERE {owner} = ?", (name, owner_id))
+    conn.execute(
+        "UPDATE events SET payload = json_set(payload, '$.message.sender', ?)"
+        f" WHERE kind IN {events.MESSAGE_KINDS} AND message_id IN {mine}",
+        (name, owner_id),
+    )
+    conn.execute(
+        f"UPDATE triggers SET sender = ? WHERE state IN {triggers.PENDING_STATES} AND message_id IN {mine}",
+        (name, owner_id),
     )

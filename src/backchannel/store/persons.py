@@ -17,11 +17,7 @@ from typing import Literal
 
 from backchannel.errors import Conflict, NotFound
 from backchannel.models import Person
-
-# Event-log kinds whose payload carries a message (its sender is rewritten on a rename).
-MESSAGE_EVENTS = "('message', 'message_edited', 'message_deleted')"
-# Trigger states a wrapper has not acknowledged yet (their ``sender`` is still shown).
-PENDING_TRIGGERS = "('queued', 'failed', 'waiting')"
+from backchannel.store import messages
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,9 +110,9 @@ def ensure_local(conn: sqlite3.Connection, preferred: Iterable[str]) -> Person:
     return local(conn) or create(conn, preferred, is_local=True)
 
 
-def add_key(conn: sqlite3.Connection, key_hash: str, person_id: int | None) -> Person:
-    """Bind a browser key to a person; ``None`` makes a new person for it."""
-    person = get(conn, person_id) if person_id is not None else create(conn, [], is_local=False)
+def add_key(conn: sqlite3.Connection, key_hash: str) -> Person:
+    """A new person (``person``, ``person-2``, ...) for a new browser key."""
+    person = create(conn, [], is_local=False)
     conn.execute(
         "INSERT INTO person_keys(key_hash, person_id, created_at) VALUES (?,?,?)",
         (key_hash, person.id, time.time()),
@@ -141,15 +137,5 @@ def rename(conn: sqlite3.Connection, person_id: int, name: str) -> tuple[Person,
         # Messages from before person ids show it and belong to the local person.
         raise Conflict(f"{name!r} is another person's name (on older messages); pick another display name")
     conn.execute("UPDATE persons SET name = ? WHERE id = ?", (name, person_id))
-    conn.execute("UPDATE messages SET sender = ? WHERE person_id = ?", (name, person_id))
-    conn.execute(
-        "UPDATE events SET payload = json_set(payload, '$.message.sender', ?)"
-        f" WHERE kind IN {MESSAGE_EVENTS} AND message_id IN (SELECT id FROM messages WHERE person_id = ?)",
-        (name, person_id),
-    )
-    conn.execute(
-        f"UPDATE triggers SET sender = ? WHERE state IN {PENDING_TRIGGERS}"
-        " AND message_id IN (SELECT id FROM messages WHERE person_id = ?)",
-        (name, person_id),
-    )
+    messages.rename_sender(conn, "person_id", person_id, name)
     return get(conn, person_id), current.name

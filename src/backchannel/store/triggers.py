@@ -10,6 +10,9 @@ from typing import Any
 from backchannel.errors import InvalidInput, NotFound
 from backchannel.models import Trigger
 
+# States a wrapper has not acknowledged yet: replayed on reconnect, their ``sender`` still shown.
+PENDING_STATES = "('queued', 'failed', 'waiting')"
+
 # What the wrapper may report about a trigger it received (queued and superseded are the server's).
 REPORTABLE = frozenset({"injected", "failed", "waiting"})
 
@@ -122,8 +125,7 @@ def get(conn: sqlite3.Connection, trigger_id: int) -> Trigger:
 
 def pending(conn: sqlite3.Connection, agent_id: int, after_id: int = 0) -> list[Trigger]:
     rows = conn.execute(
-        "SELECT * FROM triggers WHERE agent_id = ? AND state IN ('queued', 'failed', 'waiting') AND id > ?"
-        " ORDER BY id",
+        f"SELECT * FROM triggers WHERE agent_id = ? AND state IN {PENDING_STATES} AND id > ? ORDER BY id",
         (agent_id, after_id),
     )
     return [row_to_trigger(r) for r in rows]

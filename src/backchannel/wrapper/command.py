@@ -7,7 +7,6 @@ never silently passed on; agentchattr's wrapper flags are translated where they 
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 import os
 import sys
@@ -26,6 +25,7 @@ from backchannel.config import client_data_dir, client_server_url, find_config_f
 from backchannel.errors import InvalidInput
 from backchannel.server.security import JOIN_KEY_FILE  # 0600, written by a server in network mode
 from backchannel.wrapper.profiles import load_profile
+from backchannel.wrapper.proxy import is_loopback
 from backchannel.wrapper.runner import Runner, RunOptions
 from backchannel.wrapper.tmux import available
 
@@ -114,15 +114,10 @@ def read_join_key(data_dir: Path) -> str | None:
 def is_loopback_url(url: str) -> bool:
     """True if ``url`` names this machine by a loopback address (or ``localhost``)."""
     try:
-        host = (urlsplit(url).hostname or "").rstrip(".").lower()
+        host = urlsplit(url).hostname or ""
     except ValueError:
         return False
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+    return is_loopback(host.rstrip("."))
 
 
 def join_key_for(server_url: str, data_dir: Path, env: Mapping[str, str]) -> str | None:

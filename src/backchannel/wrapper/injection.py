@@ -205,11 +205,6 @@ class Injector:
         rows, cursor = await self.tmux.snapshot(self.session)
         return classify(rows, cursor, busy_pattern=self.busy_pattern, idle_pattern=self.idle_pattern)
 
-    async def dialog(self) -> str | None:
-        """The text of the permission dialog the pane shows, if any."""
-        rows, _cursor = await self.tmux.snapshot(self.session)
-        return find_dialog(rows, self.dialog_pattern)
-
     async def wait_idle(self, poll: float = 0.1) -> None:
         """Return once the pane looks idle; the caller bounds the wait. A pane has no idle event."""
         while await self.activity() != "idle":
