@@ -27,7 +27,7 @@ from tests.conftest import ServerProcess
 from tests.wrapper import fake_anthropic, fake_openai
 from tests.wrapper.wrapper_harness import Feed, Wrapper
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.xdist_group("real_clis")]
 
 
 async def send(server: ServerProcess, text: str) -> None:
