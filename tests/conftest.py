@@ -40,9 +40,31 @@ _SLOW_MODULES = (
 )
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     rank = {module: n for n, module in enumerate(_SLOW_MODULES)}
     items.sort(key=lambda item: rank.get(item.nodeid.split("::")[0], len(rank)))  # stable: keeps the rest
+    if getattr(config.option, "loadgroup", False):  # an xdist worker under --dist loadgroup
+        for item in items:
+            _join_xdist_group(item)
+
+
+def _join_xdist_group(item: pytest.Item) -> None:
+    """Give ``item`` the ``@group`` nodeid suffix that ``--dist loadgroup`` schedules by.
+
+    pytest-xdist 3.8 sets ``item._nodeid`` for this, which pytest 9 no longer reads (the id lives in
+    ``item._id``): without this every ``xdist_group`` mark is silently ignored and the tests of one
+    group run on all workers at once. A no-op where xdist's own suffix took effect.
+    """
+    names = {
+        str(m.args[0] if m.args else m.kwargs.get("name", "default"))
+        for m in item.iter_markers("xdist_group")
+    }
+    nodeid = item.nodeid
+    if not names or nodeid.rfind("@") > nodeid.rfind("]") or not hasattr(item, "_id"):
+        return  # no group, or xdist's suffix worked (pytest < 9 has no ``_id``)
+    from _pytest.nodeid import NodeId
+
+    item._id = NodeId.parse(f"{nodeid}@{'_'.join(sorted(names))}")  # pyright: ignore[reportAttributeAccessIssue]
 
 
 @pytest.fixture(autouse=True)

@@ -3,7 +3,7 @@ from __future__ import annotations
 import time
 
 from backchannel.models import Agent, Channel
-from backchannel.router import mention_tokens, plan_routing, strip_code
+from backchannel.router import mention_tokens, plan_routing, strip_code, wake_prompt
 
 
 def agent(name: str, *, seen_ago: float = 0.0, base: str | None = None, ident: int = 0) -> Agent:
@@ -101,3 +101,29 @@ def test_inline_code_rules_match_commonmark_and_stay_linear() -> None:
     assert mention_tokens("`one` @gemini `two`") == ["gemini"]
     hostile = "`" * 8000 + "a" * 8000 + " @qwen"
     assert mention_tokens(hostile) == ["qwen"]  # quadratic parsing would take seconds here
+
+
+def test_job_wake_prompt_names_the_job_on_one_line() -> None:
+    """Issue 9: a mention in a job thread names the job, so the agent reads the thread."""
+    prompt = wake_prompt(agent("claude"), "ben", "dev", (3, "Fix\nthe  build"))
+    assert prompt == (
+        '@ben mentioned you in job #3 "Fix the build" (#dev). Use chat_read(job_id=3) to read the '
+        "thread, then answer with chat_send(job_id=3)."
+    )
+    assert 'chat_read(channel="dev")' in wake_prompt(agent("claude"), "ben", "dev")
+
+
+def test_loop_guard_notice_names_the_job_thread() -> None:
+    agents = [agent("claude"), agent("codex")]
+    stopped = plan_routing(
+        tokens=["codex"],
+        sender="claude",
+        sender_kind="agent",
+        channel=channel(hops=2),  # a job passes its channel carrying the job's own hops
+        agents=agents,
+        now=time.time(),
+        crash_timeout=30,
+        max_hops=2,
+        place="job #7",
+    )
+    assert stopped.paused and stopped.notices[0].startswith("Loop guard: 2 agent-to-agent hops in job #7 ")

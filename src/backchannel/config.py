@@ -61,6 +61,8 @@ class Settings:
     )
     max_channels: int = field(default=64, metadata={"help": "Maximum number of channels."})
     max_message_chars: int = field(default=16_000, metadata={"help": "Maximum characters in one message."})
+    job_title_max: int = field(default=120, metadata={"help": "Maximum characters in a job's title."})
+    job_body_max: int = field(default=1000, metadata={"help": "Maximum characters in a job's body."})
     max_upload_bytes: int = field(
         default=10 * 1024 * 1024, metadata={"help": "Maximum size of one uploaded image, in bytes."}
     )
@@ -78,8 +80,10 @@ class Settings:
         default=(),
         metadata={"help": "Agent colours by base, from [agents.<base>].color in the config file only."},
     )
+    # Above the 4-5 s that Node's and httpx's pools keep an idle socket: the client must close first,
+    # or a request sent as the server closes the socket fails for no reason (see wrapper/serving.py).
     idle_timeout: float = field(
-        default=5.0,
+        default=15.0,
         metadata={
             "help": "Seconds a connection may stay open with no request in progress before it is closed."
         },

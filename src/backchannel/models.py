@@ -42,6 +42,8 @@ class Message:
     # The author's stable person identity (people's messages only; None for agents, system and
     # people's messages from before persons existed). Edits and deletes belong to it, not to a name.
     person_id: int | None = None
+    # The job whose thread this message is in; None for the channel timeline.
+    job_id: int | None = None
 
     def public(self) -> dict[str, Any]:
         """The JSON shape for REST, WebSocket and ``chat_read``; deleted text is never shown."""
@@ -64,6 +66,8 @@ class Message:
             "time": _iso(self.created_at),
             "channel": self.channel,
         }
+        if self.job_id is not None:
+            data["job_id"] = self.job_id
         if self.reply_to is not None:
             data["reply_to"] = self.reply_to
         if self.attachments and not self.deleted:
@@ -170,16 +174,51 @@ class Rule:
     created_at: float
 
 
+JobStatus = Literal["todo", "active", "closed"]
+JOB_STATUSES: tuple[JobStatus, ...] = ("todo", "active", "closed")
+
+
 @dataclass(frozen=True, slots=True)
 class Job:
+    """A unit of work on the board, with its own thread (messages whose ``job_id`` is this id)."""
+
     id: int
-    channel: str
+    uid: str
     title: str
     body: str
-    status: str
-    proposed_by: str
-    message_id: int | None
+    status: JobStatus
+    channel: str
+    created_by: str
+    assignee: str
+    anchor_msg_id: int | None
+    sort_order: int
+    message_count: int
     created_at: float
+    updated_at: float
+    # The job thread's own loop guard (agent-to-agent hops without a human message).
+    hops: int = 0
+    paused: bool = False
+    # The newest live thread message (0: none yet): a page counts unread messages above what it saw.
+    last_message_id: int = 0
+
+    def public(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "uid": self.uid,
+            "title": self.title,
+            "body": self.body,
+            "status": self.status,
+            "channel": self.channel,
+            "created_by": self.created_by,
+            "assignee": self.assignee,
+            "anchor_msg_id": self.anchor_msg_id,
+            "sort_order": self.sort_order,
+            "message_count": self.message_count,
+            "last_message_id": self.last_message_id,
+            "paused": self.paused,
+            "created_at": self.created_at,
+            "updated_at": self.updated_at,
+        }
 
 
 @dataclass(frozen=True, slots=True)

@@ -97,11 +97,11 @@ class Room:
         name = validate_channel(name)
         if name == DEFAULT_CHANNEL:
             raise InvalidInput("#general cannot be deleted")
-        event, orphaned = await self.store.delete_channel(name)
-        self.publish(event)
-        await self._remove_uploads(orphaned)
+        published, orphaned = await self.store.delete_channel(name)
+        self.publish(*published)
+        await self.remove_uploads(orphaned)
 
-    async def _remove_uploads(self, names: list[str]) -> None:
+    async def remove_uploads(self, names: list[str]) -> None:
         """Remove files no message references any more: after the commit, off the event loop."""
         if names:
             await anyio.to_thread.run_sync(uploads.remove, self.settings.uploads_dir, names)
@@ -119,9 +119,11 @@ class Room:
         attachments: list[dict[str, Any]] | None = None,
         metadata: dict[str, Any] | None = None,
         type: str = "chat",
-        job_id: int = 0,
+        job: Job | None = None,
         person_id: int | None = None,
     ) -> Posted:
+        """Store and route a message; with ``job`` it goes into that job's thread (its channel),
+        counts hops on the job's own loop guard, and wake-ups name the job."""
         now = time.time()
         tokens = mention_tokens(text)  # parsed here, not inside the store's write transaction
 
@@ -135,7 +137,11 @@ class Room:
                 now=now,
                 crash_timeout=self.settings.crash_timeout,
                 max_hops=self.settings.loop_guard_hops,
+                place=f"job #{job.id}" if job is not None else None,
             )
+
+        about = (job.id, job.title) if job is not None else None
+        where = job.channel if job is not None else channel
 
         posted = await self.store.post(
             channel=channel,
@@ -148,8 +154,8 @@ class Room:
             attachments=attachments,
             metadata=metadata,
             planner=planner,
-            prompt_for=lambda target: wake_prompt(target, sender, channel),
-            job_id=job_id,
+            prompt_for=lambda target: wake_prompt(target, sender, where, about),
+            job_id=job.id if job is not None else 0,
             person_id=person_id,
         )
         self._publish_post(posted)
@@ -163,11 +169,15 @@ class Room:
         person: Person,
         reply_to: int | None = None,
         attachments: list[dict[str, Any]] | None = None,
+        job: Job | None = None,
     ) -> Message:
-        """Post as ``person``: the name and the author id come from their identity, never a field."""
+        """Post as ``person``: the name and the author id come from their identity, never a field.
+        With ``job`` it goes into that job's thread (``/continue`` there resets the job's guard)."""
         channel = validate_channel(channel)
         text = self.check_text(text, allow_empty=bool(attachments))
         if text.strip() == CONTINUE_COMMAND:
+            if job is not None:
+                return await self.resume_job(job.id, person.name)
             return await self.resume(channel, person.name)
         posted = await self.post(
             channel=channel,
@@ -176,6 +186,7 @@ class Room:
             kind="human",
             reply_to=reply_to,
             attachments=attachments,
+            job=job,
             person_id=person.id,
         )
         return posted.message
@@ -190,7 +201,9 @@ class Room:
         attachments: list[dict[str, Any]] | None = None,
         metadata: dict[str, Any] | None = None,
         type: str = "chat",
+        job: Job | None = None,
     ) -> Message:
+        """Post as ``agent`` (with ``job``: into that job's thread)."""
         text = self.check_text(text)
         posted = await self.post(
             channel=validate_channel(channel),
@@ -202,6 +215,7 @@ class Room:
             attachments=attachments,
             metadata=metadata,
             type=type,
+            job=job,
         )
         return posted.message
 
@@ -216,22 +230,12 @@ class Room:
         await self.store.set_routing(channel, 0, False)
         return await self.post_system(channel, f"{by} resumed agent routing in #{channel}.")
 
-    async def decide_job(self, job_id: int, status: str, by: Person) -> Job:
-        """A person accepts or declines a proposed job; accepting wakes the proposer to start it."""
-        job, proposer = await self.store.decide_job(job_id, status)
-        if status == "accepted":
-            who = f"@{proposer}" if proposer else job.proposed_by
-            await self.post(
-                channel=job.channel,
-                sender=by.name,
-                kind="human",
-                job_id=job.id,
-                text=f"{who} job #{job.id} accepted: {job.title}. Go ahead.",
-                person_id=by.id,
-            )
-        elif status == "declined":
-            await self.post_system(job.channel, f"{by.name} declined job #{job.id}: {job.title}.")
-        return job
+    async def resume_job(self, job_id: int, by: str) -> Message:
+        """``/continue`` in a job's thread: reset that job's loop guard, say so, update the board."""
+        change = await self.store.resume_job(job_id, by)
+        self.publish(*change.events)
+        assert change.message is not None
+        return change.message
 
     # -- editing ------------------------------------------------------------------------------------
     async def edit(
@@ -248,7 +252,7 @@ class Room:
         await self._check_owner(message_id, by_agent, by_person)
         message, event, orphaned = await self.store.delete_message(message_id)
         self.publish(event)
-        await self._remove_uploads(orphaned)
+        await self.remove_uploads(orphaned)
         return message
 
     async def _check_owner(

@@ -85,8 +85,13 @@ def plan_routing(
     now: float,
     crash_timeout: float,
     max_hops: int,
+    place: str | None = None,
 ) -> RoutingPlan:
-    """Decide who is woken by a message and how the channel's loop guard moves."""
+    """Decide who is woken by a message and how the loop guard moves.
+
+    ``channel`` carries the guard's state (a job thread passes its channel with the job's hops and
+    paused flag); ``place`` names where the guard acts in its notice, e.g. "job #3".
+    """
     live = [a for a in agents if not a.retired]
     by_name = {a.name: a for a in live}
     plan = RoutingPlan(hops=channel.hops, paused=channel.paused)
@@ -120,7 +125,8 @@ def plan_routing(
         if channel.hops >= max_hops:
             plan.paused = True
             plan.notices.append(
-                f"Loop guard: {max_hops} agent-to-agent hops in #{channel.name} without a human message. "
+                f"Loop guard: {max_hops} agent-to-agent hops in {place or '#' + channel.name} without a human"
+                " message. "
                 f"Routing is paused here; send {CONTINUE_COMMAND} to resume."
             )
             return plan
@@ -129,12 +135,30 @@ def plan_routing(
     return plan
 
 
-def wake_prompt(agent: Agent, sender: str, channel: str) -> str:
-    """The single-line prompt typed into the agent's CLI (TUIs mangle multi-line pastes)."""
-    prompt = (
-        f'@{sender} mentioned you in #{channel}. Use chat_read(channel="{channel}") to read the new '
-        f'messages, then answer with chat_send(channel="{channel}").'
-    )
-    if agent.role:
-        prompt += f" Your role: {' '.join(agent.role.split())}"
-    return prompt
+def one_line(text: str, limit: int = 300) -> str:
+    """Collapse whitespace (a prompt is typed as one line) and cut long text."""
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 3] + "..."
+
+
+def with_role(agent: Agent, prompt: str) -> str:
+    return f"{prompt} Your role: {one_line(agent.role, 1000)}" if agent.role else prompt
+
+
+def wake_prompt(agent: Agent, sender: str, channel: str, job: tuple[int, str] | None = None) -> str:
+    """The single-line prompt typed into the agent's CLI (TUIs mangle multi-line pastes).
+
+    A mention in a job thread names the job, so the agent reads and answers the thread, not the channel.
+    """
+    if job is not None:
+        job_id, title = job
+        prompt = (
+            f'@{sender} mentioned you in job #{job_id} "{one_line(title, 120)}" (#{channel}). Use '
+            f"chat_read(job_id={job_id}) to read the thread, then answer with chat_send(job_id={job_id})."
+        )
+    else:
+        prompt = (
+            f'@{sender} mentioned you in #{channel}. Use chat_read(channel="{channel}") to read the new '
+            f'messages, then answer with chat_send(channel="{channel}").'
+        )
+    return with_role(agent, prompt)

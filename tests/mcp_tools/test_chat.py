@@ -8,6 +8,7 @@ import pytest
 
 from backchannel.errors import STALE_TOKEN_TEXT
 from tests.conftest import RunningServer, mcp_client, register, text_of
+from tests.e2e.test_routing import triggers
 
 pytestmark = pytest.mark.anyio
 
@@ -151,15 +152,18 @@ async def test_rules_summary_and_job_proposals(server: RunningServer) -> None:
         assert text_of(await client.call_tool("chat_summary", {})) == "We ship on Friday."
         job = await client.call_tool("chat_propose_job", {"title": "Fix flaky test", "body": "tests/e2e"})
         assert "Job proposed" in text_of(job)
-        assert (await client.call_tool("chat_propose_job", {"title": "x" * 81})).is_error
+        too_long = await client.call_tool("chat_propose_job", {"title": "x" * 121})
+        assert too_long.is_error and "title is 121 characters; the limit is 120" in text_of(too_long)
+        assert not (await client.call_tool("chat_propose_job", {"title": "x" * 120})).is_error
     kinds = [m["type"] for m in await messages(server)]
-    assert kinds == ["rule_proposal", "job_proposal"]
+    assert kinds == ["rule_proposal", "job_proposal", "job_proposal"]
+    card = (await messages(server))[1]
+    assert card["id"] == job.structured_content["message_id"]
+    assert (card["sender"], card["text"]) == ("claude", "Job proposal: Fix flaky test\n\ntests/e2e")
+    assert isinstance(card["metadata"].pop("proposer_id"), int)  # the agent's identity, not its name
+    assert card["metadata"] == {"title": "Fix flaky test", "body": "tests/e2e", "status": "proposed"}
     async with server.human() as human:
-        accepted = await human.post(f"/api/jobs/{job.structured_content['id']}", json={"status": "accepted"})
-        assert accepted.status_code == 200 and accepted.json()["status"] == "accepted"
-        assert (await human.post("/api/jobs/999", json={"status": "accepted"})).status_code == 404
-    last = (await messages(server))[-1]
-    assert last["text"].startswith("@claude job #") and last["kind"] == "human"
+        assert (await human.get("/api/jobs")).json() == [], "a proposal is a card, not a job"
 
 
 async def test_image_path_attaches_an_image_and_refuses_other_files(server: RunningServer, tmp_path) -> None:
@@ -195,6 +199,7 @@ async def test_every_tool_answers_over_both_transports(server: RunningServer, tr
         "chat_claim": {},
         "chat_summary": {"action": "read"},
         "chat_propose_job": {"title": "Write docs"},
+        "chat_jobs": {"action": "list"},
     }
     async with mcp_client(server.url, me["token"], transport=transport) as client:
         listed = {tool.name for tool in (await client.list_tools()).tools}
@@ -209,17 +214,23 @@ async def test_job_is_decided_once_and_wakes_its_proposer_by_current_name(server
     async with mcp_client(server.url, me["token"]) as client:
         refused = await client.call_tool("chat_propose_job", {"title": "Nowhere", "channel": "nope"})
         assert refused.is_error and "no channel" in text_of(refused)
-        job = await client.call_tool("chat_propose_job", {"title": "Fix the flaky test"})
+        proposed = await client.call_tool("chat_propose_job", {"title": "Fix the flaky test"})
         await client.call_tool("chat_claim", {"name": "fixer"})
-    job_id = job.structured_content["id"]
+    card_id = proposed.structured_content["message_id"]
+    accept = {"title": "Fix the flaky test", "channel": "general", "anchor_msg_id": card_id}
     async with server.human() as human:
-        assert [j["id"] for j in (await human.get("/api/jobs")).json()] == [job_id]
-        accepted = await human.post(f"/api/jobs/{job_id}", json={"status": "accepted", "sender": "ben"})
-        assert accepted.status_code == 200
-        again = await human.post(f"/api/jobs/{job_id}", json={"status": "declined", "sender": "ben"})
-        assert again.status_code == 409 and "already accepted" in again.json()["detail"]
-    last = (await messages(server))[-1]
-    assert last["text"].startswith(f"@fixer job #{job_id} accepted")
+        accepted = await human.post("/api/jobs", json=accept)
+        assert accepted.status_code in (200, 201), accepted.text
+        job = accepted.json()
+        assert (job["status"], job["anchor_msg_id"]) == ("active", card_id)
+        again = await human.post("/api/jobs", json=accept)
+        assert again.status_code == 409, again.text
+        assert [j["id"] for j in (await human.get("/api/jobs")).json()] == [job["id"]]
+    card = next(m for m in await messages(server) if m["id"] == card_id)
+    assert (card["metadata"]["status"], card["metadata"]["job_id"]) == ("accepted", job["id"])
+    async with triggers(server.url, {**me, "name": "fixer"}) as stream:
+        (wake,) = await stream.replay()
+    assert wake["job_id"] == job["id"] and f"#{job['id']}" in wake["prompt"]
 
 
 async def test_since_id_past_unread_messages_does_not_skip_them(server: RunningServer) -> None:
@@ -270,17 +281,20 @@ async def test_remaining_count_is_what_the_following_reads_return(server: Runnin
 
 @pytest.mark.parametrize("tool", ["chat_send", "chat_read"])
 async def test_job_id_is_a_clear_error_never_the_channel(server: RunningServer, tool: str) -> None:
-    """Issue 8 item 3: until job threads exist, any job_id is refused and nothing is posted or read."""
+    """Issue 8 item 3 / issue 9: a job_id that names no job is refused; nothing is posted or read."""
     me = await register(server.url)
     await human_post(server, "in the channel")
     async with mcp_client(server.url, me["token"]) as client:
-        job = await client.call_tool("chat_propose_job", {"title": "Real job"})
-        job_id = job.structured_content["id"]
+        proposed = await client.call_tool("chat_propose_job", {"title": "Only a proposal"})
+        card_id = proposed.structured_content["message_id"]
         args = {"message": "for the job"} if tool == "chat_send" else {}
-        unknown = await client.call_tool(tool, {**args, "job_id": 4242})
-        assert unknown.is_error and "no job 4242" in text_of(unknown)
-        existing = await client.call_tool(tool, {**args, "job_id": job_id})
-        assert existing.is_error and "job threads are not supported yet" in text_of(existing)
+        action = "post in" if tool == "chat_send" else "read"
+        for job_id in (4242, -1, card_id):  # a proposal card's id is not a job id
+            unknown = await client.call_tool(tool, {**args, "job_id": job_id})
+            assert unknown.is_error and text_of(unknown) == (
+                f"job_id={job_id}: there is no job {job_id}. Call chat_jobs() to list the jobs,"
+                f" or leave job_id out to {action} #general."
+            )
         # Nothing was posted, and the refused reads did not move the cursor.
         assert "for the job" not in [m["text"] for m in await messages(server)]
         read = await client.call_tool("chat_read", {})

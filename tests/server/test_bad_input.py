@@ -313,7 +313,7 @@ async def test_garbage_tool_arguments_are_tool_errors_and_the_session_lives_on(
         ("chat_read", {"channel": "nowhere"}, "no channel #nowhere"),
         ("chat_summary", {"action": "burn"}, "action"),
         ("chat_rules", {"action": "propose", "rule": ""}, "rule"),
-        ("chat_propose_job", {"title": "t" * 81}, "title"),
+        ("chat_propose_job", {"title": "t" * 121}, "title"),
         ("chat_claim", {"name": "Not A Name"}, "invalid agent name"),
         ("chat_set_hat", {"svg": 42}, "svg"),
         ("no_such_tool", {"x": 1}, "no_such_tool"),

@@ -215,21 +215,26 @@ async def test_an_agent_never_registers_or_renames_to_a_persons_name(server: Run
 
 
 async def test_accepting_a_job_posts_as_the_person(server: RunningServer) -> None:
-    """Review #7: the acceptance carries the person's id, like any message of theirs."""
+    """Review #7: the acceptance carries the person's id, like any message of theirs (issue 9: the
+    ``job_created`` card, and the decision on the proposal card, name the person)."""
     agent = await register(server.url, "codex", "c-1")
     async with mcp_client(server.url, agent["token"]) as client:
         proposed = await client.call_tool("chat_propose_job", {"title": "tidy up"})
-    job_id = proposed.structured_content["id"]
+    card_id = proposed.structured_content["message_id"]
     async with server.human() as cli:
         me = (await cli.get("/api/me")).json()
-        assert (await cli.post(f"/api/jobs/{job_id}", json={"status": "accepted"})).status_code == 200
+        made = await cli.post("/api/jobs", json={"title": "tidy up", "anchor_msg_id": card_id, "sender": "x"})
+        assert made.status_code == 201, made.text
+        assert made.json()["created_by"] == me["name"]
         history = (await cli.get("/api/channels/general/messages")).json()["messages"]
-    (accepted,) = [m for m in history if "accepted" in m["text"]]
-    assert (accepted["sender"], accepted["person_id"], accepted["kind"]) == (
+    (created,) = [m for m in history if m["type"] == "job_created"]
+    assert (created["sender"], created["person_id"], created["kind"]) == (
         me["name"],
         me["person_id"],
         "human",
     )
+    (card,) = [m for m in history if m["id"] == card_id]
+    assert card["metadata"]["decided_by"] == me["name"]
 
 
 async def test_people_share_the_apps_store(server: RunningServer) -> None:

@@ -25,7 +25,15 @@ STATE_CHANGING = [
     ("PATCH", "/api/agents/claude", {"label": "x"}),
     ("POST", "/api/agents/claude/rotate", None),
     ("POST", "/api/rules/1", {"status": "active"}),
-    ("POST", "/api/jobs/1", {"status": "accepted", "sender": "ben"}),
+    ("POST", "/api/jobs", {"title": "t"}),
+    ("POST", "/api/jobs/reorder", {"status": "todo", "ordered_ids": []}),
+    ("POST", "/api/jobs/proposals/1", {"decision": "dismiss"}),
+    ("PATCH", "/api/jobs/1", {"status": "active"}),
+    ("DELETE", "/api/jobs/1", None),
+    ("POST", "/api/jobs/1/messages", {"text": "hi"}),
+    ("DELETE", "/api/jobs/1/messages/1", None),
+    ("POST", "/api/jobs/1/messages/1/resolve", {"resolution": "accepted"}),
+    ("POST", "/api/messages/1/job", {}),
 ]
 
 
@@ -57,7 +65,9 @@ def test_every_state_changing_route_is_in_the_list(server: RunningServer) -> Non
             .replace("/general", "/{name}")
             .replace("/claude", "/{name}")
             .replace("/messages/1", "/messages/{message_id}")
-            .replace("/rules/1", "/rules/{rule_id}"),
+            .replace("/rules/1", "/rules/{rule_id}")
+            .replace("/jobs/1", "/jobs/{job_id}")
+            .replace("/proposals/1", "/proposals/{message_id}"),
         )
         for m, p in listed
     }

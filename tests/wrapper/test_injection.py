@@ -351,8 +351,13 @@ async def test_text_that_never_shows_gets_no_enter_and_is_erased(tmux: Tmux, tmp
             delivery = await injector.inject("hello there")
             assert not delivery.ok and delivery.attempts == 0
             assert "never showed on the input line, so Enter was not pressed" in delivery.detail
-            await wait_for(lambda n=erased: out.with_suffix(".keys").read_bytes().count(b"\x7f") == n)
-            assert out.with_suffix(".buffer").read_text() == ""
+            # The TUI logs each key before it redraws and saves its buffer: wait for both.
+            await wait_for(
+                lambda n=erased: (
+                    out.with_suffix(".keys").read_bytes().count(b"\x7f") == n
+                    and out.with_suffix(".buffer").read_text() == ""
+                )
+            )
     assert out.with_suffix(".keys").read_bytes() == (b"hello there" + b"\x7f" * 11) * 2
     assert not out.with_suffix(".lines").exists()  # no Enter ever reached it
 

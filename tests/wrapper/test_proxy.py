@@ -19,8 +19,10 @@ from starlette.responses import StreamingResponse
 from starlette.routing import Route
 from wrapper_upstream import Upstream
 
+from backchannel.config import Settings
+from backchannel.wrapper.agent_client import CLIENT_LIMITS
 from backchannel.wrapper.proxy import IdentityProxy
-from backchannel.wrapper.serving import serve
+from backchannel.wrapper.serving import KEEP_ALIVE, serve
 
 pytestmark = pytest.mark.anyio
 
@@ -222,3 +224,11 @@ async def test_a_request_made_while_the_server_restarts_waits_for_it() -> None:
                 async with serve(upstream, port=port):
                     await answered.wait()
     assert answers and answers[0] != 502, answers
+
+
+def test_the_client_side_always_closes_an_idle_connection_first() -> None:
+    """A request sent on a socket the server is just closing gets no answer, and a tool call may not
+    be replayed; Qwen reported "connection failed" after 5 s idle when both sides used 5 s. Node's
+    and httpx's pools keep idle sockets 4-5 s, ours 2 s: the proxy and the server must wait longer."""
+    clients = [CLIENT_LIMITS.keepalive_expiry, 5.0]  # ours; Node's agent and httpx's default
+    assert max(c or 0 for c in clients) < min(KEEP_ALIVE, Settings().idle_timeout)

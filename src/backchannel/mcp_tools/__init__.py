@@ -8,21 +8,23 @@ from __future__ import annotations
 from mcp.server import MCPServer
 
 from backchannel import __version__
-from backchannel.mcp_tools import chat, identity
+from backchannel.jobs import JobBoard
+from backchannel.mcp_tools import chat, identity, jobs
 from backchannel.registry import Registry
 from backchannel.room import Room
 
 INSTRUCTIONS = (
     "backchannel is a chat room shared by people and coding agents. When you are mentioned you get a "
-    "prompt naming the channel: read it with chat_read, answer with chat_send. Do not poll: when a "
-    "read returns nothing new, stop and wait for your next prompt."
+    "prompt naming the channel or job: read it with chat_read, answer with chat_send (pass job_id for a "
+    "job's thread). Do not poll: when a read returns nothing new, stop and wait for your next prompt."
 )
 
 
-def build_mcp_server(room: Room, registry: Registry) -> MCPServer:
+def build_mcp_server(room: Room, registry: Registry, board: JobBoard) -> MCPServer:
     server: MCPServer = MCPServer(
         "backchannel", instructions=INSTRUCTIONS, version=__version__, log_level="WARNING"
     )
-    chat.register(server, room, registry)
+    chat.register(server, room, registry, board)
+    jobs.register(server, registry, board)
     identity.register(server, room, registry)
     return server

@@ -13,12 +13,14 @@ from mcp_types import CallToolResult
 
 from backchannel import uploads
 from backchannel.errors import Conflict, InvalidInput
+from backchannel.jobs import JobBoard
 from backchannel.mcp_tools._base import caller, ok, ok_json, tool_errors
-from backchannel.models import Agent
+from backchannel.mcp_tools.jobs import brief, find_job, header
+from backchannel.models import Agent, Message
 from backchannel.registry import Registry
 from backchannel.room import DEFAULT_CHANNEL, Room, validate_channel
 
-EMPTY_HINT = "No new messages in #{channel}. Stop polling: wait for your next prompt."
+EMPTY_HINT = "No new messages in {place}. Stop polling: wait for your next prompt."
 MAX_CHOICES = 10
 MAX_SUMMARY = 1000
 
@@ -28,21 +30,33 @@ def _channel(agent: Agent, channel: str) -> str:
     return validate_channel(channel) if channel else (agent.last_channel or DEFAULT_CHANNEL)
 
 
-async def _refuse_job_thread(room: Room, job_id: int, action: str, channel: str) -> None:
-    """Job threads do not exist yet: any job_id is refused plainly, never treated as the channel."""
-    if job_id == 0:
-        return
-    if job_id < 0 or job_id not in {j.id for j in await room.store.jobs()}:
-        raise InvalidInput(
-            f"job_id={job_id}: there is no job {job_id}. Leave job_id out to {action} #{channel}."
-        )
-    raise InvalidInput(
-        f"job_id={job_id}: job threads are not supported yet, so nothing was done. Leave job_id out to"
-        f" {action} #{channel} (write 'job #{job_id}' in the text if it is about that job)."
-    )
+def _read_result(
+    batch: list[Message],
+    remaining: int,
+    since_id: int | None,
+    place: str,
+    again: str,
+    empty: str = EMPTY_HINT,
+) -> CallToolResult:
+    """A read's answer; `remaining` is exactly what the next reads without since_id return."""
+    if since_id is None:
+        more = f"({remaining} more unread in {place}: call {again} again to continue.)"
+    else:
+        more = f"({remaining} unread in {place} after your read position: call {again} without since_id.)"
+    if not batch:
+        text = empty.format(place=place)
+        if remaining:
+            text = f"No messages in {place} after id {since_id}. {more}"
+        return ok(text, {"messages": [], "remaining": remaining})
+    result = ok_json([m.for_agent() for m in batch], "messages")
+    assert result.structured_content is not None
+    result.structured_content["remaining"] = remaining
+    if remaining:
+        result.content[0].text += f"\n{more}"  # type: ignore[union-attr]  # ok_json builds one TextContent
+    return result
 
 
-def register(server: MCPServer, room: Room, registry: Registry) -> None:
+def register(server: MCPServer, room: Room, registry: Registry, jobs: JobBoard) -> None:
     @server.tool()
     @tool_errors
     async def chat_send(
@@ -56,9 +70,9 @@ def register(server: MCPServer, room: Room, registry: Registry) -> None:
         sender: str = "",
     ) -> CallToolResult:
         """Post a message as yourself. `choices` turns it into a decision card; `reply_to` quotes a message.
+        `job_id` posts in that job's thread instead of a channel.
 
         `sender` is accepted for compatibility and ignored: you always speak as your own identity.
-        `job_id` is refused with an error until job threads exist: leave it out.
         """
         agent = await caller(ctx, registry)
         metadata: dict[str, object] = {}
@@ -67,13 +81,15 @@ def register(server: MCPServer, room: Room, registry: Registry) -> None:
                 raise InvalidInput(f"choices: up to {MAX_CHOICES} non-empty strings")
             metadata["choices"] = [c.strip()[:200] for c in choices]
         target = _channel(agent, channel)
-        await _refuse_job_thread(room, job_id, "post in", target)
+        if job_id:
+            await find_job(jobs, job_id, f"leave job_id out to post in #{target}")
         attachments: list[dict[str, Any]] = []
         if image_path:
             if room.settings.allow_network:
                 # The path is read on the server's machine: only a local agent may point at it.
                 raise InvalidInput("image_path is only available when the server runs in loopback mode")
-            await room.channel(target)  # check what can fail first, so a refused send copies nothing
+            if not job_id:
+                await room.channel(target)  # check what can fail first, so a refused send copies nothing
             room.check_text(message)
             settings = room.settings
             attachments.append(
@@ -81,6 +97,17 @@ def register(server: MCPServer, room: Room, registry: Registry) -> None:
                     uploads.from_local_path, settings.uploads_dir, image_path, settings.max_upload_bytes
                 )
             )
+        if job_id:
+            msg = await jobs.post(
+                job_id,
+                message,
+                agent=agent,
+                reply_to=reply_to if reply_to >= 0 else None,
+                attachments=attachments,
+                metadata=metadata,
+                type="decision" if choices else "chat",
+            )
+            return ok(f"Sent (id={msg.id}) in job #{job_id}", {"id": msg.id, "job_id": job_id})
         msg = await room.post_agent(
             agent,
             channel=target,
@@ -104,30 +131,31 @@ def register(server: MCPServer, room: Room, registry: Registry) -> None:
     ) -> CallToolResult:
         """Read messages. First read: the latest `limit`. Later: only what is new since your last read,
         oldest first; if more remain you are told how many. `since_id` reads after that id instead.
-        `job_id` is refused with an error until job threads exist: leave it out.
+        `job_id` reads that job's thread (its own read position) instead of a channel.
         """
         agent = await caller(ctx, registry)
         name = _channel(agent, channel)
-        await _refuse_job_thread(room, job_id, "read", name)
-        batch, remaining = await room.agent_read(agent, name, limit, since_id)
-        # `remaining` is exactly what the next reads without since_id return; say so in those terms.
-        if since_id is None:
-            more = f"({remaining} more unread in #{name}: call chat_read again to continue.)"
-        else:
-            more = (
-                f"({remaining} unread in #{name} after your read position: call chat_read without since_id.)"
+        if job_id:
+            job = await find_job(jobs, job_id, f"leave job_id out to read #{name}")
+            batch, remaining, first = await jobs.agent_read(
+                agent, job.id, room.clamp_limit(limit, 20), since_id
             )
-        if not batch:
-            text = EMPTY_HINT.format(channel=name)
-            if remaining:
-                text = f"No messages in #{name} after id {since_id}. {more}"
-            return ok(text, {"messages": [], "remaining": remaining, "channel": name})
-        items = [m.for_agent() for m in batch]
-        result = ok_json(items, "messages")
+            # A first read shows the job for the first time: the agent has work, not a reason to stop.
+            empty = f"No messages in {{place}} yet: work on it and report with chat_send(job_id={job.id})."
+            again = f"chat_read(job_id={job.id})"
+            result = _read_result(
+                batch, remaining, since_id, f"job #{job.id}", again, empty if first else EMPTY_HINT
+            )
+            result.content[0].text = f"{header(job)}\n\n{result.content[0].text}"  # type: ignore[union-attr]
+            assert result.structured_content is not None
+            result.structured_content.update(
+                {"job_id": job.id, "title": job.title, "channel": job.channel, "job": brief(job)}
+            )
+            return result
+        batch, remaining = await room.agent_read(agent, name, limit, since_id)
+        result = _read_result(batch, remaining, since_id, f"#{name}", "chat_read")
         assert result.structured_content is not None
-        result.structured_content.update({"remaining": remaining, "channel": name})
-        if remaining:
-            result.content[0].text += f"\n{more}"  # type: ignore[union-attr]  # ok_json builds one TextContent
+        result.structured_content["channel"] = name
         return result
 
     @server.tool()
@@ -222,27 +250,29 @@ def register(server: MCPServer, room: Room, registry: Registry) -> None:
         await room.store.set_summary(name, text.strip())
         return ok(f"Summary of #{name} saved.")
 
-    @server.tool()
+    limits = f"title <= {room.settings.job_title_max}, body <= {room.settings.job_body_max} characters"
+
+    @server.tool(
+        description=f"Propose a job ({limits}) as a card people accept, send back or dismiss. "
+        "Accepting creates the job and wakes you with its id."
+    )
     @tool_errors
     async def chat_propose_job(ctx: Context, title: str, body: str = "", channel: str = "") -> CallToolResult:
-        """Propose a job (title <= 80, body <= 1000 characters) for a person to accept."""
         agent = await caller(ctx, registry)
-        if not title.strip() or len(title) > 80:
-            raise InvalidInput("title: 1-80 characters")
-        if len(body) > 1000:
-            raise InvalidInput("body: at most 1000 characters")
+        title, body = jobs.check_title(title), jobs.check_body(body)
         name = _channel(agent, channel)
         await room.channel(name)
-        job = await room.store.propose_job(name, title.strip(), body.strip(), agent)
-        msg = await room.post_agent(
+        card = await room.post_agent(
             agent,
             channel=name,
             type="job_proposal",
-            text=f"Job proposal: {job.title}\n\n{job.body}".strip(),
-            metadata={"job_id": job.id, "title": job.title},
+            text=f"Job proposal: {title}\n\n{body}".strip(),
+            metadata={"title": title, "body": body, "status": "proposed", "proposer_id": agent.id},
         )
-        await room.store.set_job_message(job.id, msg.id)
-        return ok(f"Job proposed (id={job.id}); a person will accept or decline it.", {"id": job.id})
+        return ok(
+            f"Job proposed (card id={card.id}); a person will accept it, ask for changes or dismiss it.",
+            {"message_id": card.id},
+        )
 
 
 async def _who(room: Room) -> str:

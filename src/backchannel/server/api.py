@@ -55,11 +55,6 @@ class AgentPatch(BaseModel):
     role: str | None = Field(default=None, max_length=500)
 
 
-class JobDecision(BaseModel):
-    status: Literal["accepted", "declined"]
-    sender: str | None = Field(default=None, max_length=64)  # ignored: the person decides
-
-
 class MeIn(BaseModel):
     name: str = Field(min_length=1, max_length=64)
 
@@ -71,6 +66,18 @@ class RuleDecision(BaseModel):
 @router.get("/api/health", response_model=Health, tags=["meta"])
 async def health() -> dict[str, str]:
     return {"status": "ok", "version": __version__}
+
+
+@router.get("/api/limits", dependencies=Reader, tags=["meta"])
+async def limits(request: Request) -> dict[str, int]:
+    """The server's limits, so a page checks input against them instead of numbers of its own."""
+    settings = services(request).settings
+    return {
+        "max_message_chars": settings.max_message_chars,
+        "job_title_max": settings.job_title_max,
+        "job_body_max": settings.job_body_max,
+        "read_limit_max": settings.read_limit_max,
+    }
 
 
 @router.get("/api/channels", dependencies=Reader, tags=["channels"])
@@ -263,16 +270,6 @@ async def list_rules(request: Request) -> list[dict[str, Any]]:
 @router.post("/api/rules/{rule_id}", dependencies=Writer, tags=["rules"])
 async def decide_rule(request: Request, rule_id: RowId, body: RuleDecision) -> dict[str, Any]:
     return asdict(await services(request).store.set_rule_status(rule_id, body.status))
-
-
-@router.get("/api/jobs", dependencies=Reader, tags=["jobs"])
-async def list_jobs(request: Request) -> list[dict[str, Any]]:
-    return [asdict(j) for j in await services(request).store.jobs()]
-
-
-@router.post("/api/jobs/{job_id}", dependencies=Writer, tags=["jobs"])
-async def decide_job(request: Request, job_id: RowId, body: JobDecision, me: Me) -> dict[str, Any]:
-    return asdict(await services(request).room.decide_job(job_id, body.status, me))
 
 
 @router.get("/api/events", dependencies=Reader, tags=["events"])

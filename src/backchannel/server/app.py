@@ -28,7 +28,7 @@ from backchannel.errors import BackchannelError
 from backchannel.mcp_tools import build_mcp_server
 from backchannel.registry import Registry
 from backchannel.room import Room
-from backchannel.server import agents_api, api, web
+from backchannel.server import agents_api, api, jobs_api, web
 from backchannel.server.deps import Services
 from backchannel.server.security import (
     BodyLimitMiddleware,
@@ -66,7 +66,7 @@ def create_app(settings: Settings) -> FastAPI:
     secrets_ = Secrets.create(settings)
     services = Services(settings, store, bus, registry, room, Guard(settings, secrets_))
 
-    mcp_server = build_mcp_server(room, registry)
+    mcp_server = build_mcp_server(room, registry, services.jobs)
     security = _transport_security(settings)
     mcp_http = mcp_server.streamable_http_app(
         streamable_http_path="/mcp",
@@ -97,6 +97,7 @@ def create_app(settings: Settings) -> FastAPI:
     )
     app.state.services = services
     app.state.mcp_server = mcp_server
+    app.include_router(jobs_api.router)  # the jobs board (issue 9)
     app.include_router(api.router)
     app.include_router(agents_api.router)
     app.include_router(web.router)

@@ -10,6 +10,7 @@ from starlette.requests import HTTPConnection
 from backchannel.bus import EventBus
 from backchannel.config import Settings
 from backchannel.errors import StaleToken, Unauthorized
+from backchannel.jobs import JobBoard
 from backchannel.models import Person
 from backchannel.people import People
 from backchannel.registry import Registry
@@ -28,9 +29,12 @@ class Services:
     guard: Guard
     # Person identities over the same store (one writer, one connection) as everything else.
     people: People = field(init=False)
+    # The jobs board (issue 9): REST and MCP tools share this one service.
+    jobs: JobBoard = field(init=False)
 
     def __post_init__(self) -> None:
         self.people = People(self.store, self.bus, self.settings.data_dir)
+        self.jobs = JobBoard(self.room, self.store, self.settings)
 
 
 def services(request: HTTPConnection) -> Services:

@@ -25,16 +25,18 @@ import secrets
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from mcp.server.transport_security import TransportSecurityMiddleware, TransportSecuritySettings
 from starlette.datastructures import Headers
 from starlette.requests import HTTPConnection, Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from backchannel.config import Settings
 from backchannel.errors import Forbidden, Unauthorized
+
+if TYPE_CHECKING:
+    from mcp.server.transport_security import TransportSecuritySettings
 
 SESSION_HEADER = "x-backchannel-session"
 JOIN_KEY_HEADER = "x-join-key"
@@ -240,6 +242,10 @@ class McpGateMiddleware:
     ) -> None:
         self.app = app
         self.guard = guard
+        # Imported here: the CLI and every wrapper import this module for its constants, and the
+        # mcp package costs them about a second of start-up they never use.
+        from mcp.server.transport_security import TransportSecurityMiddleware
+
         self.transport = TransportSecurityMiddleware(transport_security)
         self.authenticate = authenticate
 

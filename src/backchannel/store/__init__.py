@@ -8,15 +8,16 @@ from __future__ import annotations
 
 import os
 import sqlite3
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from backchannel.errors import NotFound
 from backchannel.models import Agent, Channel, Event, Job, Message, Person, Rule, SenderKind, Trigger
-from backchannel.store import agents, channels, events, messages, persons, proposals, scrub, triggers
+from backchannel.store import agents, channels, events, jobs, messages, persons, proposals, scrub, triggers
 from backchannel.store._db import Database
+from backchannel.store.jobs import Author, JobChange
 from backchannel.store.schema import migrate
 
 Planner = Callable[[Channel, list[Agent]], Any]
@@ -70,16 +71,25 @@ class Store:
 
         return await self.db.write(tx)
 
-    async def delete_channel(self, name: str) -> tuple[Event, list[str]]:
-        """Delete a channel with its messages' logged copies; returns the uploads only it referenced."""
+    async def delete_channel(self, name: str) -> tuple[list[Event], list[str]]:
+        """Delete a channel with its messages' logged copies and its jobs (each deleted for good,
+        as ``jobs.delete`` does); returns the events to publish and the uploads only it referenced."""
 
-        def tx(c: sqlite3.Connection) -> tuple[Event, list[str]]:
+        def tx(c: sqlite3.Connection) -> tuple[list[Event], list[str]]:
             ch = channels.get(c, name)
-            orphaned = messages.channel_uploads(c, ch.id)
+            published: list[Event] = []
+            orphaned: list[str] = []
+            for job in jobs.list_jobs(c, channel_id=ch.id):
+                gone = jobs.delete(c, job.id)
+                published += gone.events
+                orphaned += gone.orphaned
+            orphaned += messages.channel_uploads(c, ch.id)
             events.drop_channel_messages(c, ch.id)
             channels.delete(c, name)
             scrub.owe(c)
-            return events.append(c, "channel_deleted", {"name": name}), orphaned
+            # the channel's own messages left the log above; so do their events
+            published = [e for e in published if e.payload.get("message", {}).get("channel") != name]
+            return [*published, events.append(c, "channel_deleted", {"name": name})], orphaned
 
         result = await self.db.write(tx)
         self.scrubber.request()
@@ -119,10 +129,20 @@ class Store:
         job_id: int = 0,
         person_id: int | None = None,
     ) -> Posted:
-        """Store a message, its routing outcome and its events in one transaction."""
+        """Store a message, its routing outcome and its events in one transaction.
+
+        With ``job_id`` the message goes into that job's thread (in the job's channel, whatever
+        ``channel`` says): the planner sees the job's loop guard, wake-ups carry the job id.
+        """
 
         def tx(c: sqlite3.Connection) -> Posted:
-            ch = channels.get(c, channel)
+            thread = job_id or None
+            if thread is not None:
+                job = jobs.get(c, thread)
+                ch = channels.get(c, job.channel)
+                guard = replace(ch, hops=job.hops, paused=job.paused)
+            else:
+                ch = guard = channels.get(c, channel)
             msg = messages.insert(
                 c,
                 channel_id=ch.id,
@@ -135,20 +155,31 @@ class Store:
                 attachments=attachments,
                 metadata=metadata,
                 person_id=person_id,
+                job_id=thread,
             )
             if agent_id is not None:
                 # An agent that had read everything has also "read" its own message; one that had not
                 # keeps its cursor, so sending never skips messages it has not seen.
-                cursor = messages.get_cursor(c, agent_id, ch.id)
-                if cursor is not None and not messages.any_between(c, ch.id, cursor, msg.id):
-                    messages.set_cursor(c, agent_id, ch.id, msg.id)
+                if thread is not None:
+                    cursor = jobs.get_cursor(c, agent_id, thread)
+                    if cursor is not None and not messages.any_between(
+                        c, ch.id, cursor, msg.id, job_id=thread
+                    ):
+                        jobs.set_cursor(c, agent_id, thread, msg.id)
+                else:
+                    cursor = messages.get_cursor(c, agent_id, ch.id)
+                    if cursor is not None and not messages.any_between(c, ch.id, cursor, msg.id):
+                        messages.set_cursor(c, agent_id, ch.id, msg.id)
             evs = [events.append(c, "message", {"message": msg.public()})]
             made: list[tuple[Agent, Trigger]] = []
             notices: list[Message] = []
             if planner is not None:
-                plan = planner(ch, agents.live(c))
-                if (plan.hops, plan.paused) != (ch.hops, ch.paused):
-                    channels.set_routing(c, ch.id, plan.hops, plan.paused)
+                plan = planner(guard, agents.live(c))
+                if (plan.hops, plan.paused) != (guard.hops, guard.paused):
+                    if thread is not None:
+                        jobs.set_routing(c, thread, plan.hops, plan.paused)
+                    else:
+                        channels.set_routing(c, ch.id, plan.hops, plan.paused)
                 for target in plan.targets:
                     prompt = prompt_for(target) if prompt_for else ""
                     trig = triggers.insert(
@@ -164,10 +195,19 @@ class Store:
                         made.append((target, trig))
                 for notice in plan.notices:
                     note = messages.insert(
-                        c, channel_id=ch.id, sender="system", kind="system", text=notice, type="system"
+                        c,
+                        channel_id=ch.id,
+                        sender="system",
+                        kind="system",
+                        text=notice,
+                        type="system",
+                        job_id=thread,
                     )
                     notices.append(note)
                     evs.append(events.append(c, "message", {"message": note.public()}))
+                if thread is not None and plan.paused != guard.paused:  # the board shows the pause
+                    board = {"action": "updated", "job": jobs.get(c, thread).public()}
+                    evs.append(events.append(c, "job", board))
             return Posted(message=msg, triggers=made, notices=notices, events=evs)
 
         return await self.db.write(tx)
@@ -216,10 +256,12 @@ class Store:
 
         return await self.db.read(q)
 
-    async def search(self, query: str, channel: str | None, limit: int) -> list[Message]:
+    async def search(
+        self, query: str, channel: str | None, limit: int, *, threads: bool = False
+    ) -> list[Message]:
         def q(c: sqlite3.Connection) -> list[Message]:
             ch_id = channels.get(c, channel).id if channel else None
-            return messages.search(c, query, ch_id, limit)
+            return messages.search(c, query, ch_id, limit, threads=threads)
 
         return await self.db.read(q)
 
@@ -236,22 +278,11 @@ class Store:
         def tx(c: sqlite3.Connection) -> tuple[list[Message], int]:
             ch = channels.get(c, channel)
             cursor = messages.get_cursor(c, agent_id, ch.id)
-            if since_id is not None:
-                batch = messages.after(c, ch.id, since_id, limit, agent_view=True)
-            elif cursor is None:
-                batch = messages.latest(c, ch.id, limit, agent_view=True)
-            else:
-                batch = messages.after(c, ch.id, cursor, limit, agent_view=True)
-            # An explicit since_id past unread messages must not move the cursor over them.
-            may_advance = since_id is None or cursor is None or since_id <= cursor
-            if batch and may_advance:
-                messages.set_cursor(c, agent_id, ch.id, batch[-1].id)
-            elif cursor is None:
-                messages.set_cursor(c, agent_id, ch.id, messages.last_id(c, ch.id))
-            after_cursor = messages.get_cursor(c, agent_id, ch.id)
-            remaining = messages.count_after(c, ch.id, after_cursor) if after_cursor is not None else 0
+            read = messages.cursor_read(
+                c, ch.id, limit, since_id, cursor, lambda last: messages.set_cursor(c, agent_id, ch.id, last)
+            )
             agents.update(c, agent_id, last_channel=ch.name)
-            return batch, remaining
+            return read
 
         return await self.db.write(tx)
 
@@ -412,17 +443,137 @@ class Store:
     async def set_rule_status(self, rule_id: int, status: str) -> Rule:
         return await self.db.write(lambda c: proposals.set_rule_status(c, rule_id, status))
 
-    async def propose_job(self, channel: str, title: str, body: str, by: Agent) -> Job:
-        return await self.db.write(lambda c: proposals.add_job(c, channel, title, body, by.name, by.id))
+    # -- jobs (see store/jobs.py; each method is one transaction) ----------------------------------
+    async def jobs(self, status: str | None = None, channel: str | None = None) -> list[Job]:
+        def q(c: sqlite3.Connection) -> list[Job]:
+            ch_id = channels.get(c, channel).id if channel else None
+            return jobs.list_jobs(c, status, ch_id)
 
-    async def jobs(self) -> list[Job]:
-        return await self.db.read(proposals.jobs)
+        return await self.db.read(q)
 
-    async def decide_job(self, job_id: int, status: str) -> tuple[Job, str | None]:
-        return await self.db.write(lambda c: proposals.decide_job(c, job_id, status))
+    async def job(self, job_id: int) -> Job:
+        return await self.db.read(lambda c: jobs.get(c, job_id))
 
-    async def set_job_message(self, job_id: int, message_id: int) -> None:
-        await self.db.write(lambda c: proposals.set_job_message(c, job_id, message_id))
+    async def create_job(
+        self,
+        *,
+        channel: str | None,
+        title: str,
+        body: str,
+        status: str | None,
+        assignee: str,
+        anchor_msg_id: int | None,
+        author: Author,
+        wake_prompt: Callable[[Agent, Job], str],
+    ) -> JobChange:
+        return await self.db.write(
+            lambda c: jobs.create(
+                c,
+                channel=channel,
+                title=title,
+                body=body,
+                status=status,
+                assignee=assignee,
+                anchor_msg_id=anchor_msg_id,
+                author=author,
+                wake_prompt=wake_prompt,
+            )
+        )
+
+    async def update_job(
+        self,
+        job_id: int,
+        *,
+        status: str | None,
+        title: str | None,
+        body: str | None,
+        assignee: str | None,
+        notes: Callable[[Job, Job], list[str]],
+        by_agent: bool = False,
+    ) -> JobChange:
+        return await self.db.write(
+            lambda c: jobs.update(
+                c,
+                job_id,
+                status=status,
+                title=title,
+                body=body,
+                assignee=assignee,
+                notes=notes,
+                by_agent=by_agent,
+            )
+        )
+
+    async def resume_job(self, job_id: int, by: str) -> JobChange:
+        """``/continue`` in a job's thread resets its loop guard."""
+        return await self.db.write(lambda c: jobs.resume(c, job_id, by))
+
+    async def reorder_jobs(
+        self, status: str, ordered_ids: Sequence[int], notes: Callable[[Job, Job], list[str]]
+    ) -> JobChange:
+        return await self.db.write(lambda c: jobs.reorder(c, status, ordered_ids, notes))
+
+    async def delete_job(self, job_id: int) -> JobChange:
+        """Delete a job for good; its thread's removed text leaves the disk in the scheduled scrub."""
+
+        def tx(c: sqlite3.Connection) -> JobChange:
+            change = jobs.delete(c, job_id)
+            scrub.owe(c)
+            return change
+
+        result = await self.db.write(tx)
+        self.scrubber.request()
+        return result
+
+    async def thread(
+        self, job_id: int, limit: int, before: int | None = None, after: int | None = None
+    ) -> list[Message]:
+        def q(c: sqlite3.Connection) -> list[Message]:
+            job = jobs.get(c, job_id)
+            ch = channels.get(c, job.channel)
+            if after is not None:
+                return messages.after(c, ch.id, after, limit, job_id=job_id)
+            return messages.latest(c, ch.id, limit, before, job_id=job_id)
+
+        return await self.db.read(q)
+
+    async def read_job_for_agent(
+        self, agent_id: int, job_id: int, limit: int, since_id: int | None
+    ) -> tuple[list[Message], int, bool]:
+        return await self.db.write(lambda c: jobs.read_for_agent(c, agent_id, job_id, limit, since_id))
+
+    async def resolve_suggestion(
+        self,
+        job_id: int,
+        msg_id: int,
+        resolution: Literal["accepted", "dismissed"],
+        author: Author,
+        wake_prompt: Callable[[Agent, Job], str],
+    ) -> JobChange:
+        return await self.db.write(
+            lambda c: jobs.resolve_suggestion(c, job_id, msg_id, resolution, author, wake_prompt)
+        )
+
+    async def decide_proposal(
+        self,
+        msg_id: int,
+        decision: Literal["dismiss", "changes"],
+        author: Author,
+        note: str,
+        wake_prompt: Callable[[Agent, Message], str],
+    ) -> JobChange:
+        return await self.db.write(
+            lambda c: jobs.decide_proposal(c, msg_id, decision, author, note, wake_prompt)
+        )
+
+    async def convert_to_job(
+        self,
+        message_id: int,
+        agent_name: str | None,
+        author: Author,
+        wake_prompt: Callable[[Agent, Message], str],
+    ) -> tuple[Agent, Trigger, JobChange]:
+        return await self.db.write(lambda c: jobs.convert(c, message_id, agent_name, author, wake_prompt))
 
 
-__all__ = ["Posted", "Store"]
+__all__ = ["Author", "JobChange", "Posted", "Store"]

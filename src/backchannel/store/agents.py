@@ -244,6 +244,11 @@ def carry_over(conn: sqlite3.Connection, previous: Agent, new_id: int) -> TakeOv
         " SELECT ?, channel_id, last_id FROM cursors WHERE agent_id = ?",
         (new_id, previous.id),
     ).rowcount
+    conn.execute(  # read positions in job threads too
+        "INSERT OR REPLACE INTO job_cursors(agent_id, job_id, last_id)"
+        " SELECT ?, job_id, last_id FROM job_cursors WHERE agent_id = ?",
+        (new_id, previous.id),
+    )
     conn.execute(
         "UPDATE agents SET role = ?, hat = ?, color = ?, last_channel = ? WHERE id = ?",
         (previous.role, previous.hat, previous.color, previous.last_channel, new_id),
@@ -284,7 +289,7 @@ def rename(conn: sqlite3.Connection, agent_id: int, new_name: str) -> tuple[Agen
     """Give an identity a new name; returns it and the old name.
 
     History follows the identity, not the name: every message it wrote, the event log live views
-    resume from, the wake-ups it caused and the jobs it proposed show the new name from now on.
+    resume from and the wake-ups it caused show the new name from now on.
     """
     old = by_id(conn, agent_id)
     holder = persons.holder_of(conn, new_name)
@@ -294,7 +299,6 @@ def rename(conn: sqlite3.Connection, agent_id: int, new_name: str) -> tuple[Agen
         raise Conflict(f"the name {new_name!r} is taken by another agent; pick another")
     conn.execute("UPDATE agents SET name = ? WHERE id = ?", (new_name, agent_id))
     messages.rename_sender(conn, "agent_id", agent_id, new_name)
-    conn.execute("UPDATE jobs SET proposed_by = ? WHERE proposer_id = ?", (new_name, agent_id))
     return by_id(conn, agent_id), old.name
 
 

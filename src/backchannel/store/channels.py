@@ -62,7 +62,6 @@ def rename(conn: sqlite3.Connection, old: str, new: str) -> Channel:
     conn.execute("UPDATE channels SET name = ? WHERE id = ?", (new, channel.id))
     conn.execute("UPDATE triggers SET channel = ? WHERE channel = ?", (new, old))
     conn.execute("UPDATE agents SET last_channel = ? WHERE last_channel = ?", (new, old))
-    conn.execute("UPDATE jobs SET channel = ? WHERE channel = ?", (new, old))
     conn.execute("UPDATE rules SET channel = ? WHERE channel = ?", (new, old))
     return get(conn, new)
 

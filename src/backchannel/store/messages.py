@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
+from collections.abc import Callable
 from typing import Any, Literal
 
 from backchannel.errors import InvalidInput, NotFound
@@ -29,6 +30,7 @@ def row_to_message(row: sqlite3.Row) -> Message:
         edited_at=row["edited_at"],
         deleted=bool(row["deleted"]),
         person_id=row["person_id"],
+        job_id=row["job_id"],
     )
 
 
@@ -45,16 +47,20 @@ def insert(
     attachments: list[dict[str, Any]] | None = None,
     metadata: dict[str, Any] | None = None,
     person_id: int | None = None,
+    job_id: int | None = None,
 ) -> Message:
     if reply_to is not None:
-        target = conn.execute("SELECT channel_id FROM messages WHERE id = ?", (reply_to,)).fetchone()
+        target = conn.execute("SELECT channel_id, job_id FROM messages WHERE id = ?", (reply_to,)).fetchone()
         if target is None:
             raise InvalidInput(f"reply_to: no message {reply_to}")
         if target["channel_id"] != channel_id:
             raise InvalidInput(f"reply_to: message {reply_to} is in another channel")
+        if target["job_id"] != job_id:
+            place = "a job thread" if target["job_id"] is not None else "the channel timeline"
+            raise InvalidInput(f"reply_to: message {reply_to} is in {place}, not here")
     cur = conn.execute(
         "INSERT INTO messages(channel_id, sender, agent_id, kind, type, text, reply_to, attachments,"
-        " metadata, created_at, person_id) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+        " metadata, created_at, person_id, job_id) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
         (
             channel_id,
             sender,
@@ -67,6 +73,7 @@ def insert(
             json.dumps(metadata or {}),
             time.time(),
             person_id,
+            job_id,
         ),
     )
     assert cur.lastrowid is not None
@@ -106,6 +113,12 @@ def edit(conn: sqlite3.Connection, message_id: int, text: str) -> Message:
     return get(conn, message_id)
 
 
+def set_metadata(conn: sqlite3.Connection, message_id: int, metadata: dict[str, Any]) -> Message:
+    """Replace a card's metadata (a decision recorded on it); the text is unchanged."""
+    conn.execute("UPDATE messages SET metadata = ? WHERE id = ?", (json.dumps(metadata), message_id))
+    return get(conn, message_id)
+
+
 def delete(conn: sqlite3.Connection, message_id: int) -> tuple[Message, list[str]]:
     """Blank a message (text, attachments, choices); returns it and the uploads nothing references now."""
     get(conn, message_id)
@@ -142,6 +155,17 @@ def channel_uploads(conn: sqlite3.Connection, channel_id: int) -> list[str]:
 _NOT_PRESENCE = " AND type NOT IN ('join', 'leave')"
 
 
+def _place(channel_id: int, job_id: int | None, alias: str = "m.") -> tuple[str, int]:
+    """Where a read looks: a channel's timeline (never its job threads) or one job's thread.
+
+    Both conditions match a partial index (``messages_timeline`` / ``messages_thread``), so a
+    timeline read never walks thread messages and a thread read never walks the channel.
+    """
+    if job_id is None:
+        return f"{alias}channel_id = ? AND {alias}job_id IS NULL", channel_id
+    return f"{alias}job_id = ?", job_id
+
+
 def latest(
     conn: sqlite3.Connection,
     channel_id: int,
@@ -149,23 +173,32 @@ def latest(
     before: int | None = None,
     *,
     agent_view: bool = False,
+    job_id: int | None = None,
 ) -> list[Message]:
     """The newest ``limit`` messages (optionally older than ``before``), oldest first."""
-    where = "m.channel_id = ?" + (" AND m.id < ?" if before is not None else "")
+    where, key = _place(channel_id, job_id)
+    where += " AND m.id < ?" if before is not None else ""
     where += _NOT_PRESENCE.replace("type", "m.type") if agent_view else ""
-    params = (channel_id, before, limit) if before is not None else (channel_id, limit)
+    params = (key, before, limit) if before is not None else (key, limit)
     rows = conn.execute(f"{_SELECT} WHERE {where} ORDER BY m.id DESC LIMIT ?", params).fetchall()
     return [row_to_message(r) for r in reversed(rows)]
 
 
 def after(
-    conn: sqlite3.Connection, channel_id: int, after_id: int, limit: int, *, agent_view: bool = False
+    conn: sqlite3.Connection,
+    channel_id: int,
+    after_id: int,
+    limit: int,
+    *,
+    agent_view: bool = False,
+    job_id: int | None = None,
 ) -> list[Message]:
     """The oldest ``limit`` messages newer than ``after_id``: readers never skip a message."""
     extra = _NOT_PRESENCE.replace("type", "m.type") if agent_view else ""
+    where, key = _place(channel_id, job_id)
     rows = conn.execute(
-        f"{_SELECT} WHERE m.channel_id = ? AND m.id > ?{extra} ORDER BY m.id LIMIT ?",
-        (channel_id, after_id, limit),
+        f"{_SELECT} WHERE {where} AND m.id > ?{extra} ORDER BY m.id LIMIT ?",
+        (key, after_id, limit),
     ).fetchall()
     return [row_to_message(r) for r in rows]
 
@@ -173,31 +206,40 @@ def after(
 COUNT_CAP = 10_000
 
 
-def count_after(conn: sqlite3.Connection, channel_id: int, after_id: int) -> int:
+def count_after(
+    conn: sqlite3.Connection, channel_id: int, after_id: int, *, job_id: int | None = None
+) -> int:
     """Unread messages (as agents see them) after ``after_id``, counted up to COUNT_CAP."""
+    where, key = _place(channel_id, job_id, "")
     (n,) = conn.execute(
-        "SELECT count(*) FROM (SELECT 1 FROM messages WHERE channel_id = ? AND id > ?"
-        f"{_NOT_PRESENCE} LIMIT ?)",
-        (channel_id, after_id, COUNT_CAP),
+        f"SELECT count(*) FROM (SELECT 1 FROM messages WHERE {where} AND id > ?{_NOT_PRESENCE} LIMIT ?)",
+        (key, after_id, COUNT_CAP),
     ).fetchone()
     return int(n)
 
 
-def any_between(conn: sqlite3.Connection, channel_id: int, low: int, high: int) -> bool:
+def any_between(
+    conn: sqlite3.Connection, channel_id: int, low: int, high: int, *, job_id: int | None = None
+) -> bool:
     """Whether an agent has anything to read strictly between two ids."""
+    where, key = _place(channel_id, job_id, "")
     row = conn.execute(
-        f"SELECT 1 FROM messages WHERE channel_id = ? AND id > ? AND id < ?{_NOT_PRESENCE} LIMIT 1",
-        (channel_id, low, high),
+        f"SELECT 1 FROM messages WHERE {where} AND id > ? AND id < ?{_NOT_PRESENCE} LIMIT 1",
+        (key, low, high),
     ).fetchone()
     return row is not None
 
 
-def last_id(conn: sqlite3.Connection, channel_id: int) -> int:
-    row = conn.execute("SELECT max(id) FROM messages WHERE channel_id = ?", (channel_id,)).fetchone()
+def last_id(conn: sqlite3.Connection, channel_id: int, *, job_id: int | None = None) -> int:
+    where, key = _place(channel_id, job_id, "")
+    row = conn.execute(f"SELECT max(id) FROM messages WHERE {where}", (key,)).fetchone()
     return int(row[0] or 0)
 
 
-def search(conn: sqlite3.Connection, query: str, channel_id: int | None, limit: int) -> list[Message]:
+def search(
+    conn: sqlite3.Connection, query: str, channel_id: int | None, limit: int, *, threads: bool = False
+) -> list[Message]:
+    """Full-text search of the channel timelines; ``threads`` includes job threads too."""
     # Quote every term so user text is never FTS5 syntax: `foo-bar` or `"` cannot raise.
     terms = [t.replace('"', '""') for t in query.split()]
     if not terms:
@@ -205,12 +247,44 @@ def search(conn: sqlite3.Connection, query: str, channel_id: int | None, limit: 
     match = " ".join(f'"{t}"' for t in terms)
     sql = f"{_SELECT} JOIN messages_fts f ON f.rowid = m.id WHERE messages_fts MATCH ? AND m.deleted = 0"
     params: list[Any] = [match]
+    if not threads:
+        sql += " AND m.job_id IS NULL"
     if channel_id is not None:
         sql += " AND m.channel_id = ?"
         params.append(channel_id)
     sql += " ORDER BY m.id DESC LIMIT ?"
     params.append(limit)
     return [row_to_message(r) for r in conn.execute(sql, params)]
+
+
+def cursor_read(
+    conn: sqlite3.Connection,
+    channel_id: int,
+    limit: int,
+    since_id: int | None,
+    cursor: int | None,
+    move: Callable[[int], None],
+    *,
+    job_id: int | None = None,
+) -> tuple[list[Message], int]:
+    """An agent's read of a channel (or of a job's thread) with its read position ``cursor``:
+    the first read gives recent context, later ones only what is new, oldest first. ``move``
+    stores a new position (forward only). Returns the messages and how many unread ones remain:
+    exactly what the following reads without ``since_id`` return."""
+    if since_id is not None:
+        batch = after(conn, channel_id, since_id, limit, agent_view=True, job_id=job_id)
+    elif cursor is None:
+        batch = latest(conn, channel_id, limit, agent_view=True, job_id=job_id)
+    else:
+        batch = after(conn, channel_id, cursor, limit, agent_view=True, job_id=job_id)
+    # An explicit since_id past unread messages must not move the cursor over them.
+    if batch and (since_id is None or cursor is None or since_id <= cursor):
+        cursor = max(cursor or 0, batch[-1].id)
+        move(cursor)
+    elif cursor is None:
+        cursor = last_id(conn, channel_id, job_id=job_id)
+        move(cursor)
+    return batch, count_after(conn, channel_id, cursor, job_id=job_id)
 
 
 def get_cursor(conn: sqlite3.Connection, agent_id: int, channel_id: int) -> int | None:

@@ -208,6 +208,96 @@ MIGRATIONS: list[str] = [
     """
     CREATE TABLE scrub_owed (id INTEGER PRIMARY KEY CHECK (id = 1), since REAL NOT NULL);
     """,
+    # jobs board (issue 9): proposals become cards (decision in the card's metadata), accepted ones
+    # active jobs with the same id; each job has a thread (messages.job_id), order, its loop guard,
+    # its live message count (kept by SQL triggers).
+    # triggers.folds = 0: a wake-up with its own instruction (accepted, changes asked, convert),
+    # which mentions never fold into and which never folds into a plain mention's wake-up.
+    """
+    CREATE TABLE jobs_board (
+        id             INTEGER PRIMARY KEY AUTOINCREMENT,
+        uid            TEXT NOT NULL UNIQUE,
+        channel_id     INTEGER NOT NULL REFERENCES channels(id) ON DELETE CASCADE,
+        title          TEXT NOT NULL,
+        body           TEXT NOT NULL DEFAULT '',
+        status         TEXT NOT NULL DEFAULT 'todo',
+        created_by     TEXT NOT NULL DEFAULT '',
+        assignee       TEXT NOT NULL DEFAULT '',
+        anchor_msg_id  INTEGER,
+        sort_order     INTEGER NOT NULL DEFAULT 0,
+        hops           INTEGER NOT NULL DEFAULT 0,
+        paused         INTEGER NOT NULL DEFAULT 0,
+        message_count  INTEGER NOT NULL DEFAULT 0,
+        created_at     REAL NOT NULL,
+        updated_at     REAL NOT NULL
+    );
+    INSERT INTO jobs_board(id, uid, channel_id, title, body, status, created_by, anchor_msg_id,
+            sort_order, created_at, updated_at)
+        SELECT j.id, lower(hex(randomblob(16))),
+            coalesce((SELECT c.id FROM channels c WHERE c.name = j.channel),
+                     (SELECT c.id FROM channels c WHERE c.name = 'general')),
+            j.title, j.body, 'active', j.proposed_by, j.message_id, j.id, j.created_at, j.created_at
+        FROM jobs j WHERE j.status = 'accepted';
+    -- ids of proposals that became no job are never handed out again
+    DELETE FROM sqlite_sequence WHERE name = 'jobs_board';
+    INSERT INTO sqlite_sequence(name, seq) SELECT 'jobs_board', max(
+        coalesce((SELECT max(id) FROM jobs), 0),
+        coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'jobs'), 0));
+    -- old wake-ups named a proposal's id; job_id now means "in that job's thread"
+    UPDATE triggers SET job_id = 0;
+    UPDATE messages SET metadata = json_object(
+            'title', j.title, 'body', j.body,
+            'status', CASE j.status WHEN 'accepted' THEN 'accepted' WHEN 'declined' THEN 'dismissed'
+                      ELSE 'proposed' END,
+            'proposer_id', j.proposer_id)
+        FROM jobs j
+        WHERE messages.type = 'job_proposal' AND messages.deleted = 0
+            AND j.id = json_extract(messages.metadata, '$.job_id');
+    UPDATE messages SET metadata = json_set(metadata, '$.job_id', b.id)
+        FROM jobs_board b
+        WHERE messages.type = 'job_proposal' AND b.anchor_msg_id = messages.id
+            AND json_extract(messages.metadata, '$.status') = 'accepted';
+    UPDATE events SET payload = json_set(payload, '$.message.metadata', json(m.metadata))
+        FROM messages m WHERE m.id = events.message_id AND m.type = 'job_proposal';
+    DROP TABLE jobs;
+    ALTER TABLE jobs_board RENAME TO jobs;
+    CREATE INDEX jobs_board_order ON jobs(status, sort_order);
+    CREATE INDEX jobs_channel ON jobs(channel_id);
+    ALTER TABLE messages ADD COLUMN job_id INTEGER REFERENCES jobs(id) ON DELETE CASCADE;
+    CREATE INDEX messages_timeline ON messages(channel_id, id) WHERE job_id IS NULL;
+    CREATE INDEX messages_thread ON messages(job_id, id) WHERE job_id IS NOT NULL;
+    -- the board's message_count: a covering count per job, however long its thread
+    CREATE INDEX messages_thread_live ON messages(job_id, deleted) WHERE job_id IS NOT NULL;
+    -- jobs.message_count (live thread messages) is kept exact by every insert, soft delete, delete
+    CREATE TRIGGER jobs_count_insert AFTER INSERT ON messages
+        WHEN new.job_id IS NOT NULL AND new.deleted = 0
+    BEGIN
+        UPDATE jobs SET message_count = message_count + 1 WHERE id = new.job_id;
+    END;
+    CREATE TRIGGER jobs_count_soft_delete AFTER UPDATE OF deleted ON messages
+        WHEN new.job_id IS NOT NULL AND old.deleted != new.deleted
+    BEGIN
+        UPDATE jobs SET message_count = message_count + CASE WHEN new.deleted THEN -1 ELSE 1 END
+            WHERE id = new.job_id;
+    END;
+    CREATE TRIGGER jobs_count_delete AFTER DELETE ON messages
+        WHEN old.job_id IS NOT NULL AND old.deleted = 0
+    BEGIN
+        UPDATE jobs SET message_count = message_count - 1 WHERE id = old.job_id;
+    END;
+    CREATE TABLE job_cursors (
+        agent_id    INTEGER NOT NULL REFERENCES agents(id),
+        job_id      INTEGER NOT NULL REFERENCES jobs(id) ON DELETE CASCADE,
+        last_id     INTEGER NOT NULL,
+        PRIMARY KEY (agent_id, job_id)
+    ) WITHOUT ROWID;
+    ALTER TABLE triggers ADD COLUMN folds INTEGER NOT NULL DEFAULT 1;
+    CREATE INDEX triggers_unsent ON triggers(agent_id, channel, job_id) WHERE state = 'queued';
+    -- a job deleted for good takes its title along: its "Job #N created" cards and its logged events
+    CREATE INDEX messages_job_created ON messages(json_extract(metadata, '$.job_id'))
+        WHERE type = 'job_created';
+    CREATE INDEX events_job ON events(json_extract(payload, '$.job.id')) WHERE kind = 'job';
+    """,
 ]
 
 

@@ -42,9 +42,13 @@ def insert(
     job_id: int,
     sender: str,
     prompt: str,
+    fold: bool = True,
 ) -> Trigger | None:
-    """Queue a wake-up, unless one for this channel is still waiting to be sent (one prompt per channel)."""
-    pending = _unsent(conn, agent_id, channel)
+    """Queue a wake-up, unless one for this place is still waiting to be sent (one prompt per channel,
+    and one per job thread: a job's wake-up names the job, so it never folds into the channel's)."""
+    if not fold:  # its own instruction: neither folds nor takes over a failed mention's wake-up
+        return _create(conn, agent_id, channel, message_id, job_id, sender, prompt, [message_id], folds=False)
+    pending = unsent(conn, agent_id, channel, job_id)
     if pending is not None:
         _link(conn, pending, [message_id])  # the mention rides on the wake-up not yet sent
         return None
@@ -53,22 +57,26 @@ def insert(
     failed = [
         r["id"]
         for r in conn.execute(
-            "SELECT id FROM triggers WHERE agent_id = ? AND channel = ? AND state = 'failed'",
-            (agent_id, channel),
+            "SELECT id FROM triggers WHERE agent_id = ? AND channel = ? AND job_id = ? AND state = 'failed'"
+            " AND folds = 1",
+            (agent_id, channel, job_id),
         )
     ]
     carried = [message_id, *_messages_of(conn, failed)]
     conn.execute(
-        "UPDATE triggers SET state = 'superseded' WHERE agent_id = ? AND channel = ? AND state = 'failed'",
-        (agent_id, channel),
+        "UPDATE triggers SET state = 'superseded'"
+        " WHERE agent_id = ? AND channel = ? AND job_id = ? AND state = 'failed' AND folds = 1",
+        (agent_id, channel, job_id),
     )
     return _create(conn, agent_id, channel, message_id, job_id, sender, prompt, carried)
 
 
-def _unsent(conn: sqlite3.Connection, agent_id: int, channel: str) -> int | None:
+def unsent(conn: sqlite3.Connection, agent_id: int, channel: str, job_id: int = 0) -> int | None:
+    """The wake-up for this agent and place that the wrapper has not received yet, if any."""
     row = conn.execute(
-        "SELECT id FROM triggers WHERE agent_id = ? AND channel = ? AND state = 'queued' AND sent_at IS NULL",
-        (agent_id, channel),
+        "SELECT id FROM triggers WHERE agent_id = ? AND channel = ? AND job_id = ? AND state = 'queued'"
+        " AND sent_at IS NULL AND folds = 1",
+        (agent_id, channel, job_id),
     ).fetchone()
     return None if row is None else int(row["id"])
 
@@ -82,12 +90,14 @@ def _create(
     sender: str,
     prompt: str,
     carried: Iterable[int],
+    *,
+    folds: bool = True,
 ) -> Trigger:
     now = time.time()
     cur = conn.execute(
-        "INSERT INTO triggers(agent_id, channel, message_id, job_id, sender, prompt, created_at, updated_at)"
-        " VALUES (?,?,?,?,?,?,?,?)",
-        (agent_id, channel, message_id, job_id, sender, prompt, now, now),
+        "INSERT INTO triggers(agent_id, channel, message_id, job_id, sender, prompt, created_at, updated_at,"
+        " folds) VALUES (?,?,?,?,?,?,?,?,?)",
+        (agent_id, channel, message_id, job_id, sender, prompt, now, now, int(folds)),
     )
     assert cur.lastrowid is not None
     _link(conn, cur.lastrowid, carried)
@@ -171,12 +181,21 @@ def retry(conn: sqlite3.Connection, trigger_id: int) -> tuple[Trigger, bool]:
     conn.execute(
         "UPDATE triggers SET state = 'superseded', updated_at = ? WHERE id = ?", (time.time(), old.id)
     )
-    pending = _unsent(conn, old.agent_id, old.channel)
+    folds = bool(conn.execute("SELECT folds FROM triggers WHERE id = ?", (old.id,)).fetchone()[0])
+    pending = unsent(conn, old.agent_id, old.channel, old.job_id) if folds else None
     if pending is not None:
         _link(conn, pending, carried)
         return get(conn, pending), False
     fresh = _create(
-        conn, old.agent_id, old.channel, old.message_id, old.job_id, old.sender, old.prompt, carried
+        conn,
+        old.agent_id,
+        old.channel,
+        old.message_id,
+        old.job_id,
+        old.sender,
+        old.prompt,
+        carried,
+        folds=folds,
     )
     return fresh, True
 

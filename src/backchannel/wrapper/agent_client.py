@@ -64,6 +64,12 @@ def instance_id(data_dir: Path, base: str, cwd: Path, slot: int = 1) -> str:
     return value
 
 
+# Drop a pooled connection after 2 s idle, well inside the server's idle_timeout: a client that
+# reuses a socket just as the server closes it gets "Server disconnected" for a request that may not
+# be replayed safely (a tool call). The client closing first never races.
+CLIENT_LIMITS = httpx.Limits(keepalive_expiry=2.0)
+
+
 class AgentClient:
     """HTTP calls to the server as one agent; ``transport`` is a seam for tests and benches."""
 
@@ -71,7 +77,7 @@ class AgentClient:
         timeout = httpx.Timeout(connect=5.0, read=10.0, write=10.0, pool=10.0)
         # trust_env=False: a machine-wide HTTP proxy must never reroute loopback agent traffic.
         self.http = httpx.AsyncClient(
-            base_url=server_url, timeout=timeout, transport=transport, trust_env=False
+            base_url=server_url, timeout=timeout, transport=transport, limits=CLIENT_LIMITS, trust_env=False
         )
 
     async def aclose(self) -> None:

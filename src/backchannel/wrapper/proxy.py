@@ -40,6 +40,7 @@ from starlette.types import Message, Receive, Scope, Send
 
 from backchannel.errors import STALE_TOKEN_TEXT
 from backchannel.wrapper._sse import EventParser, SSEEvent
+from backchannel.wrapper.agent_client import CLIENT_LIMITS
 
 logger = logging.getLogger(__name__)
 
@@ -160,7 +161,9 @@ class IdentityProxy:
         self._session_locks: dict[str, anyio.Lock] = {}
         self._ids = itertools.count(1)
         timeout = httpx.Timeout(connect=10.0, read=None, write=30.0, pool=30.0)
-        self._client = httpx.AsyncClient(transport=transport, timeout=timeout, trust_env=False)
+        self._client = httpx.AsyncClient(
+            transport=transport, timeout=timeout, limits=CLIENT_LIMITS, trust_env=False
+        )
         self.reinitialized = 0  # how many sessions were re-opened on a client's behalf
         self.connect_retries = 0  # how many sends waited for the server to come back
 

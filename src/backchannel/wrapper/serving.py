@@ -10,6 +10,11 @@ from typing import Any, Literal
 import anyio
 import uvicorn
 
+# The client must always be the side that closes an idle keep-alive connection. Node's agents and
+# httpx let one idle 4-5 s; with uvicorn's default of 5 s the two race, and a request sent on a
+# socket the server is closing fails ("connection failed") even though nothing was wrong.
+KEEP_ALIVE = 75.0
+
 
 class _NoSignalServer(uvicorn.Server):
     """uvicorn would take over SIGINT/SIGTERM; the wrapper owns those, so leave them alone."""
@@ -21,7 +26,12 @@ class _NoSignalServer(uvicorn.Server):
 
 @contextlib.asynccontextmanager
 async def serve(
-    app: Any, host: str = "127.0.0.1", port: int = 0, *, lifespan: Literal["on", "off"] = "off"
+    app: Any,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    *,
+    lifespan: Literal["on", "off"] = "off",
+    keep_alive: float = KEEP_ALIVE,
 ) -> AsyncGenerator[str, None]:
     """Run ``app`` with uvicorn in this event loop on ``host`` (ephemeral port); yield its base URL."""
     # IPPROTO_TCP so asyncio sets TCP_NODELAY on accepted sockets (else ~40 ms Nagle stalls per call).
@@ -30,7 +40,9 @@ async def serve(
     sock.bind((host, port))
     sock.set_inheritable(False)
     bound_port = sock.getsockname()[1]
-    config = uvicorn.Config(app, lifespan=lifespan, log_level="warning", access_log=False)
+    config = uvicorn.Config(
+        app, lifespan=lifespan, log_level="warning", access_log=False, timeout_keep_alive=round(keep_alive)
+    )
     server = _NoSignalServer(config)
     async with anyio.create_task_group() as tg:
         tg.start_soon(server.serve, [sock])

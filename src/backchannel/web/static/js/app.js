@@ -1,30 +1,14 @@
 // The controller: state of the room, the live feed, and the wiring between the parts.
 import { api } from "./api.js";
 import { Composer } from "./composer.js";
-import { $, colorFor, el, openDialog, snippet, toast } from "./dom.js";
+import { $, colorFor, el, openDialog, snippet, store, toast } from "./dom.js";
 import { hydrateIcons, icon } from "./icons.js";
+import { Jobs } from "./jobs.js";
 import { Live } from "./live.js";
 import { Search } from "./search.js";
 import { renderChannels, renderRoster } from "./sidebar.js";
 import { Timeline } from "./timeline.js";
 
-const store = {
-  get: (key, fallback) => {
-    try {
-      const raw = localStorage.getItem(`bc.${key}`);
-      return raw == null ? fallback : JSON.parse(raw);
-    } catch {
-      return fallback;
-    }
-  },
-  set: (key, value) => {
-    try {
-      localStorage.setItem(`bc.${key}`, JSON.stringify(value));
-    } catch {
-      /* private mode: settings last for this page only */
-    }
-  },
-};
 const HUMAN_NAME = /^[A-Za-z][A-Za-z0-9 _.-]{0,31}$/;
 const CONN_TEXT = {
   connecting: "Connecting…",
@@ -49,6 +33,7 @@ class App {
     this.timeline = new Timeline(this);
     this.composer = new Composer(this);
     this.search = new Search(this);
+    this.jobs = new Jobs(this);
     this.live = new Live({
       onEvent: (e) => this.onEvent(e),
       onState: (s) => this.setConn(s),
@@ -222,6 +207,7 @@ class App {
   // -- loading ------------------------------------------------------------------------------------
   async sync(fresh) {
     try {
+      const jobs = this.jobs.refresh(); // the board catches up on every (re)connect
       const [channels, agents] = await Promise.all([api.channels(), api.agents(), this.loadMe()]);
       // First visit to a server that does not name people itself: ask once.
       if (fresh && this.whoami == null && this.name == null && !this.asked) {
@@ -239,6 +225,7 @@ class App {
         renderChannels(this);
         this.updateBanner();
       }
+      await jobs;
     } catch (err) {
       toast(`Could not load the room: ${err.message}`);
     }
@@ -317,10 +304,15 @@ class App {
   onEvent(e) {
     switch (e.kind) {
       case "message":
+        // A job thread's message (job_id set) belongs to the jobs panel, never to the timeline.
+        if (e.message?.job_id != null) return this.jobs.onThreadMessage(e.message);
         return this.onMessage(e.message);
       case "message_edited":
       case "message_deleted":
+        if (e.message?.job_id != null) return this.jobs.onThreadUpdate(e.message, e.kind);
         return this.timeline.update(e.message);
+      case "job":
+        return this.jobs.onEvent(e);
       case "channel_created":
         this.channels.set(e.channel.name, e.channel);
         return renderChannels(this);
@@ -424,13 +416,15 @@ class App {
     if (this.sound) beep();
     if (this.notify && document.hidden && Notification.permission === "granted") {
       try {
-        const n = new Notification(`${msg.sender} in #${msg.channel}`, {
+        const where = msg.job_id != null ? `job #${msg.job_id}` : `#${msg.channel}`;
+        const n = new Notification(`${msg.sender} in ${where}`, {
           body: snippet(msg.text, 140),
-          tag: `bc-${msg.channel}`,
+          tag: `bc-${where}`,
         });
         n.onclick = () => {
           window.focus();
-          this.jump(msg.id, msg.channel);
+          if (msg.job_id != null) this.jobs.openJob(msg.job_id);
+          else this.jump(msg.id, msg.channel);
         };
       } catch {
         /* some browsers only allow notifications from a service worker: the sound still plays */
@@ -520,6 +514,7 @@ class App {
       store.set("muted", [...this.muted]);
     }
     this.composer.renameChannel(old, channel.name);
+    this.jobs.renameChannel(old, channel.name);
     if (this.unread.has(old)) this.unread.set(channel.name, this.unread.get(old));
     this.unread.delete(old);
     if (this.channel === old) {
@@ -536,6 +531,7 @@ class App {
 
   onChannelDeleted(name) {
     this.channels.delete(name);
+    this.jobs.dropChannel(name);
     this.composer.forget(name);
     this.unread.delete(name);
     delete this.lastRead[name];

@@ -3,8 +3,8 @@ import { api } from "./api.js";
 import { $, avatar, el, snippet, toast } from "./dom.js";
 import { icon } from "./icons.js";
 
-const IMAGE_TYPES = new Set(["image/png", "image/jpeg", "image/gif", "image/webp"]);
-const MENTION_BEFORE_CARET = /(?:^|[^\w@./-])@([A-Za-z0-9_-]*)$/;
+export const IMAGE_TYPES = new Set(["image/png", "image/jpeg", "image/gif", "image/webp"]);
+export const MENTION_BEFORE_CARET = /(?:^|[^\w@./-])@([A-Za-z0-9_-]*)$/;
 const STATE_RANK = { online: 0, busy: 0, idle: 1, offline: 2 };
 
 export const COMMANDS = [
@@ -26,6 +26,7 @@ export class Composer {
     this.fileInput = $("file-input");
     this.items = []; // suggestions on screen
     this.active = 0;
+    this.suggestPrefix = "suggest";
     this.mode = null; // {kind: "reply"|"edit", msg}
     this.uploads = []; // {file, url, done: Promise, result, node}
     // Draft, reply/edit mode and images belong to the channel they were started in.
@@ -42,13 +43,7 @@ export class Composer {
       this.suggest();
     });
     this.input.addEventListener("blur", () => setTimeout(() => this.closeSuggest(), 150));
-    this.input.addEventListener("paste", (ev) => {
-      const files = [...(ev.clipboardData?.files || [])];
-      if (files.length) {
-        ev.preventDefault();
-        files.forEach((f) => this.attach(f));
-      }
-    });
+    this.input.addEventListener("paste", (ev) => takeFiles(ev, ev.clipboardData).forEach((f) => this.attach(f)));
     $("attach-button").addEventListener("click", () => this.fileInput.click());
     this.fileInput.addEventListener("change", () => {
       [...this.fileInput.files].forEach((f) => this.attach(f));
@@ -67,12 +62,9 @@ export class Composer {
     });
     main.addEventListener("drop", (ev) => {
       main.classList.remove("dropping");
-      const files = [...(ev.dataTransfer?.files || [])];
-      if (files.length) {
-        ev.preventDefault();
-        files.forEach((f) => this.attach(f));
-        this.input.focus();
-      }
+      const files = takeFiles(ev, ev.dataTransfer);
+      files.forEach((f) => this.attach(f));
+      if (files.length) this.input.focus();
     });
   }
 
@@ -185,14 +177,8 @@ export class Composer {
   // -- keys and menus -------------------------------------------------------------------------
   onKey(ev) {
     if (ev.isComposing) return;
-    const open = !this.suggestBox.hidden && this.items.length;
-    if (open) {
-      if (ev.key === "ArrowDown" || ev.key === "ArrowUp") {
-        ev.preventDefault();
-        const step = ev.key === "ArrowDown" ? 1 : -1;
-        this.highlight((this.active + step + this.items.length) % this.items.length);
-        return;
-      }
+    if (this.suggestOpen()) {
+      if (this.moveSuggest(ev)) return;
       if (ev.key === "Enter" || ev.key === "Tab") {
         const item = this.items[this.active];
         // "/continue" is complete by itself: Enter runs it instead of just picking it.
@@ -236,115 +222,21 @@ export class Composer {
     if (mention) {
       const q = mention[1].toLowerCase();
       this.mentionStart = caret - mention[1].length - 1;
-      const agents = this.app
-        .agentList()
-        .filter((a) => a.name.startsWith(q) || (a.label || "").toLowerCase().startsWith(q))
-        .sort((a, b) => (STATE_RANK[a.state] ?? 3) - (STATE_RANK[b.state] ?? 3) || a.name.localeCompare(b.name))
-        .map((a) => ({ kind: "agent", name: a.name, agent: a }));
-      const people = [...this.app.people()]
-        .filter((p) => p.toLowerCase().startsWith(q) && !/\s/.test(p))
-        .map((p) => ({ kind: "person", name: p }));
-      const all = "all".startsWith(q) ? [{ kind: "all", name: "all" }] : [];
-      this.items = [...agents, ...people, ...all].slice(0, 8);
+      this.items = mentionItems(this.app, q);
       return this.showSuggest();
     }
     this.closeSuggest();
   }
 
-  showSuggest() {
-    if (!this.items.length) return this.closeSuggest();
-    this.suggestBox.replaceChildren();
-    this.items.forEach((item, i) => {
-      const li = el("li", `suggest-item ${item.kind}`);
-      li.id = `suggest-${i}`;
-      li.setAttribute("role", "option");
-      if (item.kind === "command") {
-        li.append(el("span", "cmd", `/${item.name}`));
-        if (item.args) li.append(el("span", "args", item.args));
-        li.append(el("span", "hint", item.hint));
-      } else {
-        li.append(avatar(item.name, item.agent, true));
-        li.append(el("span", "name", `@${item.name}`));
-        const hint = item.agent ? `${item.agent.label} · ${stateText(item.agent.state)}` : item.kind === "all" ? "every online agent" : "person";
-        li.append(el("span", "hint", hint));
-        if (item.agent) li.dataset.state = item.agent.state;
-      }
-      li.addEventListener("mousedown", (ev) => {
-        ev.preventDefault();
-        this.choose(item);
-      });
-      this.suggestBox.append(li);
-    });
-    this.suggestBox.hidden = false;
-    this.input.setAttribute("aria-expanded", "true");
-    this.highlight(0);
-  }
-
-  highlight(i) {
-    this.active = i;
-    [...this.suggestBox.children].forEach((li, n) => li.setAttribute("aria-selected", String(n === i)));
-    this.input.setAttribute("aria-activedescendant", `suggest-${i}`);
-  }
-
-  closeSuggest() {
-    this.items = [];
-    this.suggestBox.hidden = true;
-    this.input.setAttribute("aria-expanded", "false");
-    this.input.removeAttribute("aria-activedescendant");
-  }
-
   choose(item) {
-    const value = this.input.value;
-    const caret = this.input.selectionStart;
     if (item.kind === "command") {
       this.input.value = `/${item.name}${item.args ? " " : ""}`;
     } else {
-      const text = `@${item.name} `;
-      this.input.value = value.slice(0, this.mentionStart) + text + value.slice(caret);
-      const pos = this.mentionStart + text.length;
-      this.input.setSelectionRange(pos, pos);
+      this.insertMention(item);
     }
     this.closeSuggest();
     this.autosize();
     this.input.focus();
-  }
-
-  // -- images -----------------------------------------------------------------------------------
-  attach(file) {
-    if (!IMAGE_TYPES.has(file.type)) {
-      toast(`${file.name || "That file"}: only PNG, JPEG, GIF and WebP images can be attached.`);
-      return;
-    }
-    const item = { file, url: URL.createObjectURL(file), result: null };
-    const li = el("li", "preview uploading");
-    const img = el("img");
-    img.src = item.url;
-    img.alt = file.name || "image";
-    const remove = el("button", "icon-btn small remove");
-    remove.type = "button";
-    remove.setAttribute("aria-label", `Remove ${file.name || "image"}`);
-    remove.append(icon("x", 14));
-    remove.addEventListener("click", () => this.dropUpload(item));
-    li.append(img, remove);
-    item.node = li;
-    this.previews.append(li);
-    this.uploads.push(item);
-    item.done = api.upload(file).then(
-      (result) => {
-        item.result = result;
-        li.classList.remove("uploading");
-      },
-      (err) => {
-        toast(`Upload failed: ${err.message}`);
-        this.dropUpload(item);
-      },
-    );
-  }
-
-  dropUpload(item) {
-    this.uploads = this.uploads.filter((u) => u !== item);
-    item.node.remove();
-    URL.revokeObjectURL(item.url);
   }
 
   // -- sending ----------------------------------------------------------------------------------
@@ -413,6 +305,153 @@ export class Composer {
   }
 }
 
+/**
+ * What the channel's message box and a job thread's share: the suggestion list and the images.
+ * The owner has `input`, `suggestBox`, `items`, `active`, `mentionStart`, `suggestPrefix`,
+ * `choose(item)`, `previews` and `uploads`.
+ */
+export const messageBox = {
+  showSuggest() {
+    if (!this.items.length) return this.closeSuggest();
+    this.suggestBox.replaceChildren();
+    this.items.forEach((item, i) => {
+      const li = suggestionItem(item);
+      li.id = `${this.suggestPrefix}-${i}`;
+      li.addEventListener("mousedown", (ev) => {
+        ev.preventDefault();
+        this.choose(item);
+      });
+      this.suggestBox.append(li);
+    });
+    this.suggestBox.hidden = false;
+    this.input.setAttribute("aria-expanded", "true");
+    this.highlight(0);
+  },
+
+  highlight(i) {
+    this.active = i;
+    [...this.suggestBox.children].forEach((li, n) => li.setAttribute("aria-selected", String(n === i)));
+    this.input.setAttribute("aria-activedescendant", `${this.suggestPrefix}-${i}`);
+  },
+
+  suggestOpen() {
+    return !this.suggestBox.hidden && this.items.length > 0;
+  },
+
+  /** Up and Down move the highlight while the list is open (true: the key was used). */
+  moveSuggest(ev) {
+    if (ev.key !== "ArrowDown" && ev.key !== "ArrowUp") return false;
+    ev.preventDefault();
+    const step = ev.key === "ArrowDown" ? 1 : -1;
+    this.highlight((this.active + step + this.items.length) % this.items.length);
+    return true;
+  },
+
+  closeSuggest() {
+    this.items = [];
+    this.suggestBox.hidden = true;
+    this.input.setAttribute("aria-expanded", "false");
+    this.input.removeAttribute("aria-activedescendant");
+  },
+
+  /** Replace the `@partial` before the caret with `@name `. */
+  insertMention(item) {
+    const value = this.input.value;
+    const caret = this.input.selectionStart;
+    const text = `@${item.name} `;
+    this.input.value = value.slice(0, this.mentionStart) + text + value.slice(caret);
+    const pos = this.mentionStart + text.length;
+    this.input.setSelectionRange(pos, pos);
+  },
+
+  attach(file) {
+    const item = startUpload(file, (it) => this.dropUpload(it));
+    if (!item) return;
+    this.previews.append(item.node);
+    this.uploads.push(item);
+  },
+
+  dropUpload(item) {
+    this.uploads = this.uploads.filter((u) => u !== item);
+    item.node.remove();
+    URL.revokeObjectURL(item.url);
+  },
+};
+Object.assign(Composer.prototype, messageBox);
+
 export function stateText(state) {
   return { online: "online", busy: "working", idle: "idle", offline: "offline" }[state] || state;
+}
+
+/** Who an `@q` can complete to: agents (online first), people seen here, then @all. */
+export function mentionItems(app, q) {
+  const agents = app
+    .agentList()
+    .filter((a) => a.name.startsWith(q) || (a.label || "").toLowerCase().startsWith(q))
+    .sort((a, b) => (STATE_RANK[a.state] ?? 3) - (STATE_RANK[b.state] ?? 3) || a.name.localeCompare(b.name))
+    .map((a) => ({ kind: "agent", name: a.name, agent: a }));
+  const people = [...app.people()]
+    .filter((p) => p.toLowerCase().startsWith(q) && !/\s/.test(p))
+    .map((p) => ({ kind: "person", name: p }));
+  const all = "all".startsWith(q) ? [{ kind: "all", name: "all" }] : [];
+  return [...agents, ...people, ...all].slice(0, 8);
+}
+
+/** One row of a suggestion list (a command or a mention), shared by every message box. */
+export function suggestionItem(item) {
+  const li = el("li", `suggest-item ${item.kind}`);
+  li.setAttribute("role", "option");
+  if (item.kind === "command") {
+    li.append(el("span", "cmd", `/${item.name}`));
+    if (item.args) li.append(el("span", "args", item.args));
+    li.append(el("span", "hint", item.hint));
+  } else {
+    li.append(avatar(item.name, item.agent, true));
+    li.append(el("span", "name", `@${item.name}`));
+    const hint = item.agent ? `${item.agent.label} · ${stateText(item.agent.state)}` : item.kind === "all" ? "every online agent" : "person";
+    li.append(el("span", "hint", hint));
+    if (item.agent) li.dataset.state = item.agent.state;
+  }
+  return li;
+}
+
+/** The files a paste or drop brings (the browser's default is then prevented). */
+export function takeFiles(ev, source) {
+  const files = [...(source?.files || [])];
+  if (files.length) ev.preventDefault();
+  return files;
+}
+
+/**
+ * Start uploading an image: a preview (with a remove button calling `onRemove`) and `done`, a
+ * promise that settles when the upload does. Not an image: says so and returns null.
+ */
+export function startUpload(file, onRemove) {
+  if (!IMAGE_TYPES.has(file.type)) {
+    toast(`${file.name || "That file"}: only PNG, JPEG, GIF and WebP images can be attached.`);
+    return null;
+  }
+  const item = { file, url: URL.createObjectURL(file), result: null };
+  const li = el("li", "preview uploading");
+  const img = el("img");
+  img.src = item.url;
+  img.alt = file.name || "image";
+  const remove = el("button", "icon-btn small remove");
+  remove.type = "button";
+  remove.setAttribute("aria-label", `Remove ${file.name || "image"}`);
+  remove.append(icon("x", 14));
+  remove.addEventListener("click", () => onRemove(item));
+  li.append(img, remove);
+  item.node = li;
+  item.done = api.upload(file).then(
+    (result) => {
+      item.result = result;
+      li.classList.remove("uploading");
+    },
+    (err) => {
+      toast(`Upload failed: ${err.message}`);
+      onRemove(item);
+    },
+  );
+  return item;
 }

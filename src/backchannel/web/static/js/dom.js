@@ -9,6 +9,25 @@ export function el(tag, className, text) {
 
 export const $ = (id) => document.getElementById(id);
 
+/** Settings this browser remembers (`bc.*` in localStorage); private mode keeps them for the page only. */
+export const store = {
+  get: (key, fallback) => {
+    try {
+      const raw = localStorage.getItem(`bc.${key}`);
+      return raw == null ? fallback : JSON.parse(raw);
+    } catch {
+      return fallback;
+    }
+  },
+  set: (key, value) => {
+    try {
+      localStorage.setItem(`bc.${key}`, JSON.stringify(value));
+    } catch {
+      /* private mode: settings last for this page only */
+    }
+  },
+};
+
 const HEX = /^#[0-9a-f]{6}$/i;
 const HUMAN_COLORS = ["#64748b", "#0f766e", "#9333ea", "#b45309", "#be123c", "#1d4ed8"];
 
@@ -86,7 +105,8 @@ export function toast(message) {
 
 /**
  * A modal form in the page's one <dialog>. `fields` are {name, label, value}; with none it is a
- * confirmation. `submit(values)` may throw to show an error and keep the dialog open.
+ * confirmation. A field may bring its own `input` (a textarea, a select) or be a bare `node` shown
+ * as it is. `submit(values)` may throw to show an error and keep the dialog open.
  */
 export function openDialog({ title, text, fields = [], ok = "OK", danger = false, submit }) {
   const dialog = $("dialog");
@@ -98,14 +118,20 @@ export function openDialog({ title, text, fields = [], ok = "OK", danger = false
   if (text) body.append(el("p", null, text));
   const inputs = {};
   for (const f of fields) {
+    if (f.node) {
+      body.append(f.node);
+      continue;
+    }
     const label = el("label", "field");
     label.append(el("span", null, f.label));
-    const input = el("input");
-    input.name = f.name;
-    input.value = f.value ?? "";
-    input.required = f.required ?? true;
-    if (f.maxLength) input.maxLength = f.maxLength;
-    if (f.placeholder) input.placeholder = f.placeholder;
+    const input = f.input || el("input");
+    if (!f.input) {
+      input.name = f.name;
+      input.value = f.value ?? "";
+      input.required = f.required ?? true;
+      if (f.maxLength) input.maxLength = f.maxLength;
+      if (f.placeholder) input.placeholder = f.placeholder;
+    }
     label.append(input);
     body.append(label);
     inputs[f.name] = input;
@@ -142,7 +168,7 @@ export function openDialog({ title, text, fields = [], ok = "OK", danger = false
     const first = Object.values(inputs)[0];
     if (first) {
       first.focus();
-      first.select();
+      if (first.select) first.select();
     } else {
       (danger ? cancel : okBtn).focus();
     }

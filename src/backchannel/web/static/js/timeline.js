@@ -258,7 +258,7 @@ export class Timeline {
   update(msg) {
     const old = this.nodes.get(msg.id);
     this.quoteCache.set(msg.id, msg);
-    for (const q of this.list.querySelectorAll(`.quote[data-ref="${msg.id}"]`)) this.fillQuote(q, msg);
+    for (const q of this.list.querySelectorAll(`.quote[data-ref="${msg.id}"]`)) fillQuote(q, msg);
     if (!old) return;
     this.msgs.set(msg.id, msg);
     const fresh = this.render(msg);
@@ -502,7 +502,7 @@ export class Timeline {
 
   // -- rendering --------------------------------------------------------------------------------
   insert(batch, deliveries) {
-    const fresh = batch.filter((m) => !this.msgs.has(m.id)).sort((a, b) => a.id - b.id);
+    const fresh = batch.filter((m) => m.job_id == null && !this.msgs.has(m.id)).sort((a, b) => a.id - b.id);
     if (!fresh.length) return;
     for (const msg of fresh) {
       this.msgs.set(msg.id, msg);
@@ -584,6 +584,7 @@ export class Timeline {
     li.dataset.id = String(msg.id);
     li.tabIndex = -1;
     if (msg.kind === "system") return this.renderSystem(msg, li);
+    if (msg.type === "job_created" && !msg.deleted) return this.app.jobs.renderCreated(msg, li);
     const agent = msg.kind === "agent" ? this.app.agent(msg.sender) : null;
     li.style.setProperty("--c", colorFor(msg.sender, agent));
     if (this.app.isOwn(msg)) li.classList.add("mine");
@@ -614,7 +615,7 @@ export class Timeline {
       q.type = "button";
       q.dataset.ref = String(msg.reply_to);
       q.addEventListener("click", () => this.app.jump(msg.reply_to));
-      this.fillQuote(q, this.quoteCache.get(msg.reply_to));
+      fillQuote(q, this.quoteCache.get(msg.reply_to));
       if (!this.quoteCache.has(msg.reply_to)) this.fetchQuote(msg.reply_to);
       body.append(q);
     }
@@ -623,7 +624,8 @@ export class Timeline {
       body.append(el("p", "deleted-text", "This message was deleted."));
     } else {
       const text = el("div", "text md");
-      text.append(renderMarkdown(msg.text, { mention: (n) => this.app.mention(n) }));
+      if (msg.type === "job_proposal") text.append(this.app.jobs.renderProposal(msg));
+      else text.append(renderMarkdown(msg.text, { mention: (n) => this.app.mention(n) }));
       if (msg.edited_at) {
         // A grouped follow-up hides its header: this copy of "(edited)" shows after the text instead.
         const edited = el("span", "edited edited-inline", "(edited)");
@@ -634,24 +636,8 @@ export class Timeline {
       body.append(text);
       const choices = Array.isArray(msg.metadata?.choices) ? msg.metadata.choices : [];
       if (choices.length) body.append(this.choices(msg, choices));
-      const images = (msg.attachments || []).filter((a) => typeof a.url === "string" && /^\/uploads\/[\w.]+$/.test(a.url));
-      if (images.length) {
-        const box = el("div", "attachments");
-        for (const a of images) {
-          const link = el("a", "attachment");
-          link.href = a.url;
-          link.target = "_blank";
-          link.rel = "noopener noreferrer";
-          const img = el("img");
-          img.src = a.url;
-          img.alt = a.name || "image";
-          img.loading = "lazy";
-          img.decoding = "async";
-          link.append(img);
-          box.append(link);
-        }
-        body.append(box);
-      }
+      const images = renderAttachments(msg);
+      if (images) body.append(images);
     }
     li.append(body);
     if (!msg.deleted) li.append(this.actions(msg));
@@ -660,25 +646,9 @@ export class Timeline {
   }
 
   choices(msg, choices) {
-    // A decision card: answering replies to it and mentions the agent, so the agent is woken.
-    const box = el("div", "choices");
-    box.setAttribute("role", "group");
-    box.setAttribute("aria-label", `Answer ${msg.sender}`);
-    for (const choice of choices.filter((c) => typeof c === "string").slice(0, 10)) {
-      const btn = el("button", "btn small choice", choice);
-      btn.type = "button";
-      btn.addEventListener("click", async () => {
-        const prefix = msg.kind === "agent" ? `@${msg.sender} ` : "";
-        try {
-          const sent = await api.post(this.channel, { text: `${prefix}${choice}`, sender: this.app.me(), reply_to: msg.id });
-          this.app.onSent(sent);
-        } catch (err) {
-          toast(`Not sent: ${err.message}`);
-        }
-      });
-      box.append(btn);
-    }
-    return box;
+    return renderChoices(msg, choices, async (text) => {
+      this.app.onSent(await api.post(this.channel, { text, sender: this.app.me(), reply_to: msg.id }));
+    });
   }
 
   renderSystem(msg, li) {
@@ -720,6 +690,7 @@ export class Timeline {
     if (own) add("edit", "Edit", () => this.app.composer.edit(msg));
     // Once the server tells us who we are, only our own messages can be deleted from here.
     if (own || !this.app.knowsMe()) add("delete", "Delete", () => this.confirmDelete(msg), "danger");
+    this.app.jobs.addActions(bar, msg);
     return bar;
   }
 
@@ -733,31 +704,78 @@ export class Timeline {
     });
   }
 
-  fillQuote(q, ref) {
-    q.replaceChildren(icon("reply", 14));
-    if (!ref) {
-      q.append(el("span", "quote-text", "…"));
-      q.setAttribute("aria-label", "Jump to the message this replies to");
-      return;
-    }
-    q.append(el("strong", null, ref.sender));
-    q.append(el("span", "quote-text", ref.deleted ? "deleted message" : snippet(ref.text) || "(image)"));
-    q.setAttribute("aria-label", `In reply to ${ref.sender}: ${snippet(ref.text, 60)}. Jump to it`);
-  }
-
   async fetchQuote(id) {
     if (this.quoteCache.has(id)) return;
     this.quoteCache.set(id, null);
     try {
       const ref = await api.message(id);
       this.quoteCache.set(id, ref);
-      for (const q of this.list.querySelectorAll(`.quote[data-ref="${id}"]`)) this.fillQuote(q, ref);
+      for (const q of this.list.querySelectorAll(`.quote[data-ref="${id}"]`)) fillQuote(q, ref);
     } catch {
       for (const q of this.list.querySelectorAll(`.quote[data-ref="${id}"]`)) {
         q.replaceChildren(icon("reply", 14), el("span", "quote-text", "original message unavailable"));
       }
     }
   }
+}
+
+/** A message's images, each a link to the full picture (null when it has none). */
+export function renderAttachments(msg) {
+  const images = (msg.attachments || []).filter((a) => typeof a.url === "string" && /^\/uploads\/[\w.]+$/.test(a.url));
+  if (!images.length) return null;
+  const box = el("div", "attachments");
+  for (const a of images) {
+    const link = el("a", "attachment");
+    link.href = a.url;
+    link.target = "_blank";
+    link.rel = "noopener noreferrer";
+    link.setAttribute("aria-label", `Open image ${a.name || ""}`.trim());
+    const img = el("img");
+    img.src = a.url;
+    img.alt = a.name || "image";
+    img.loading = "lazy";
+    img.decoding = "async";
+    link.append(img);
+    box.append(link);
+  }
+  return box;
+}
+
+/**
+ * A decision card: answering replies to it and mentions the agent, so the agent is woken.
+ * `send(text)` posts the answer where the card is (a channel or a job's thread).
+ */
+export function renderChoices(msg, choices, send) {
+  const box = el("div", "choices");
+  box.setAttribute("role", "group");
+  box.setAttribute("aria-label", `Answer ${msg.sender}`);
+  for (const choice of choices.filter((c) => typeof c === "string").slice(0, 10)) {
+    const btn = el("button", "btn small choice", choice);
+    btn.type = "button";
+    btn.addEventListener("click", async () => {
+      const prefix = msg.kind === "agent" ? `@${msg.sender} ` : "";
+      try {
+        await send(`${prefix}${choice}`);
+      } catch (err) {
+        toast(`Not sent: ${err.message}`);
+      }
+    });
+    box.append(btn);
+  }
+  return box;
+}
+
+/** A reply's quote button: who and what it answers (`ref` null while it loads). */
+export function fillQuote(q, ref) {
+  q.replaceChildren(icon("reply", 14));
+  if (!ref) {
+    q.append(el("span", "quote-text", "…"));
+    q.setAttribute("aria-label", "Jump to the message this replies to");
+    return;
+  }
+  q.append(el("strong", null, ref.sender));
+  q.append(el("span", "quote-text", ref.deleted ? "deleted message" : snippet(ref.text) || "(image)"));
+  q.setAttribute("aria-label", `In reply to ${ref.sender}: ${snippet(ref.text, 60)}. Jump to it`);
 }
 
 function divided(node) {
