@@ -23,7 +23,7 @@ from backchannel.config import Settings
 from backchannel.store import Store
 from tests.conftest import RunningServer, mcp_client, register, text_of
 from tests.e2e.test_ui_a11y import CONTRAST_JS, UNNAMED_JS
-from tests.e2e.ui_support import CHROMIUM, CHROMIUM_ARGS, PNG_PIXEL, UI, browser, human, say  # noqa: F401
+from tests.e2e.ui_support import CHROMIUM, CHROMIUM_ARGS, PNG_PIXEL, UI, _chromium, browser, human, say  # noqa: F401
 
 pytestmark = pytest.mark.anyio
 DOCS = Path(__file__).resolve().parents[2] / "docs"

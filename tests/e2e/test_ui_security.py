@@ -9,7 +9,7 @@ import pytest
 from playwright.async_api import Browser, expect
 
 from tests.conftest import RunningServer, register
-from tests.e2e.ui_support import PNG_PIXEL, UI, browser, human, say  # noqa: F401  # `browser` is a fixture
+from tests.e2e.ui_support import PNG_PIXEL, UI, _chromium, browser, human, say  # noqa: F401  # `browser` is a fixture
 
 pytestmark = pytest.mark.anyio
 

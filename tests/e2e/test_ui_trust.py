@@ -14,7 +14,7 @@ import pytest
 from playwright.async_api import Browser, Page, expect
 
 from tests.conftest import RunningServer, mcp_client, register
-from tests.e2e.ui_support import UI, browser, human, say, seed  # noqa: F401  # `browser` is a fixture
+from tests.e2e.ui_support import UI, _chromium, browser, human, say, seed  # noqa: F401  # `browser` is a fixture
 
 pytestmark = pytest.mark.anyio
 

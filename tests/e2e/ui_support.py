@@ -39,12 +39,22 @@ PNG_PIXEL = bytes.fromhex(
 expect.set_options(timeout=10_000)
 
 
-@pytest.fixture
-async def browser() -> AsyncIterator[Browser]:
+@pytest.fixture(scope="module")
+async def _chromium() -> AsyncIterator[Browser]:
+    """One Chromium per test module: a launch (driver + browser) costs more CPU than most tests."""
     async with async_playwright() as pw:
         launched = await pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
         yield launched
         await launched.close()
+
+
+@pytest.fixture
+async def browser(_chromium: Browser) -> AsyncIterator[Browser]:
+    """The module's browser; every context a test opened is closed after it, so no page of an
+    earlier test keeps reconnecting to a server that is gone."""
+    yield _chromium
+    for context in list(_chromium.contexts):
+        await context.close()
 
 
 @dataclass

@@ -27,7 +27,7 @@ from tests.conftest import RunningServer, mcp_client, register, text_of
 
 pytestmark = pytest.mark.anyio
 
-# Per operation and generation mode; 24 operations x 2 modes keeps the fuzz pass to a few seconds.
+# Per operation and generation mode: about 40 operations x 2 modes, a few seconds per shard.
 FUZZ_EXAMPLES = 10
 # Each example is a real HTTP round trip, and schemathesis filters hard to build valid requests.
 GENERATION_IS_SLOW = [
@@ -52,7 +52,13 @@ def assert_json_error(response: httpx.Response, status: int | tuple[int, ...]) -
 # -- schemathesis over the whole REST surface ------------------------------------------------------
 
 
-def test_openapi_fuzzing_finds_no_server_errors(server: RunningServer) -> None:
+# The pass is split into shards so xdist spreads it over its workers: one test of ~40 operations
+# would be the longest single test of the suite.
+FUZZ_SHARDS = 4
+
+
+@pytest.mark.parametrize("shard", range(FUZZ_SHARDS))
+def test_openapi_fuzzing_finds_no_server_errors(server: RunningServer, shard: int) -> None:
     schema = schemathesis.openapi.from_url(f"{server.url}/openapi.json")
     headers = {SESSION_HEADER: server.secret}
     server_errors: list[str] = []
@@ -62,7 +68,7 @@ def test_openapi_fuzzing_finds_no_server_errors(server: RunningServer) -> None:
         operations.append(result.ok())
     assert len(operations) >= 20, [op.label for op in operations]  # the REST surface really was loaded
 
-    for operation in operations:
+    for operation in operations[shard::FUZZ_SHARDS]:
         for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
 
             @given(case=operation.as_strategy(generation_mode=mode))

@@ -10,7 +10,7 @@ import pytest
 from playwright.async_api import Browser, Page
 
 from tests.conftest import RunningServer
-from tests.e2e.ui_support import UI, browser  # noqa: F401  # `browser` is a fixture
+from tests.e2e.ui_support import UI, _chromium, browser  # noqa: F401  # `browser` is a fixture
 
 pytestmark = pytest.mark.anyio
 
