@@ -1,15 +1,21 @@
-"""Shared by the benchmark scripts: a real ``backchannel serve`` child process on a free port."""
+"""Shared by the benchmark scripts: a real ``backchannel serve`` child process on a free port, an
+MCP client as an agent, percentiles."""
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
+
+import httpx2
+from mcp import Client
+from mcp.client.streamable_http import streamable_http_client
 
 # The machine's proxy settings must never reroute loopback benchmark traffic.
 PROXY_VARS = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY")
@@ -50,3 +56,19 @@ def running_server(data_dir: Path) -> Iterator[str]:
 def _drain(proc: subprocess.Popen[str]) -> None:
     for _ in proc.stdout or ():
         pass
+
+
+@asynccontextmanager
+async def agent(url: str, token: str) -> AsyncIterator[Client]:
+    """An MCP client over streamable HTTP as the agent of ``token``."""
+    http = httpx2.AsyncClient(
+        headers={"Authorization": f"Bearer {token}"}, timeout=httpx2.Timeout(30, read=120), trust_env=False
+    )
+    async with http, Client(streamable_http_client(f"{url}/mcp", http_client=http)) as client:
+        yield client
+
+
+def pct(samples: list[float], p: float) -> float:
+    """The nearest-rank ``p``-th percentile."""
+    ordered = sorted(samples)
+    return ordered[max(0, math.ceil(p / 100 * len(ordered)) - 1)]

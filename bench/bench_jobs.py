@@ -13,21 +13,16 @@ the timeline of a channel without thread messages. Absolute numbers depend on th
 from __future__ import annotations
 
 import argparse
-import math
 import sqlite3
 import tempfile
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import anyio
 import httpx
-import httpx2
-from _support import running_server  # bench/ is on sys.path when a script here runs
-from mcp import Client
-from mcp.client.streamable_http import streamable_http_client
+from _support import agent, pct, running_server  # bench/ is on sys.path when a script here runs
 
 from backchannel.server.security import SESSION_HEADER, read_or_create_secret
 
@@ -40,15 +35,6 @@ READ_LIMIT = 20  # what an agent's chat_read asks for
 
 
 # -- the server ---------------------------------------------------------------------------------------
-
-
-@asynccontextmanager
-async def agent(url: str, token: str) -> AsyncIterator[Client]:
-    http = httpx2.AsyncClient(
-        headers={"Authorization": f"Bearer {token}"}, timeout=httpx2.Timeout(30, read=120), trust_env=False
-    )
-    async with http, Client(streamable_http_client(f"{url}/mcp", http_client=http)) as client:
-        yield client
 
 
 def ok(response: httpx.Response) -> Any:
@@ -115,11 +101,6 @@ def seed_messages(db_path: Path, channel: str, count: int, job_id: int | None = 
 
 
 # -- measuring ------------------------------------------------------------------------------------------
-
-
-def pct(samples: list[float], p: float) -> float:
-    ordered = sorted(samples)
-    return ordered[max(0, math.ceil(p / 100 * len(ordered)) - 1)]
 
 
 Call = Callable[[], Awaitable[Any]]

@@ -11,23 +11,20 @@ Absolute numbers depend on the machine; the ratios are what to watch (1M:1k shou
 from __future__ import annotations
 
 import argparse
-import math
 import sqlite3
 import statistics
 import tempfile
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import AsyncExitStack, asynccontextmanager
+from collections.abc import Awaitable, Callable
+from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import anyio
 import httpx
-import httpx2
-from _support import running_server  # bench/ is on sys.path when a script here runs
+from _support import agent, pct, running_server  # bench/ is on sys.path when a script here runs
 from mcp import Client
-from mcp.client.streamable_http import streamable_http_client
 
 from backchannel.server.security import SESSION_HEADER, read_or_create_secret
 
@@ -49,15 +46,6 @@ QUICK = Plan(sizes=(1_000, 10_000, 100_000), sends=100, per_agent=30, reads=50)
 
 
 # -- the server --------------------------------------------------------------------------------------
-
-
-@asynccontextmanager
-async def agent(url: str, token: str) -> AsyncIterator[Client]:
-    http = httpx2.AsyncClient(
-        headers={"Authorization": f"Bearer {token}"}, timeout=httpx2.Timeout(30, read=120), trust_env=False
-    )
-    async with http, Client(streamable_http_client(f"{url}/mcp", http_client=http)) as client:
-        yield client
 
 
 def seed(db_path: Path, channel: str, upto: int) -> int:
@@ -95,11 +83,6 @@ def seed(db_path: Path, channel: str, upto: int) -> int:
 
 
 # -- measuring ---------------------------------------------------------------------------------------------
-
-
-def pct(samples: list[float], p: float) -> float:
-    ordered = sorted(samples)
-    return ordered[max(0, math.ceil(p / 100 * len(ordered)) - 1)]
 
 
 def ms(seconds: float) -> str:
