@@ -110,7 +110,7 @@ class JobBoard:
         return name
 
     # -- publishing -----------------------------------------------------------------------------
-    async def _publish(self, change: JobChange) -> None:
+    async def publish(self, change: JobChange) -> None:
         """After the commit: events on the room topic, wake-ups to their agents, files nothing uses."""
         self.room.publish(*change.events)
         for agent, trigger in change.triggers:
@@ -175,7 +175,7 @@ class JobBoard:
             author=_author(by),
             wake_prompt=prompt,
         )
-        await self._publish(change)
+        await self.publish(change)
         assert change.job is not None
         return change.job
 
@@ -205,7 +205,7 @@ class JobBoard:
             notes=_notes(by),
             by_agent=isinstance(by, Agent),
         )
-        await self._publish(change)
+        await self.publish(change)
         assert change.job is not None
         return change.job
 
@@ -216,7 +216,7 @@ class JobBoard:
         if len(ordered_ids) > MAX_REORDER:
             raise InvalidInput(f"ordered_ids: at most {MAX_REORDER} ids")
         change = await self.store.reorder_jobs(wanted, list(ordered_ids), _notes(by))
-        await self._publish(change)
+        await self.publish(change)
         return await self.store.jobs(wanted)
 
     async def close(self, job_id: int, by: Actor) -> Job:
@@ -227,7 +227,7 @@ class JobBoard:
         if not isinstance(by, Person):
             raise Forbidden("only a person can delete a job for good; close it instead")
         change = await self.store.delete_job(job_id)
-        await self._publish(change)
+        await self.publish(change)
         assert change.job is not None
         return change.job
 
@@ -320,7 +320,7 @@ class JobBoard:
 
         decided: Literal["accepted", "dismissed"] = "accepted" if resolution == "accepted" else "dismissed"
         change = await self.store.resolve_suggestion(job_id, msg_id, decided, _author(by), prompt)
-        await self._publish(change)
+        await self.publish(change)
         assert change.message is not None
         return change.message
 
@@ -345,7 +345,7 @@ class JobBoard:
 
         kind: Literal["dismiss", "changes"] = "dismiss" if decision == "dismiss" else "changes"
         change = await self.store.decide_proposal(msg_id, kind, _author(by), text, prompt)
-        await self._publish(change)
+        await self.publish(change)
         assert change.message is not None
         return change.message
 
@@ -371,5 +371,5 @@ class JobBoard:
             )
 
         agent, trigger, change = await self.store.convert_to_job(message_id, name, _author(by), prompt)
-        await self._publish(change)
+        await self.publish(change)
         return {"agent": agent.name, "trigger": trigger.id}

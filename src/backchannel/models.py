@@ -76,6 +76,10 @@ class Message:
             data["edited"] = True
         if self.metadata.get("choices"):
             data["choices"] = self.metadata["choices"]
+            # A resolved decision card says who chose what.
+            for key in ("resolved", "chosen", "chosen_by"):
+                if key in self.metadata:
+                    data[key] = self.metadata[key]
         return data
 
 

@@ -154,9 +154,11 @@ async def test_a_proposal_becomes_a_job_worked_with_an_agent_and_closed_live_in_
             "chat_send", {"job_id": 1, "message": "Merge now?", "choices": ["merge", "wait"]}
         )
         await page.locator(".job-thread .choices").get_by_role("button", name="merge").click()
-        answer = other.locator(".job-thread .msg.human", has_text="merge")
-        await expect(answer).to_contain_text("@claude merge")
-        await expect(answer.locator(".quote")).to_contain_text("Merge now?")
+        # The card is answered once, in place: both browsers see who chose what, and no buttons.
+        for p in (page, other):
+            decided = p.locator(".job-thread .msg.agent", has_text="Merge now?")
+            await expect(decided.locator(".choice-receipt")).to_have_text(re.compile(r"^\S+ chose merge$"))
+            await expect(decided.locator(".choices")).to_have_count(0)
         # Thread talk never lands in the channel timeline.
         for p in (page, other):
             await expect(p.locator("#messages .msg", has_text="timezone")).to_have_count(0)

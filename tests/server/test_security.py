@@ -34,6 +34,7 @@ STATE_CHANGING = [
     ("DELETE", "/api/jobs/1/messages/1", None),
     ("POST", "/api/jobs/1/messages/1/resolve", {"resolution": "accepted"}),
     ("POST", "/api/messages/1/job", {}),
+    ("POST", "/api/messages/1/decide", {"choice": "yes"}),
 ]
 
 

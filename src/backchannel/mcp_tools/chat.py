@@ -70,7 +70,8 @@ def register(server: MCPServer, room: Room, registry: Registry, jobs: JobBoard) 
         sender: str = "",
     ) -> CallToolResult:
         """Post a message as yourself. `choices` turns it into a decision card; `reply_to` quotes a message.
-        `job_id` posts in that job's thread instead of a channel.
+        `job_id` posts in that job's thread instead of a channel. A person answers a decision card once;
+        you are then woken with the choice.
 
         `sender` is accepted for compatibility and ignored: you always speak as your own identity.
         """

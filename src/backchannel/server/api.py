@@ -59,6 +59,10 @@ class MeIn(BaseModel):
     name: str = Field(min_length=1, max_length=64)
 
 
+class DecideIn(BaseModel):
+    choice: str = Field(min_length=1, max_length=1000)
+
+
 class RuleDecision(BaseModel):
     status: Literal["active", "rejected", "proposed"]
 
@@ -163,6 +167,12 @@ async def edit_message(request: Request, message_id: RowId, body: EditIn, me: Me
 @router.delete("/api/messages/{message_id}", dependencies=Writer, tags=["messages"])
 async def delete_message(request: Request, message_id: RowId, me: Me) -> dict[str, Any]:
     return (await services(request).room.delete(message_id, by_person=me)).public()
+
+
+@router.post("/api/messages/{message_id}/decide", dependencies=Writer, tags=["messages"])
+async def decide(request: Request, message_id: RowId, body: DecideIn, me: Me) -> dict[str, Any]:
+    """Answer a decision card once (409 after): the card records who chose what, the agent wakes."""
+    return (await services(request).decisions.decide(message_id, body.choice, me)).public()
 
 
 @router.get("/api/deliveries", dependencies=Reader, tags=["messages"])

@@ -9,6 +9,7 @@ from starlette.requests import HTTPConnection
 
 from backchannel.bus import EventBus
 from backchannel.config import Settings
+from backchannel.decisions import Decisions
 from backchannel.errors import StaleToken, Unauthorized
 from backchannel.jobs import JobBoard
 from backchannel.models import Person
@@ -31,10 +32,13 @@ class Services:
     people: People = field(init=False)
     # The jobs board (issue 9): REST and MCP tools share this one service.
     jobs: JobBoard = field(init=False)
+    # Decision cards answered by people (issue 10).
+    decisions: Decisions = field(init=False)
 
     def __post_init__(self) -> None:
         self.people = People(self.store, self.bus, self.settings.data_dir)
         self.jobs = JobBoard(self.room, self.store, self.settings)
+        self.decisions = Decisions(self.store, self.jobs)
 
 
 def services(request: HTTPConnection) -> Services:

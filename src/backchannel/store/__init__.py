@@ -15,7 +15,18 @@ from typing import Any, Literal
 
 from backchannel.errors import NotFound
 from backchannel.models import Agent, Channel, Event, Job, Message, Person, Rule, SenderKind, Trigger
-from backchannel.store import agents, channels, events, jobs, messages, persons, proposals, scrub, triggers
+from backchannel.store import (
+    agents,
+    channels,
+    decisions,
+    events,
+    jobs,
+    messages,
+    persons,
+    proposals,
+    scrub,
+    triggers,
+)
 from backchannel.store._db import Database
 from backchannel.store.jobs import Author, JobChange
 from backchannel.store.schema import migrate
@@ -574,6 +585,17 @@ class Store:
         wake_prompt: Callable[[Agent, Message], str],
     ) -> tuple[Agent, Trigger, JobChange]:
         return await self.db.write(lambda c: jobs.convert(c, message_id, agent_name, author, wake_prompt))
+
+    # -- decision cards (see store/decisions.py) ------------------------------------------------------
+    async def decide(
+        self,
+        msg_id: int,
+        choice: str,
+        author: Author,
+        wake_prompt: Callable[[Agent, Message, Job | None], str],
+    ) -> JobChange:
+        """Resolve a decision card in one transaction: the first answer wins, a second is a 409."""
+        return await self.db.write(lambda c: decisions.decide(c, msg_id, choice, author, wake_prompt))
 
 
 __all__ = ["Author", "JobChange", "Posted", "Store"]

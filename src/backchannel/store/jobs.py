@@ -170,13 +170,13 @@ def _job_event(conn: sqlite3.Connection, action: str, job: Job) -> Event:
     return events.append(conn, "job", {"action": action, "job": job.public()})
 
 
-def _message_event(conn: sqlite3.Connection, kind: str, msg: Message) -> Event:
+def message_event(conn: sqlite3.Connection, kind: str, msg: Message) -> Event:
     if kind != "message":
         events.rewrite_message(conn, msg.public())
     return events.append(conn, kind, {"message": msg.public()})
 
 
-def _wake(
+def wake(
     conn: sqlite3.Connection,
     change: JobChange,
     agent_id: int | None,
@@ -213,7 +213,7 @@ def _system_line(conn: sqlite3.Connection, change: JobChange, job: Job, text: st
     note = messages.insert(
         conn, channel_id=ch.id, sender="system", kind="system", text=text, type="system", job_id=job.id
     )
-    change.events.append(_message_event(conn, "message", note))
+    change.events.append(message_event(conn, "message", note))
     return note
 
 
@@ -296,7 +296,7 @@ def create(
         meta = {**card.metadata, "status": "accepted", "job_id": job.id, "decided_by": author.name}
         card = messages.set_metadata(conn, card.id, meta)
         change.message = card
-        change.events.append(_message_event(conn, "message_edited", card))
+        change.events.append(message_event(conn, "message_edited", card))
     created = messages.insert(
         conn,
         channel_id=ch.id,
@@ -308,9 +308,9 @@ def create(
         agent_id=author.agent_id,
         person_id=author.person_id,
     )
-    change.events.append(_message_event(conn, "message", created))
+    change.events.append(message_event(conn, "message", created))
     if card is not None:
-        _wake(
+        wake(
             conn,
             change,
             messages.agent_id_of(conn, card.id),
@@ -441,7 +441,7 @@ def delete(conn: sqlite3.Connection, job_id: int) -> JobChange:
     card = _accepted_card(conn, job)
     if card is not None:
         card = messages.set_metadata(conn, card.id, {**card.metadata, "job_deleted": True})
-        change.events.append(_message_event(conn, "message_edited", card))
+        change.events.append(message_event(conn, "message_edited", card))
     # Whatever else names the job goes too: its "Job #N created" cards in the channel, the board's
     # logged events (they carry the title), the prompts of wake-ups still pending for its thread.
     cards = conn.execute(
@@ -450,7 +450,7 @@ def delete(conn: sqlite3.Connection, job_id: int) -> JobChange:
     ).fetchall()
     for card in cards:
         gone, _ = messages.delete(conn, card["id"])
-        change.events.append(_message_event(conn, "message_deleted", gone))
+        change.events.append(message_event(conn, "message_deleted", gone))
     conn.execute("DELETE FROM events WHERE kind = 'job' AND json_extract(payload, '$.job.id') = ?", (job_id,))
     conn.execute(
         f"UPDATE triggers SET prompt = '', state = CASE WHEN state IN {triggers.PENDING_STATES}"
@@ -485,9 +485,9 @@ def resolve_suggestion(
         conn, msg_id, {**msg.metadata, "resolution": resolution, "resolved_by": author.name}
     )
     change = JobChange(job=job, message=msg)
-    change.events.append(_message_event(conn, "message_edited", msg))
+    change.events.append(message_event(conn, "message_edited", msg))
     if resolution == "accepted":
-        _wake(
+        wake(
             conn,
             change,
             messages.agent_id_of(conn, msg_id),
@@ -517,9 +517,9 @@ def decide_proposal(
         meta = {**card.metadata, "changes_requested_by": author.name, "changes_note": note}
     card = messages.set_metadata(conn, msg_id, meta)
     change = JobChange(message=card)
-    change.events.append(_message_event(conn, "message_edited", card))
+    change.events.append(message_event(conn, "message_edited", card))
     if decision == "changes":
-        _wake(
+        wake(
             conn,
             change,
             messages.agent_id_of(conn, msg_id),
@@ -555,7 +555,7 @@ def convert(
         if agent.retired:
             raise InvalidInput(f"{msg.sender} is no longer in the room: name the agent to ask")
     change = JobChange(message=msg)
-    trigger = _wake(
+    trigger = wake(
         conn,
         change,
         agent.id,

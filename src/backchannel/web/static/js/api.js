@@ -75,6 +75,7 @@ export const api = {
   post: (channel, payload) => request("POST", `/api/channels/${enc(channel)}/messages`, { json: payload }),
   edit: (id, text) => request("PATCH", `/api/messages/${id}`, { json: { text } }),
   remove: (id) => request("DELETE", `/api/messages/${id}`),
+  decide: (id, choice) => request("POST", `/api/messages/${id}/decide`, { json: { choice } }),
   search(q, channel) {
     const params = new URLSearchParams({ q, limit: "50" });
     if (channel) params.set("channel", channel);

@@ -1385,10 +1385,7 @@ export class Jobs {
       const choices = Array.isArray(msg.metadata?.choices) ? msg.metadata.choices : [];
       if (choices.length) {
         body.append(
-          renderChoices(msg, choices, async (text) => {
-            const sent = await jobsApi.post(msg.job_id, { text, reply_to: msg.id });
-            if (sent?.id != null && !this.thread.msgs.has(sent.id)) this.onThreadMessage({ ...sent, job_id: msg.job_id });
-          }),
+          renderChoices(msg, choices, (card) => this.onThreadUpdate({ ...card, job_id: msg.job_id })),
         );
       }
       const images = renderAttachments(msg);

@@ -646,9 +646,7 @@ export class Timeline {
   }
 
   choices(msg, choices) {
-    return renderChoices(msg, choices, async (text) => {
-      this.app.onSent(await api.post(this.channel, { text, sender: this.app.me(), reply_to: msg.id }));
-    });
+    return renderChoices(msg, choices, (card) => this.update(card));
   }
 
   renderSystem(msg, li) {
@@ -742,22 +740,34 @@ export function renderAttachments(msg) {
 }
 
 /**
- * A decision card: answering replies to it and mentions the agent, so the agent is woken.
- * `send(text)` posts the answer where the card is (a channel or a job's thread).
+ * A decision card: a person answers it once (POST /api/messages/{id}/decide); a resolved card
+ * shows "<person> chose X" for everyone and no buttons. `show(card)` re-renders it with the
+ * server's copy (after an answer, or after a 409 when someone else answered first).
  */
-export function renderChoices(msg, choices, send) {
+export function renderChoices(msg, choices, show) {
+  if (msg.metadata?.resolved) {
+    const receipt = el("p", "choice-receipt");
+    receipt.append(`${msg.metadata.chosen_by} chose `, el("strong", null, String(msg.metadata.chosen)));
+    return receipt;
+  }
   const box = el("div", "choices");
   box.setAttribute("role", "group");
   box.setAttribute("aria-label", `Answer ${msg.sender}`);
+  let busy = false; // one answer in flight (buttons stay enabled so the focus stays on the card)
   for (const choice of choices.filter((c) => typeof c === "string").slice(0, 10)) {
     const btn = el("button", "btn small choice", choice);
     btn.type = "button";
     btn.addEventListener("click", async () => {
-      const prefix = msg.kind === "agent" ? `@${msg.sender} ` : "";
+      if (busy) return;
+      busy = true;
       try {
-        await send(`${prefix}${choice}`);
+        show(await api.decide(msg.id, choice));
       } catch (err) {
-        toast(`Not sent: ${err.message}`);
+        toast(`Not answered: ${err.message}`);
+        const card = await api.message(msg.id).catch(() => null);
+        if (card) show(card);
+      } finally {
+        busy = false;
       }
     });
     box.append(btn);
