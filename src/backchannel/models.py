@@ -20,9 +20,20 @@ class Channel:
     hops: int
     paused: bool
     created_at: float
+    # Who wrote the summary (an agent's name) and when; empty / None until one is written.
+    summary_by: str = ""
+    summary_at: float | None = None
 
     def public(self) -> dict[str, Any]:
-        return {"name": self.name, "topic": self.topic, "paused": self.paused, "created_at": self.created_at}
+        return {
+            "name": self.name,
+            "topic": self.topic,
+            "paused": self.paused,
+            "created_at": self.created_at,
+            "summary": self.summary,
+            "summary_by": self.summary_by,
+            "summary_at": self.summary_at,
+        }
 
 
 @dataclass(frozen=True, slots=True)

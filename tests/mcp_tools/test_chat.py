@@ -156,8 +156,8 @@ async def test_rules_summary_and_job_proposals(server: RunningServer) -> None:
         assert too_long.is_error and "title is 121 characters; the limit is 120" in text_of(too_long)
         assert not (await client.call_tool("chat_propose_job", {"title": "x" * 120})).is_error
     kinds = [m["type"] for m in await messages(server)]
-    assert kinds == ["rule_proposal", "job_proposal", "job_proposal"]
-    card = (await messages(server))[1]
+    assert kinds == ["rule_proposal", "summary", "job_proposal", "job_proposal"]
+    card = (await messages(server))[2]
     assert card["id"] == job.structured_content["message_id"]
     assert (card["sender"], card["text"]) == ("claude", "Job proposal: Fix flaky test\n\ntests/e2e")
     assert isinstance(card["metadata"].pop("proposer_id"), int)  # the agent's identity, not its name

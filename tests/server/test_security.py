@@ -35,6 +35,7 @@ STATE_CHANGING = [
     ("POST", "/api/jobs/1/messages/1/resolve", {"resolution": "accepted"}),
     ("POST", "/api/messages/1/job", {}),
     ("POST", "/api/messages/1/decide", {"choice": "yes"}),
+    ("POST", "/api/channels/dev/summary-request", {"agent": "claude"}),
 ]
 
 

@@ -19,10 +19,10 @@ from backchannel.mcp_tools.jobs import brief, find_job, header
 from backchannel.models import Agent, Message
 from backchannel.registry import Registry
 from backchannel.room import DEFAULT_CHANNEL, Room, validate_channel
+from backchannel.summaries import Summaries
 
 EMPTY_HINT = "No new messages in {place}. Stop polling: wait for your next prompt."
 MAX_CHOICES = 10
-MAX_SUMMARY = 1000
 
 
 def _channel(agent: Agent, channel: str) -> str:
@@ -57,6 +57,8 @@ def _read_result(
 
 
 def register(server: MCPServer, room: Room, registry: Registry, jobs: JobBoard) -> None:
+    summaries = Summaries(room.store, jobs)
+
     @server.tool()
     @tool_errors
     async def chat_send(
@@ -238,7 +240,7 @@ def register(server: MCPServer, room: Room, registry: Registry, jobs: JobBoard) 
     async def chat_summary(
         ctx: Context, action: str = "read", text: str = "", channel: str = ""
     ) -> CallToolResult:
-        """Read or write the channel summary (at most 1000 characters)."""
+        """Read or write the channel summary (at most 1000 characters); writing posts a summary card."""
         agent = await caller(ctx, registry)
         name = _channel(agent, channel)
         if action == "read":
@@ -246,10 +248,8 @@ def register(server: MCPServer, room: Room, registry: Registry, jobs: JobBoard) 
             return ok(summary or f"No summary for #{name} yet.", {"channel": name, "summary": summary})
         if action != "write":
             raise InvalidInput("action must be 'read' or 'write'")
-        if len(text) > MAX_SUMMARY:
-            raise InvalidInput(f"summary is {len(text)} characters; the limit is {MAX_SUMMARY}")
-        await room.store.set_summary(name, text.strip())
-        return ok(f"Summary of #{name} saved.")
+        await summaries.write(agent, name, text)
+        return ok(f"Summary of #{name} saved; a summary card is posted there.")
 
     limits = f"title <= {room.settings.job_title_max}, body <= {room.settings.job_body_max} characters"
 

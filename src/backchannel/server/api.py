@@ -63,6 +63,10 @@ class DecideIn(BaseModel):
     choice: str = Field(min_length=1, max_length=1000)
 
 
+class SummaryRequestIn(BaseModel):
+    agent: str = Field(min_length=1, max_length=64)
+
+
 class RuleDecision(BaseModel):
     status: Literal["active", "rejected", "proposed"]
 
@@ -88,6 +92,12 @@ async def limits(request: Request) -> dict[str, int]:
 async def list_channels(request: Request) -> list[dict[str, Any]]:
     room = services(request).room
     return [c.public() for c in await room.channels()]
+
+
+@router.get("/api/channels/{name}", dependencies=Reader, tags=["channels"])
+async def get_channel(request: Request, name: str) -> dict[str, Any]:
+    """One channel, with its summary (``summary``, ``summary_by``, ``summary_at``)."""
+    return (await services(request).room.channel(name)).public()
 
 
 @router.post("/api/channels", status_code=201, dependencies=Writer, tags=["channels"])
@@ -122,6 +132,12 @@ async def set_my_name(request: Request, me: Me, body: MeIn) -> dict[str, Any]:
 @router.post("/api/channels/{name}/continue", dependencies=Writer, tags=["channels"])
 async def continue_routing(request: Request, name: str, me: Me) -> dict[str, Any]:
     return (await services(request).room.resume(name, me.name)).public()
+
+
+@router.post("/api/channels/{name}/summary-request", dependencies=Writer, tags=["channels"])
+async def request_summary(request: Request, name: str, body: SummaryRequestIn, me: Me) -> dict[str, Any]:
+    """Ask an agent to read the channel and write its summary (``/summary @agent``)."""
+    return await services(request).summaries.request(name, body.agent, me)
 
 
 @router.get("/api/channels/{name}/messages", dependencies=Reader, tags=["messages"])

@@ -18,6 +18,7 @@ from backchannel.registry import Registry
 from backchannel.room import Room
 from backchannel.server.security import Guard, agent_token
 from backchannel.store import Store
+from backchannel.summaries import Summaries
 
 
 @dataclass(slots=True)
@@ -34,11 +35,14 @@ class Services:
     jobs: JobBoard = field(init=False)
     # Decision cards answered by people (issue 10).
     decisions: Decisions = field(init=False)
+    # Channel summaries written by agents and asked for by people (issue 10).
+    summaries: Summaries = field(init=False)
 
     def __post_init__(self) -> None:
         self.people = People(self.store, self.bus, self.settings.data_dir)
         self.jobs = JobBoard(self.room, self.store, self.settings)
         self.decisions = Decisions(self.store, self.jobs)
+        self.summaries = Summaries(self.store, self.jobs)
 
 
 def services(request: HTTPConnection) -> Services:

@@ -25,6 +25,7 @@ from backchannel.store import (
     persons,
     proposals,
     scrub,
+    summaries,
     triggers,
 )
 from backchannel.store._db import Database
@@ -106,13 +107,15 @@ class Store:
         self.scrubber.request()
         return result
 
-    async def set_summary(self, channel: str, summary: str) -> Channel:
-        def tx(c: sqlite3.Connection) -> Channel:
-            ch = channels.get(c, channel)
-            channels.set_summary(c, ch.id, summary)
-            return channels.get(c, channel)
+    async def write_summary(self, channel: str, text: str, author: Author) -> tuple[Channel, JobChange]:
+        """Set a channel's summary and post its card in one transaction."""
+        return await self.db.write(lambda c: summaries.write(c, channel, text, author))
 
-        return await self.db.write(tx)
+    async def request_summary(
+        self, channel: str, agent_name: str, author: Author, wake_prompt: Callable[[Agent], str]
+    ) -> tuple[Agent, Trigger, JobChange]:
+        """Wake an agent to summarize a channel (a system line carries the delivery)."""
+        return await self.db.write(lambda c: summaries.request(c, channel, agent_name, author, wake_prompt))
 
     async def set_routing(self, channel: str, hops: int, paused: bool) -> Channel:
         def tx(c: sqlite3.Connection) -> Channel:

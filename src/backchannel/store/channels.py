@@ -18,6 +18,8 @@ def row_to_channel(row: sqlite3.Row) -> Channel:
         hops=row["hops"],
         paused=bool(row["paused"]),
         created_at=row["created_at"],
+        summary_by=row["summary_by"],
+        summary_at=row["summary_at"],
     )
 
 
@@ -78,5 +80,8 @@ def set_routing(conn: sqlite3.Connection, channel_id: int, hops: int, paused: bo
     conn.execute("UPDATE channels SET hops = ?, paused = ? WHERE id = ?", (hops, int(paused), channel_id))
 
 
-def set_summary(conn: sqlite3.Connection, channel_id: int, summary: str) -> None:
-    conn.execute("UPDATE channels SET summary = ? WHERE id = ?", (summary, channel_id))
+def set_summary(conn: sqlite3.Connection, channel_id: int, summary: str, by: str = "") -> None:
+    conn.execute(
+        "UPDATE channels SET summary = ?, summary_by = ?, summary_at = ? WHERE id = ?",
+        (summary, by, time.time(), channel_id),
+    )

@@ -298,6 +298,11 @@ MIGRATIONS: list[str] = [
         WHERE type = 'job_created';
     CREATE INDEX events_job ON events(json_extract(payload, '$.job.id')) WHERE kind = 'job';
     """,
+    # Summaries (issue 10): who wrote the channel's summary, and when.
+    """
+    ALTER TABLE channels ADD COLUMN summary_by TEXT NOT NULL DEFAULT '';
+    ALTER TABLE channels ADD COLUMN summary_at REAL;
+    """,
 ]
 
 

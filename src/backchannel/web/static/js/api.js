@@ -63,6 +63,8 @@ export const api = {
   createChannel: (name) => request("POST", "/api/channels", { json: { name } }),
   renameChannel: (name, to) => request("PATCH", `/api/channels/${enc(name)}`, { json: { name: to } }),
   deleteChannel: (name) => request("DELETE", `/api/channels/${enc(name)}`),
+  requestSummary: (name, agent) =>
+    request("POST", `/api/channels/${enc(name)}/summary-request`, { json: { agent } }),
   resume: (name, sender) =>
     request("POST", `/api/channels/${enc(name)}/continue?sender=${enc(sender)}`),
   history(name, { limit = 50, before, after } = {}) {

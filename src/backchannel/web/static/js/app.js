@@ -1,7 +1,7 @@
 // The controller: state of the room, the live feed, and the wiring between the parts.
 import { api } from "./api.js";
 import { Composer } from "./composer.js";
-import { $, colorFor, el, openDialog, snippet, store, toast } from "./dom.js";
+import { $, colorFor, el, fmtAgo, fmtFull, openDialog, snippet, store, toast } from "./dom.js";
 import { hydrateIcons, icon } from "./icons.js";
 import { Jobs } from "./jobs.js";
 import { Live } from "./live.js";
@@ -57,6 +57,7 @@ class App {
     $("rename-channel").addEventListener("click", () => this.renameChannel());
     $("delete-channel").addEventListener("click", () => this.deleteChannel());
     $("paused-continue").addEventListener("click", () => this.resume());
+    $("summary-toggle").addEventListener("click", () => this.toggleSummary());
     $("me-button").addEventListener("click", () => this.askName(false));
     $("menu-toggle").addEventListener("click", () => this.toggleSidebar());
     $("scrim").addEventListener("click", () => this.closeSidebar());
@@ -207,8 +208,11 @@ class App {
   // -- loading ------------------------------------------------------------------------------------
   async sync(fresh) {
     try {
-      const jobs = this.jobs.refresh(); // the board catches up on every (re)connect
-      const [channels, agents] = await Promise.all([api.channels(), api.agents(), this.loadMe()]);
+      const me = this.loadMe();
+      // The board catches up on every (re)connect; its unread counts need to know which
+      // messages are this person's, so it starts once /api/me has answered.
+      const jobs = me.then(() => this.jobs.refresh());
+      const [channels, agents] = await Promise.all([api.channels(), api.agents(), me]);
       // First visit to a server that does not name people itself: ask once.
       if (fresh && this.whoami == null && this.name == null && !this.asked) {
         this.asked = true;
@@ -318,6 +322,11 @@ class App {
         return renderChannels(this);
       case "channel_renamed":
         return this.onChannelRenamed(e.old, e.channel);
+      case "channel_updated":
+        if (!this.channels.has(e.channel.name)) return;
+        this.channels.set(e.channel.name, e.channel);
+        if (e.channel.name === this.channel) this.updateBanner();
+        return;
       case "channel_deleted":
         return this.onChannelDeleted(e.name);
       case "presence": {
@@ -461,6 +470,42 @@ class App {
     const ch = this.channels.get(this.channel);
     $("paused-banner").hidden = !ch?.paused;
     $("timeline").classList.toggle("paused", !!ch?.paused);
+    this.showSummary(ch);
+  }
+
+  /** The channel's summary under the header: one line, the whole text on click; who wrote it, when. */
+  showSummary(ch) {
+    const box = $("channel-summary");
+    const toggle = $("summary-toggle");
+    if (box.dataset.channel !== this.channel) {
+      box.dataset.channel = this.channel || "";
+      box.classList.remove("expanded");
+      toggle.setAttribute("aria-expanded", "false");
+    }
+    box.hidden = !ch?.summary;
+    if (!ch?.summary) return;
+    $("summary-text").textContent = ch.summary;
+    const meta = $("summary-meta");
+    meta.textContent = [ch.summary_by, ch.summary_at ? fmtAgo(ch.summary_at) : ""].filter(Boolean).join(" · ");
+    meta.title = ch.summary_at ? `Written ${fmtFull(ch.summary_at)}` : "";
+  }
+
+  toggleSummary() {
+    const box = $("channel-summary");
+    const open = !box.classList.contains("expanded");
+    box.classList.toggle("expanded", open);
+    $("summary-toggle").setAttribute("aria-expanded", String(open));
+  }
+
+  async requestSummary(arg) {
+    const agent = (arg || "").trim().replace(/^@/, "");
+    if (!agent) return toast("Name the agent: /summary @agent");
+    try {
+      const asked = await api.requestSummary(this.channel, agent);
+      toast(`Asked @${asked.agent} for a summary of #${this.channel}.`);
+    } catch (err) {
+      toast(`Could not ask for a summary: ${err.message}`);
+    }
   }
 
   // -- channels ---------------------------------------------------------------------------------
@@ -524,6 +569,7 @@ class App {
       $("channel-title").replaceChildren(el("span", "hash", "#"), channel.name);
       this.composer.setChannel(channel.name);
       this.showMute();
+      this.updateBanner();
       this.updateTitle();
     }
     renderChannels(this);
@@ -581,6 +627,8 @@ class App {
     switch (name) {
       case "continue":
         return this.resume();
+      case "summary":
+        return this.requestSummary(arg);
       case "search":
         return arg ? this.search.run(arg) : $("search-input").focus();
       case "new":

@@ -12,6 +12,7 @@ export const COMMANDS = [
   { name: "search", args: "text", hint: "Search messages in all channels" },
   { name: "new", args: "channel", hint: "Create a channel and open it" },
   { name: "name", args: "display name", hint: "Change the name you post as" },
+  { name: "summary", args: "@agent", hint: "Ask an agent to summarize this channel" },
 ];
 
 export class Composer {

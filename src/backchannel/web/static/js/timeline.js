@@ -8,7 +8,12 @@ import { renderMarkdown } from "./markdown.js";
 const PAGE = 50;
 const GROUP_SECONDS = 300;
 const LOOP_GUARD = /^Loop guard:/;
-const TYPE_LABELS = { decision: "Decision", rule_proposal: "Rule proposal", job_proposal: "Job proposal" };
+const TYPE_LABELS = {
+  decision: "Decision",
+  rule_proposal: "Rule proposal",
+  job_proposal: "Job proposal",
+  summary: "Summary",
+};
 // What became of the wake-up a mention caused: [label, explanation].
 const DELIVERY = {
   queued: ["queued", "Waiting to be typed into the agent's terminal"],
@@ -590,6 +595,7 @@ export class Timeline {
     if (this.app.isOwn(msg)) li.classList.add("mine");
     if (!msg.deleted && this.app.isMention(msg)) li.classList.add("mentions-me");
     if (msg.deleted) li.classList.add("deleted");
+    if (msg.type === "summary" && !msg.deleted) li.classList.add("summary-card");
 
     li.append(avatar(msg.sender, agent));
     const body = el("div", "msg-body");
