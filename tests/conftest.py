@@ -9,7 +9,7 @@ import subprocess
 import sys
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -23,6 +23,7 @@ from mcp.client.sse import sse_client
 from mcp.client.streamable_http import streamable_http_client
 
 from backchannel.config import Settings
+from backchannel.models import Trigger
 from backchannel.server.app import create_app
 from backchannel.server.security import SESSION_HEADER, cookie_name, read_or_create_secret
 
@@ -283,3 +284,35 @@ async def mcp_client(
 
 def text_of(result: Any) -> str:
     return "".join(getattr(block, "text", "") for block in result.content)
+
+
+@contextmanager
+def module_server(
+    tmp_path_factory: pytest.TempPathFactory, name: str, **settings: Any
+) -> Iterator[RunningServer]:
+    """One in-process server for a whole module whose tests each make and check only their own things."""
+    data = tmp_path_factory.mktemp(name) / "data"
+    running = RunningServer(Settings(host="127.0.0.1", port=0, data_dir=data, **settings)).start()
+    try:
+        yield running
+    finally:
+        running.stop()
+
+
+def ok(response: httpx.Response, status: int = 200) -> Any:
+    """The JSON of a response that must have ``status``."""
+    assert response.status_code == status, response.text
+    return response.json()
+
+
+def refused(response: httpx.Response, status: int, words: str) -> None:
+    """The one error shape, with ``words`` in its detail."""
+    body = response.json()
+    assert response.status_code == status and set(body) == {"error", "detail"}, response.text
+    assert words in body["detail"], body
+
+
+async def pending(server: RunningServer, agent: str) -> list[Trigger]:
+    """An agent's pending wake-ups, from the server's own store (what its wrapper would stream)."""
+    store = server.app.state.services.store
+    return await store.pending_triggers((await store.agent(agent)).id)

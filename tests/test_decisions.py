@@ -13,35 +13,15 @@ import anyio
 import httpx
 import pytest
 
-from backchannel.config import Settings
-from backchannel.models import Trigger
-from tests.conftest import RunningServer, mcp_client, register, text_of
+from tests.conftest import RunningServer, mcp_client, module_server, ok, pending, refused, register, text_of
 
 pytestmark = pytest.mark.anyio
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
-    data = tmp_path_factory.mktemp("decisions") / "data"
-    running = RunningServer(Settings(host="127.0.0.1", port=0, data_dir=data)).start()
-    yield running
-    running.stop()
-
-
-def ok(response: httpx.Response, status: int = 200) -> Any:
-    assert response.status_code == status, response.text
-    return response.json()
-
-
-def refused(response: httpx.Response, status: int, words: str) -> None:
-    body = response.json()
-    assert response.status_code == status and set(body) == {"error", "detail"}, response.text
-    assert words in body["detail"], body
-
-
-async def pending(server: RunningServer, agent: str) -> list[Trigger]:
-    store = server.app.state.services.store
-    return await store.pending_triggers((await store.agent(agent)).id)
+    with module_server(tmp_path_factory, "decisions") as running:
+        yield running
 
 
 async def ask(server: RunningServer, token: str, question: str, choices: list[str], **extra: Any) -> int:

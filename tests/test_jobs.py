@@ -17,8 +17,7 @@ import httpx
 import pytest
 
 from backchannel.config import Settings
-from backchannel.models import Trigger
-from tests.conftest import RunningServer, mcp_client, register, text_of
+from tests.conftest import RunningServer, mcp_client, module_server, ok, pending, refused, register, text_of
 
 pytestmark = pytest.mark.anyio
 PNG = b"\x89PNG\r\n\x1a\n" + b"\0" * 64
@@ -26,21 +25,8 @@ PNG = b"\x89PNG\r\n\x1a\n" + b"\0" * 64
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
-    data = tmp_path_factory.mktemp("jobs-core") / "data"
-    running = RunningServer(Settings(host="127.0.0.1", port=0, data_dir=data, loop_guard_hops=2)).start()
-    yield running
-    running.stop()
-
-
-def ok(response: httpx.Response, status: int = 200) -> Any:
-    assert response.status_code == status, response.text
-    return response.json()
-
-
-def refused(response: httpx.Response, status: int, words: str) -> None:
-    body = response.json()
-    assert response.status_code == status and set(body) == {"error", "detail"}, response.text
-    assert words in body["detail"], body
+    with module_server(tmp_path_factory, "jobs-core", loop_guard_hops=2) as running:
+        yield running
 
 
 async def last_seq(human: httpx.AsyncClient) -> int:
@@ -49,11 +35,6 @@ async def last_seq(human: httpx.AsyncClient) -> int:
 
 async def events_since(human: httpx.AsyncClient, seq: int) -> list[dict[str, Any]]:
     return ok(await human.get("/api/events", params={"since": seq}))["events"]
-
-
-async def pending(server: RunningServer, agent: str) -> list[Trigger]:
-    store = server.app.state.services.store
-    return await store.pending_triggers((await store.agent(agent)).id)
 
 
 async def timeline(human: httpx.AsyncClient, channel: str = "general") -> list[dict[str, Any]]:

@@ -8,34 +8,19 @@ the agent without posting anything but a short system line.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
 
 import httpx
 import pytest
 
-from backchannel.config import Settings
-from backchannel.models import Trigger
-from tests.conftest import RunningServer, mcp_client, register, text_of
+from tests.conftest import RunningServer, mcp_client, module_server, ok, pending, register, text_of
 
 pytestmark = pytest.mark.anyio
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
-    data = tmp_path_factory.mktemp("summaries") / "data"
-    running = RunningServer(Settings(host="127.0.0.1", port=0, data_dir=data)).start()
-    yield running
-    running.stop()
-
-
-def ok(response: httpx.Response, status: int = 200) -> Any:
-    assert response.status_code == status, response.text
-    return response.json()
-
-
-async def pending(server: RunningServer, agent: str) -> list[Trigger]:
-    store = server.app.state.services.store
-    return await store.pending_triggers((await store.agent(agent)).id)
+    with module_server(tmp_path_factory, "summaries") as running:
+        yield running
 
 
 async def test_a_written_summary_posts_a_card_and_updates_the_channel_live(server: RunningServer) -> None:

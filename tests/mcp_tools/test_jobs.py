@@ -11,19 +11,16 @@ from typing import Any
 
 import pytest
 
-from backchannel.config import Settings
 from backchannel.mcp_tools import jobs as mcp_jobs
-from tests.conftest import RunningServer, mcp_client, register, text_of
+from tests.conftest import RunningServer, mcp_client, module_server, register, text_of
 
 pytestmark = pytest.mark.anyio
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
-    data = tmp_path_factory.mktemp("jobs") / "data"
-    running = RunningServer(Settings(host="127.0.0.1", port=0, data_dir=data)).start()
-    yield running
-    running.stop()
+    with module_server(tmp_path_factory, "jobs") as running:
+        yield running
 
 
 async def new_job(server: RunningServer, title: str, **fields: Any) -> dict[str, Any]:

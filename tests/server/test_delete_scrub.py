@@ -16,8 +16,7 @@ import httpx
 import pytest
 from websockets.asyncio.client import connect
 
-from backchannel.config import Settings
-from tests.conftest import RunningServer
+from tests.conftest import RunningServer, module_server
 
 pytestmark = pytest.mark.anyio
 
@@ -26,10 +25,8 @@ PNG = b"\x89PNG\r\n\x1a\n" + b"\0" * 64
 
 @pytest.fixture(scope="module")
 def shared_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
-    data = tmp_path_factory.mktemp("scrub") / "data"
-    running = RunningServer(Settings(host="127.0.0.1", port=0, data_dir=data)).start()
-    yield running
-    running.stop()
+    with module_server(tmp_path_factory, "scrub") as running:
+        yield running
 
 
 async def upload(human: httpx.AsyncClient) -> dict[str, Any]:
