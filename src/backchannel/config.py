@@ -59,6 +59,12 @@ class Settings:
         default=4,
         metadata={"help": "Agent-to-agent hops per channel without a human message before routing pauses."},
     )
+    rules_refresh_every: int = field(
+        default=10,
+        metadata={
+            "help": "Wake-ups after which an agent is sent the active rules again; 0 = only after a change."
+        },
+    )
     max_channels: int = field(default=64, metadata={"help": "Maximum number of channels."})
     max_message_chars: int = field(default=16_000, metadata={"help": "Maximum characters in one message."})
     job_title_max: int = field(default=120, metadata={"help": "Maximum characters in a job's title."})
@@ -228,6 +234,12 @@ def _from_file(config: Mapping[str, Any], warn: Warn) -> dict[str, Any]:
             warn("[images].upload_dir is ignored: uploads live in <data_dir>/uploads")
         else:
             warn(f"[images].{key} is not supported and is ignored")
+    for key, raw in _table(config, "rules").items():
+        if key == "refresh_every":
+            source = "[rules].refresh_every"
+            values["rules_refresh_every"] = _coerce("rules_refresh_every", raw, source=source)
+        else:
+            warn(f"[rules].{key} is not supported and is ignored")
     for key, raw in _table(config, "server").items():
         if key not in names:
             warn(f"unknown setting [server].{key} is ignored; known: {', '.join(sorted(names))}")
@@ -237,7 +249,7 @@ def _from_file(config: Mapping[str, Any], warn: Warn) -> dict[str, Any]:
     if colors:
         values["agent_colors"] = colors
     for key in config:
-        if key in {"server", "routing", "images", "agents"}:
+        if key in {"server", "routing", "images", "agents", "rules"}:
             continue
         reason = _IGNORED_TABLES.get(key, "backchannel does not use it")
         kind = "table" if isinstance(config[key], dict) else "key"

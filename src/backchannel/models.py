@@ -117,6 +117,8 @@ class Agent:
     role: str
     hat: str
     created_at: float
+    # The room rules version this agent was last sent (in a wake-up); see store/rules.py.
+    rules_seen: int = 0
 
     def presence(self, now: float, crash_timeout: float) -> Presence:
         if self.left or self.retired or now - self.last_seen > crash_timeout:
@@ -126,8 +128,8 @@ class Agent:
     def is_online(self, now: float, crash_timeout: float) -> bool:
         return self.presence(now, crash_timeout) != "offline"
 
-    def public(self, now: float, crash_timeout: float) -> dict[str, Any]:
-        """What lists show: never the token."""
+    def public(self, now: float, crash_timeout: float, rules_version: int = 0) -> dict[str, Any]:
+        """What lists show: never the token. ``rules_version``: the room's, for ``rules_fresh``."""
         return {
             "name": self.name,
             "base": self.base,
@@ -139,6 +141,8 @@ class Agent:
             "last_seen": self.last_seen,
             "role": self.role,
             "hat": self.hat,
+            # Has it been sent the current rules (no rule was ever active: nothing to see)?
+            "rules_fresh": rules_version == 0 or self.rules_seen >= rules_version,
         }
 
 
@@ -178,15 +182,37 @@ class Event:
         return {"seq": self.seq, "kind": self.kind, **self.payload}
 
 
+RuleStatus = Literal["proposed", "draft", "active", "archived"]
+
+
 @dataclass(frozen=True, slots=True)
 class Rule:
+    """A standing instruction for agents; ``channel`` "" is room-wide, else only for that channel."""
+
     id: int
-    channel: str
+    uid: str
     text: str
     reason: str
-    status: str
-    proposed_by: str
+    status: RuleStatus
+    author: str
+    channel: str
+    sort_order: int
     created_at: float
+    updated_at: float
+
+    def public(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "uid": self.uid,
+            "text": self.text,
+            "reason": self.reason,
+            "status": self.status,
+            "author": self.author,
+            "channel": self.channel,
+            "sort_order": self.sort_order,
+            "created_at": self.created_at,
+            "updated_at": self.updated_at,
+        }
 
 
 JobStatus = Literal["todo", "active", "closed"]

@@ -9,6 +9,7 @@ enough to take a live identity: that needs the reclaim secret its wrapper regist
 from __future__ import annotations
 
 import asyncio
+import colorsys
 import hashlib
 import logging
 import re
@@ -22,9 +23,10 @@ from backchannel import names
 from backchannel.bus import ROOM, EventBus, agent_topic
 from backchannel.config import Settings
 from backchannel.errors import InvalidInput, NotFound, StaleToken
-from backchannel.models import Agent, Presence
+from backchannel.models import Agent, Event, Presence
 from backchannel.store import Store
 from backchannel.store.agents import TakeOver
+from backchannel.store.rules import version as rules_version
 
 logger = logging.getLogger("backchannel.registry")
 BASE_RE = re.compile(r"^[a-z][a-z0-9-]{0,31}$")
@@ -45,13 +47,32 @@ _COLORS = {
 _PALETTE = ["#e5534b", "#57ab5a", "#539bf5", "#c69026", "#b083f0", "#39c5cf", "#ee7d3b", "#d16ba5"]
 
 
-def color_for(base: str, configured: Mapping[str, str] | None = None) -> str:
-    """The config file's ``[agents.<base>].color`` if set, else the built-in colour of the base."""
+def color_for(base: str, configured: Mapping[str, str] | None = None, slot: int = 1) -> str:
+    """The config file's ``[agents.<base>].color`` if set, else the built-in colour of the base;
+    a second (third, ...) instance gets that colour shifted, so two instances never look alike."""
     if configured and base in configured:
-        return configured[base]
-    if base in _COLORS:
-        return _COLORS[base]
-    return _PALETTE[int(hashlib.sha256(base.encode()).hexdigest(), 16) % len(_PALETTE)]
+        color = configured[base]
+    elif base in _COLORS:
+        color = _COLORS[base]
+    else:
+        color = _PALETTE[int(hashlib.sha256(base.encode()).hexdigest(), 16) % len(_PALETTE)]
+    return shifted(color, slot)
+
+
+def shifted(color: str, slot: int) -> str:
+    """``color`` for instance ``slot``: the hue turned by the golden angle per extra slot (so slots
+    stay apart from each other), lightness and saturation kept where text stays readable on the
+    light and the dark theme. Slot 1 keeps the colour as is."""
+    if slot <= 1:
+        return color
+    digits = color.lstrip("#")
+    if len(digits) == 3:
+        digits = "".join(ch * 2 for ch in digits)
+    r, g, b = (int(digits[i : i + 2], 16) / 255 for i in (0, 2, 4))
+    hue, light, sat = colorsys.rgb_to_hls(r, g, b)
+    hue = (hue + 0.381966 * (slot - 1)) % 1.0
+    r, g, b = colorsys.hls_to_rgb(hue, min(max(light, 0.4), 0.6), max(sat, 0.5))
+    return "#{:02x}{:02x}{:02x}".format(*(round(v * 255) for v in (r, g, b)))
 
 
 def hash_token(token: str) -> str:
@@ -86,6 +107,8 @@ class Registry:
         self.bus = bus
         self.settings = settings
         self._presence: dict[str, Presence] = {}
+        # The room's rules version (kept current by the Rules service): the roster's fresh/stale.
+        self.rules_version = 0
 
     async def register(
         self, base: str, instance_id: str, label: str | None, reclaim_secret: str | None = None
@@ -111,7 +134,7 @@ class Registry:
             token_hash=hash_token(token),
             reclaim_hash=hash_token(reclaim_secret) if reclaim_secret is not None else None,
             crash_timeout=self.settings.crash_timeout,
-            color=color_for(base, configured),
+            color=lambda slot: color_for(base, configured, slot),
             override_color=base in configured,  # the config wins, even if it changed since it joined
         )
         agent = done.agent
@@ -175,18 +198,27 @@ class Registry:
 
     async def rename(self, name: str, new_name: str) -> Agent:
         """chat_claim and PATCH: the identity keeps its history, which shows the new name."""
-        validate_name(new_name)
         agent = await self.store.agent(name)
+        self.check_rename(agent, new_name)
+        updated, event = await self.store.rename_agent(agent.id, new_name, self.public)
+        self.renamed(name, event)
+        return updated
+
+    @staticmethod
+    def check_rename(agent: Agent, new_name: str) -> None:
+        """What a new name must be, checked before any write (the holder check is the store's)."""
+        validate_name(new_name)
         if (other := names.other_agent_base(new_name, agent.base)) is not None:
             # A codex calling itself claude would have every reader (and every @claude) misled.
             raise InvalidInput(f"{new_name!r} reads as a {other} agent; {agent.name} is a {agent.base} agent")
-        updated, event = await self.store.rename_agent(agent.id, new_name, self.public)
-        self._presence.pop(name, None)
+
+    def renamed(self, old_name: str, event: Event) -> None:
+        """After the commit of a rename (``agent_renamed`` logged): publish it."""
+        self._presence.pop(old_name, None)
         self.bus.publish(ROOM, event.public())
-        return updated
 
     def public(self, agent: Agent) -> dict[str, Any]:
-        return agent.public(time.time(), self.settings.crash_timeout)
+        return agent.public(time.time(), self.settings.crash_timeout, self.rules_version)
 
     async def list(self) -> list[dict[str, Any]]:
         states = await self.store.trigger_states()
@@ -202,6 +234,15 @@ class Registry:
             return await self.store.agent(name)
         except NotFound:
             raise NotFound(f"no agent named {name!r}") from None
+
+    async def rules_moved(self, version: int | None = None) -> None:
+        """After a commit that moved the room's rules version: every agent is stale until a wake-up
+        carries the new one. ``version``: the new number (read from the database when not known)."""
+        if version is None:
+            version = await self.store.db.read(rules_version)
+        self.rules_version = max(self.rules_version, version)
+        for agent in await self.store.agents():
+            await self.publish_presence(agent)
 
     async def publish_presence(self, agent: Agent) -> None:
         data = self.public(agent)

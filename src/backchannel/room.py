@@ -19,6 +19,7 @@ from backchannel.config import Settings
 from backchannel.errors import Forbidden, InvalidInput, NotFound
 from backchannel.models import Agent, Channel, Event, Job, Message, Person, SenderKind
 from backchannel.registry import Registry
+from backchannel.room_settings import RoomSettings
 from backchannel.router import CONTINUE_COMMAND, mention_tokens, plan_routing, wake_prompt
 from backchannel.store import Posted, Store
 
@@ -36,11 +37,20 @@ def validate_channel(name: Any) -> str:
 
 
 class Room:
-    def __init__(self, store: Store, bus: EventBus, registry: Registry, settings: Settings) -> None:
+    def __init__(
+        self,
+        store: Store,
+        bus: EventBus,
+        registry: Registry,
+        settings: Settings,
+        room_settings: RoomSettings,
+    ) -> None:
         self.store = store
         self.bus = bus
         self.registry = registry
         self.settings = settings
+        # Runtime room settings (loop guard, ...): read on every post, so a change applies at once.
+        self.room_settings = room_settings
 
     # -- publishing ---------------------------------------------------------------------------
     def publish(self, *events: Event) -> None:
@@ -89,8 +99,8 @@ class Room:
         old = validate_channel(old)
         if old == DEFAULT_CHANNEL:
             raise InvalidInput("#general cannot be renamed")
-        channel, event = await self.store.rename_channel(old, validate_channel(new))
-        self.publish(event)
+        channel, published = await self.store.rename_channel(old, validate_channel(new))
+        self.publish(*published)
         return channel
 
     async def delete_channel(self, name: str) -> None:
@@ -99,6 +109,8 @@ class Room:
             raise InvalidInput("#general cannot be deleted")
         published, orphaned = await self.store.delete_channel(name)
         self.publish(*published)
+        if any(e.kind == "rule" and e.payload.get("rule", {}).get("status") == "active" for e in published):
+            await self.registry.rules_moved()  # an active rule of the channel went with it
         await self.remove_uploads(orphaned)
 
     async def remove_uploads(self, names: list[str]) -> None:
@@ -136,7 +148,7 @@ class Room:
                 agents=agents,
                 now=now,
                 crash_timeout=self.settings.crash_timeout,
-                max_hops=self.settings.loop_guard_hops,
+                max_hops=self.room_settings.current.loop_guard_hops,
                 place=f"job #{job.id}" if job is not None else None,
             )
 

@@ -142,7 +142,10 @@ def one_line(text: str, limit: int = 300) -> str:
 
 
 def with_role(agent: Agent, prompt: str) -> str:
-    return f"{prompt} Your role: {one_line(agent.role, 1000)}" if agent.role else prompt
+    """The role as its own sentence: the rules line that may follow must not read as part of it."""
+    if not agent.role:
+        return prompt
+    return f"{prompt} Your role: {one_line(agent.role, 1000).rstrip('.')}."
 
 
 def wake_prompt(agent: Agent, sender: str, channel: str, job: tuple[int, str] | None = None) -> str:

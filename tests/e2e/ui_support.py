@@ -84,7 +84,8 @@ class UI:
             color_scheme=color_scheme,
         )
         self.contexts.append(context)
-        values = {"name": name} if name else {}
+        values: dict[str, Any] = {"name": name} if name else {}
+        values["helpSeen"] = True  # no first-visit tour over the page (storage={"helpSeen": False} shows it)
         values.update(storage or {})
         if values:
             await context.add_init_script(

@@ -143,7 +143,8 @@ async def test_rules_summary_and_job_proposals(server: RunningServer) -> None:
         assert "Rule proposed" in text_of(proposed)
         rule_id = proposed.structured_content["id"]
         async with server.human() as human:
-            assert (await human.post(f"/api/rules/{rule_id}", json={"status": "active"})).status_code == 200
+            decided = await human.post(f"/api/rules/{rule_id}/decide", json={"decision": "activate"})
+            assert decided.status_code == 200, decided.text
         listed = await client.call_tool("chat_decision", {"action": "list"})
         assert listed.structured_content["rules"][0]["rule"] == "Run tests first"
         too_long = await client.call_tool("chat_summary", {"action": "write", "text": "x" * 1001})

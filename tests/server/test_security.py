@@ -2,13 +2,24 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import httpx
 import pytest
 
 from backchannel.server.security import SESSION_HEADER
-from tests.conftest import RunningServer, register
+from tests.conftest import RunningServer, module_server, register
 
 pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
+    """One server for the module: every check here is refused before it changes anything, or makes
+    only its own message; a fresh server per check cost more than the checks (about 70 of them)."""
+    with module_server(tmp_path_factory, "security") as running:
+        yield running
+
 
 EVIL = "http://evil.example"
 
@@ -24,7 +35,15 @@ STATE_CHANGING = [
     ("POST", "/api/uploads", None),
     ("PATCH", "/api/agents/claude", {"label": "x"}),
     ("POST", "/api/agents/claude/rotate", None),
-    ("POST", "/api/rules/1", {"status": "active"}),
+    ("DELETE", "/api/agents/claude/hat", None),
+    ("POST", "/api/agents/claude/forget", None),
+    ("PATCH", "/api/settings", {"title": "x"}),
+    ("POST", "/api/rules", {"text": "Be brief"}),
+    ("PATCH", "/api/rules/1", {"text": "Be brief"}),
+    ("DELETE", "/api/rules/1", None),
+    ("POST", "/api/rules/reorder", {"ordered_ids": [1]}),
+    ("POST", "/api/rules/remind", None),
+    ("POST", "/api/rules/1/decide", {"decision": "draft"}),
     ("POST", "/api/jobs", {"title": "t"}),
     ("POST", "/api/jobs/reorder", {"status": "todo", "ordered_ids": []}),
     ("POST", "/api/jobs/proposals/1", {"decision": "dismiss"}),
@@ -39,7 +58,14 @@ STATE_CHANGING = [
 ]
 
 
+_SEEDED: set[str] = set()
+
+
 async def seeded(server: RunningServer) -> None:
+    """Agent ``claude``, channel ``dev`` and message 1, once per server (a live name registers once)."""
+    if str(server.settings.data_dir) in _SEEDED:
+        return
+    _SEEDED.add(str(server.settings.data_dir))
     await register(server.url)
     async with server.human() as human:
         await human.post("/api/channels", json={"name": "dev"})
@@ -123,16 +149,17 @@ async def test_reads_need_the_session_and_dns_rebinding_host_is_refused(server: 
 
 
 async def test_agent_endpoints_refuse_browser_origins(server: RunningServer) -> None:
-    agent = await register(server.url)
+    agent = await register(server.url, instance_id="i-origin")
+    name = agent["name"]
     headers = {"Authorization": f"Bearer {agent['token']}", "Origin": server.url}
     async with httpx.AsyncClient(base_url=server.url) as client:
-        assert (await client.post("/api/agents/claude/heartbeat", headers=headers)).status_code == 403
-        assert (await client.delete("/api/agents/claude", headers=headers)).status_code == 403
-        assert (await client.get("/api/agents/claude/triggers", headers=headers)).status_code == 403
+        assert (await client.post(f"/api/agents/{name}/heartbeat", headers=headers)).status_code == 403
+        assert (await client.delete(f"/api/agents/{name}", headers=headers)).status_code == 403
+        assert (await client.get(f"/api/agents/{name}/triggers", headers=headers)).status_code == 403
 
 
 async def test_human_cannot_post_as_an_agent(server: RunningServer) -> None:
-    await register(server.url)
+    await seeded(server)  # registers the agent claude
     async with server.human() as human:
         response = await human.post("/api/channels/general/messages", json={"text": "x", "sender": "claude"})
     # The sender field is ignored: the message carries the local person's own name and kind.

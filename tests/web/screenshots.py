@@ -109,7 +109,10 @@ async def main() -> None:
                     context = await browser.new_context(
                         viewport={"width": 1280, "height": 860}, color_scheme=scheme, device_scale_factor=1
                     )
-                    await context.add_init_script("localStorage.setItem('bc.name', JSON.stringify('maya'))")
+                    await context.add_init_script(
+                        "localStorage.setItem('bc.name', JSON.stringify('maya'));"
+                        " localStorage.setItem('bc.helpSeen', 'true')"  # no first-visit tour in the picture
+                    )
                     page = await context.new_page()
                     await page.goto(server.url)
                     await expect(page.locator("#conn")).to_have_attribute("data-state", "live")

@@ -9,9 +9,10 @@ from mcp.server import MCPServer
 
 from backchannel import __version__
 from backchannel.jobs import JobBoard
-from backchannel.mcp_tools import chat, identity, jobs
+from backchannel.mcp_tools import chat, identity, jobs, rules
 from backchannel.registry import Registry
 from backchannel.room import Room
+from backchannel.rules import Rules
 
 INSTRUCTIONS = (
     "backchannel is a chat room shared by people and coding agents. When you are mentioned you get a "
@@ -20,11 +21,12 @@ INSTRUCTIONS = (
 )
 
 
-def build_mcp_server(room: Room, registry: Registry, board: JobBoard) -> MCPServer:
+def build_mcp_server(room: Room, registry: Registry, board: JobBoard, rules_service: Rules) -> MCPServer:
     server: MCPServer = MCPServer(
         "backchannel", instructions=INSTRUCTIONS, version=__version__, log_level="WARNING"
     )
     chat.register(server, room, registry, board)
     jobs.register(server, registry, board)
     identity.register(server, room, registry)
+    rules.register(server, registry, rules_service)
     return server

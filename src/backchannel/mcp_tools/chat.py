@@ -195,46 +195,6 @@ def register(server: MCPServer, room: Room, registry: Registry, jobs: JobBoard) 
         await caller(ctx, registry)
         return ok_json([c.name for c in await room.channels()], "channels")
 
-    async def _rules(agent: Agent, action: str, rule: str, reason: str, channel: str) -> CallToolResult:
-        if action == "list":
-            active = await room.store.rules("active")
-            if not active:
-                return ok("No active rules.", {"rules": []})
-            lines = [{"id": r.id, "rule": r.text, "channel": r.channel} for r in active]
-            return ok_json(lines, "rules")
-        if action != "propose":
-            raise InvalidInput("action must be 'list' or 'propose'")
-        if not rule.strip() or len(rule) > 500:
-            raise InvalidInput("rule: 1-500 characters")
-        name = _channel(agent, channel)
-        await room.channel(name)
-        proposal = await room.store.propose_rule(name, rule.strip(), reason.strip()[:500], agent.name)
-        await room.post_agent(
-            agent,
-            channel=name,
-            type="rule_proposal",
-            text=f"Proposed rule: {proposal.text}"
-            + (f" (why: {proposal.reason})" if proposal.reason else ""),
-            metadata={"rule_id": proposal.id},
-        )
-        return ok(f"Rule proposed (id={proposal.id}); a person will review it.", {"id": proposal.id})
-
-    @server.tool()
-    @tool_errors
-    async def chat_rules(
-        ctx: Context, action: str = "list", rule: str = "", reason: str = "", channel: str = ""
-    ) -> CallToolResult:
-        """List the active rules, or propose a new one for a person to accept."""
-        return await _rules(await caller(ctx, registry), action, rule, reason, channel)
-
-    @server.tool()
-    @tool_errors
-    async def chat_decision(
-        ctx: Context, action: str = "list", decision: str = "", reason: str = "", channel: str = ""
-    ) -> CallToolResult:
-        """Alias of chat_rules with `decision` for `rule`."""
-        return await _rules(await caller(ctx, registry), action, decision, reason, channel)
-
     @server.tool()
     @tool_errors
     async def chat_summary(

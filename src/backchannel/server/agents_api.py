@@ -116,7 +116,7 @@ async def report_trigger(
     svc.guard.require_agent_origin(request)
     # Only heartbeats and MCP calls count as liveness (agent-protocol.md), not delivery reports.
     agent = await svc.registry.authenticate_as(token, name, touch=False)
-    trigger = await svc.store.set_trigger_state(trigger_id, agent.id, body.state, body.detail)
+    trigger = await svc.rules.report(trigger_id, agent.id, body.state, body.detail)
     carried = await svc.store.trigger_message_ids(trigger.id)
     svc.bus.publish("room", delivery_event(trigger, agent.name, carried))
     return {"id": trigger.id, "state": trigger.state}
@@ -137,8 +137,8 @@ async def trigger_stream(request: Request, name: str, token: Token) -> Streaming
             # Subscribe first, then replay: a trigger made in between arrives both ways and is deduplicated.
             for trigger in await svc.store.pending_triggers(agent.id):
                 sent.add(trigger.id)
-                await svc.store.mark_trigger_sent(trigger.id)
-                yield _sse(trigger.id, trigger.event_data())
+                # Marked sent, with the room rules when they are due (a replay carries them again).
+                yield _sse(trigger.id, await svc.rules.deliver(trigger.id))
             yield ": ready\n\n"
             while True:
                 item: dict[str, Any] | None = None
@@ -163,9 +163,9 @@ async def trigger_stream(request: Request, name: str, token: Token) -> Streaming
                 if data["id"] not in sent:
                     sent.add(data["id"])
                     # Marked before it leaves: a mention from now on gets a trigger of its own
-                    # instead of folding into one the wrapper may already be typing.
-                    await svc.store.mark_trigger_sent(data["id"])
-                    yield _sse(data["id"], data)
+                    # instead of folding into one the wrapper may already be typing. The rules
+                    # ride along when they are due.
+                    yield _sse(data["id"], await svc.rules.deliver(data["id"], data))
 
     return StreamingResponse(
         events(),

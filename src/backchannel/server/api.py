@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
@@ -49,12 +48,6 @@ class EditIn(BaseModel):
     text: str = Field(max_length=100_000)
 
 
-class AgentPatch(BaseModel):
-    name: str | None = Field(default=None, max_length=64)
-    label: str | None = Field(default=None, max_length=64)
-    role: str | None = Field(default=None, max_length=500)
-
-
 class MeIn(BaseModel):
     name: str = Field(min_length=1, max_length=64)
 
@@ -65,10 +58,6 @@ class DecideIn(BaseModel):
 
 class SummaryRequestIn(BaseModel):
     agent: str = Field(min_length=1, max_length=64)
-
-
-class RuleDecision(BaseModel):
-    status: Literal["active", "rejected", "proposed"]
 
 
 @router.get("/api/health", response_model=Health, tags=["meta"])
@@ -269,33 +258,13 @@ async def list_agents(request: Request) -> list[dict[str, Any]]:
     return await services(request).registry.list()
 
 
-@router.patch("/api/agents/{name}", dependencies=Writer, tags=["agents"])
-async def update_agent(request: Request, name: str, body: AgentPatch) -> dict[str, Any]:
-    svc = services(request)
-    agent = await svc.registry.get(name)
-    if body.name is not None and body.name != agent.name:
-        agent = await svc.registry.rename(agent.name, body.name)
-    values = {k: v for k, v in (("label", body.label), ("role", body.role)) if v is not None}
-    if values:
-        agent = await svc.store.update_agent(agent.id, **values)
-        await svc.registry.publish_presence(agent)
-    return svc.registry.public(agent)
+# PATCH /api/agents/{name} (role, colour, label, name) lives in agents_people_api.py.
 
 
 @router.post("/api/agents/{name}/rotate", dependencies=Writer, tags=["agents"])
 async def rotate_agent(request: Request, name: str) -> dict[str, Any]:
     agent = await services(request).registry.rotate(name)
     return {"name": agent.name, "rotated": True}
-
-
-@router.get("/api/rules", dependencies=Reader, tags=["rules"])
-async def list_rules(request: Request) -> list[dict[str, Any]]:
-    return [asdict(r) for r in await services(request).store.rules()]
-
-
-@router.post("/api/rules/{rule_id}", dependencies=Writer, tags=["rules"])
-async def decide_rule(request: Request, rule_id: RowId, body: RuleDecision) -> dict[str, Any]:
-    return asdict(await services(request).store.set_rule_status(rule_id, body.status))
 
 
 @router.get("/api/events", dependencies=Reader, tags=["events"])

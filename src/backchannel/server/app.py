@@ -28,7 +28,18 @@ from backchannel.errors import BackchannelError
 from backchannel.mcp_tools import build_mcp_server
 from backchannel.registry import Registry
 from backchannel.room import Room
-from backchannel.server import agents_api, api, jobs_api, web
+from backchannel.room_settings import RoomSettings
+from backchannel.server import (
+    agents_api,
+    agents_people_api,
+    api,
+    clear_api,
+    jobs_api,
+    pins_api,
+    rules_api,
+    settings_api,
+    web,
+)
 from backchannel.server.deps import Services
 from backchannel.server.security import (
     BodyLimitMiddleware,
@@ -62,11 +73,11 @@ def create_app(settings: Settings) -> FastAPI:
     store = Store(settings.db_path)
     bus = InMemoryEventBus()
     registry = Registry(store, bus, settings)
-    room = Room(store, bus, registry, settings)
+    room = Room(store, bus, registry, settings, RoomSettings(store, bus, settings))
     secrets_ = Secrets.create(settings)
     services = Services(settings, store, bus, registry, room, Guard(settings, secrets_))
 
-    mcp_server = build_mcp_server(room, registry, services.jobs)
+    mcp_server = build_mcp_server(room, registry, services.jobs, services.rules)
     security = _transport_security(settings)
     mcp_http = mcp_server.streamable_http_app(
         streamable_http_path="/mcp",
@@ -98,6 +109,11 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.services = services
     app.state.mcp_server = mcp_server
     app.include_router(jobs_api.router)  # the jobs board (issue 9)
+    app.include_router(rules_api.router)  # room rules (issue 10)
+    app.include_router(pins_api.router)  # pins (issue 10)
+    app.include_router(clear_api.router)  # /clear (issue 10)
+    app.include_router(settings_api.router)  # room settings (issue 10)
+    app.include_router(agents_people_api.router)  # people's agent settings: role, colour, hat, forget
     app.include_router(api.router)
     app.include_router(agents_api.router)
     app.include_router(web.router)

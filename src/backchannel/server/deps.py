@@ -8,14 +8,18 @@ from fastapi import Request
 from starlette.requests import HTTPConnection
 
 from backchannel.bus import EventBus
+from backchannel.clearing import Clearing
 from backchannel.config import Settings
 from backchannel.decisions import Decisions
 from backchannel.errors import StaleToken, Unauthorized
 from backchannel.jobs import JobBoard
 from backchannel.models import Person
 from backchannel.people import People
+from backchannel.pins import Pins
 from backchannel.registry import Registry
 from backchannel.room import Room
+from backchannel.room_settings import RoomSettings
+from backchannel.rules import Rules
 from backchannel.server.security import Guard, agent_token
 from backchannel.store import Store
 from backchannel.summaries import Summaries
@@ -37,12 +41,23 @@ class Services:
     decisions: Decisions = field(init=False)
     # Channel summaries written by agents and asked for by people (issue 10).
     summaries: Summaries = field(init=False)
+    # Pins and /clear (issue 10).
+    pins: Pins = field(init=False)
+    clearing: Clearing = field(init=False)
+    # Runtime room settings (issue 10): the Room's own instance, loaded once at start-up.
+    room_settings: RoomSettings = field(init=False)
+    # Room rules (issue 10): REST, MCP tools and the trigger stream's delivery share this one.
+    rules: Rules = field(init=False)
 
     def __post_init__(self) -> None:
+        self.room_settings = self.room.room_settings
+        self.rules = Rules(self.store, self.bus, self.registry, self.room_settings)
         self.people = People(self.store, self.bus, self.settings.data_dir)
         self.jobs = JobBoard(self.room, self.store, self.settings)
         self.decisions = Decisions(self.store, self.jobs)
         self.summaries = Summaries(self.store, self.jobs)
+        self.pins = Pins(self.room, self.store)
+        self.clearing = Clearing(self.room, self.store)
 
 
 def services(request: HTTPConnection) -> Services:

@@ -14,8 +14,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 from backchannel.errors import NotFound
-from backchannel.models import Agent, Channel, Event, Job, Message, Person, Rule, SenderKind, Trigger
+from backchannel.models import Agent, Channel, Event, Job, Message, Person, SenderKind, Trigger
 from backchannel.store import (
+    agent_settings,
     agents,
     channels,
     decisions,
@@ -23,7 +24,7 @@ from backchannel.store import (
     jobs,
     messages,
     persons,
-    proposals,
+    rules,
     scrub,
     summaries,
     triggers,
@@ -76,16 +77,20 @@ class Store:
 
         return await self.db.write(tx)
 
-    async def rename_channel(self, old: str, new: str) -> tuple[Channel, Event]:
-        def tx(c: sqlite3.Connection) -> tuple[Channel, Event]:
+    async def rename_channel(self, old: str, new: str) -> tuple[Channel, list[Event]]:
+        """Rename; the channel's own rules follow it (and say so: an ``updated`` event each)."""
+
+        def tx(c: sqlite3.Connection) -> tuple[Channel, list[Event]]:
             ch = channels.rename(c, old, new)
-            return ch, events.append(c, "channel_renamed", {"old": old, "channel": ch.public()})
+            renamed = events.append(c, "channel_renamed", {"old": old, "channel": ch.public()})
+            return ch, [renamed, *rules.channel_renamed(c, new)]
 
         return await self.db.write(tx)
 
     async def delete_channel(self, name: str) -> tuple[list[Event], list[str]]:
-        """Delete a channel with its messages' logged copies and its jobs (each deleted for good,
-        as ``jobs.delete`` does); returns the events to publish and the uploads only it referenced."""
+        """Delete a channel with its messages' logged copies, its jobs and its own rules (each
+        deleted for good, as ``jobs.delete`` / ``rules.delete`` do); returns the events to publish
+        and the uploads only it referenced."""
 
         def tx(c: sqlite3.Connection) -> tuple[list[Event], list[str]]:
             ch = channels.get(c, name)
@@ -96,6 +101,8 @@ class Store:
                 published += gone.events
                 orphaned += gone.orphaned
             orphaned += messages.channel_uploads(c, ch.id)
+            published += rules.delete_channel_rules(c, name, "").events
+            rules.cards_removed(c, "message_id IN (SELECT id FROM messages WHERE channel_id = ?)", (ch.id,))
             events.drop_channel_messages(c, ch.id)
             channels.delete(c, name)
             scrub.owe(c)
@@ -251,6 +258,7 @@ class Store:
 
         def tx(c: sqlite3.Connection) -> tuple[Message, Event, list[str]]:
             msg, orphaned = messages.delete(c, message_id)
+            rules.cards_removed(c, "message_id = ?", (message_id,))
             events.rewrite_message(c, msg.public())
             scrub.owe(c)
             return msg, events.append(c, "message_deleted", {"message": msg.public()}), orphaned
@@ -334,7 +342,7 @@ class Store:
         label: str | None,
         token_hash: str,
         crash_timeout: float,
-        color: str,
+        color: Callable[[int], str],
         override_color: bool = False,
         reclaim_hash: str | None = None,
     ) -> agents.Registration:
@@ -363,12 +371,7 @@ class Store:
         """Rename an identity; its history follows it. The logged ``agent_renamed`` event lets a
         live view that resumes later re-render the agent's old messages under the new name."""
 
-        def tx(c: sqlite3.Connection) -> tuple[Agent, Event]:
-            agent, old = agents.rename(c, agent_id, new_name)
-            payload = {"old": old, "new": agent.name, "agent_id": agent.id, "agent": describe(agent)}
-            return agent, events.append(c, "agent_renamed", payload)
-
-        return await self.db.write(tx)
+        return await self.db.write(lambda c: agent_settings.rename(c, agent_id, new_name, describe))
 
     async def expire_tokens(self, seen_before: float) -> None:
         await self.db.write(lambda c: agents.expire_tokens(c, seen_before))
@@ -418,9 +421,6 @@ class Store:
     async def pending_triggers(self, agent_id: int, after_id: int = 0) -> list[Trigger]:
         return await self.db.read(lambda c: triggers.pending(c, agent_id, after_id))
 
-    async def set_trigger_state(self, trigger_id: int, agent_id: int, state: str, detail: str) -> Trigger:
-        return await self.db.write(lambda c: triggers.set_state(c, trigger_id, agent_id, state, detail))
-
     async def mark_trigger_sent(self, trigger_id: int) -> None:
         await self.db.write(lambda c: triggers.mark_sent(c, trigger_id))
 
@@ -446,16 +446,6 @@ class Store:
 
     async def last_event_seq(self) -> int:
         return await self.db.read(events.last_seq)
-
-    # -- rules and jobs ---------------------------------------------------------------------
-    async def propose_rule(self, channel: str, text: str, reason: str, by: str) -> Rule:
-        return await self.db.write(lambda c: proposals.add_rule(c, channel, text, reason, by))
-
-    async def rules(self, status: str | None = None) -> list[Rule]:
-        return await self.db.read(lambda c: proposals.rules(c, status))
-
-    async def set_rule_status(self, rule_id: int, status: str) -> Rule:
-        return await self.db.write(lambda c: proposals.set_rule_status(c, rule_id, status))
 
     # -- jobs (see store/jobs.py; each method is one transaction) ----------------------------------
     async def jobs(self, status: str | None = None, channel: str | None = None) -> list[Job]:

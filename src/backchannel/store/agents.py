@@ -6,6 +6,7 @@ import hmac
 import math
 import sqlite3
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from backchannel.errors import Conflict, NotFound
@@ -54,6 +55,7 @@ def row_to_agent(row: sqlite3.Row) -> Agent:
         role=row["role"],
         hat=row["hat"],
         created_at=row["created_at"],
+        rules_seen=row["rules_seen"],
     )
 
 
@@ -168,21 +170,21 @@ def register(
     token_hash: str,
     reclaim_hash: str | None,
     crash_timeout: float,
-    color: str,
+    color: Callable[[int], str],
     override_color: bool = False,
 ) -> Registration:
     """Reclaim this instance's identity, or take the lowest free slot (see docs/protocol.md).
 
-    A slot whose name a person holds is skipped: ``@maya`` must never wake an agent. ``color`` is
-    a new identity's colour; with ``override_color`` (the config file sets it) it also replaces
-    the colour of a reclaimed or taken-over identity.
+    A slot whose name a person holds is skipped: ``@maya`` must never wake an agent. ``color(slot)``
+    is a new identity's colour; with ``override_color`` (the config file sets it) it also replaces
+    the colour of a reclaimed or taken-over identity, unless a person chose that one.
     """
     now = time.time()
     mine = by_instance(conn, base, instance_id)
     if mine is not None:
         _check_reclaim(conn, mine, reclaim_hash, now, crash_timeout)
         back = reclaim(conn, mine.id, token_hash, label, reclaim_hash)
-        return Registration(_recolor(conn, back, color, override_color), is_new=False)
+        return Registration(_recolor(conn, back, color(back.slot), override_color), is_new=False)
     slot = 1
     previous: Agent | None = None
     while True:
@@ -207,19 +209,22 @@ def register(
         instance_id=instance_id,
         slot=slot,
         label=label or default_label,
-        color=color,
+        color=color(slot),
         token_hash=token_hash,
         reclaim_hash=reclaim_hash,
     )
     if previous is None:
         return Registration(new, is_new=True)
     took = carry_over(conn, previous, new.id)
-    taken = _recolor(conn, by_id(conn, new.id), color, override_color)
+    taken = _recolor(conn, by_id(conn, new.id), color(slot), override_color)
     return Registration(taken, is_new=True, took_over=took)
 
 
 def _recolor(conn: sqlite3.Connection, agent: Agent, color: str, override: bool) -> Agent:
     if not override or agent.color == color:
+        return agent
+    chosen = conn.execute("SELECT color_set FROM agents WHERE id = ?", (agent.id,)).fetchone()[0]
+    if chosen:  # a person picked this colour in the UI: it stays
         return agent
     conn.execute("UPDATE agents SET color = ? WHERE id = ?", (color, agent.id))
     return by_id(conn, agent.id)
@@ -252,6 +257,10 @@ def carry_over(conn: sqlite3.Connection, previous: Agent, new_id: int) -> TakeOv
     conn.execute(
         "UPDATE agents SET role = ?, hat = ?, color = ?, last_channel = ? WHERE id = ?",
         (previous.role, previous.hat, previous.color, previous.last_channel, new_id),
+    )
+    conn.execute(  # a colour a person chose stays chosen
+        "UPDATE agents SET color_set = (SELECT color_set FROM agents WHERE id = ?) WHERE id = ?",
+        (previous.id, new_id),
     )
     return TakeOver(previous_id=previous.id, mentions=moved, channels=channels, role=previous.role)
 

@@ -452,11 +452,7 @@ def delete(conn: sqlite3.Connection, job_id: int) -> JobChange:
         gone, _ = messages.delete(conn, card["id"])
         change.events.append(message_event(conn, "message_deleted", gone))
     conn.execute("DELETE FROM events WHERE kind = 'job' AND json_extract(payload, '$.job.id') = ?", (job_id,))
-    conn.execute(
-        f"UPDATE triggers SET prompt = '', state = CASE WHEN state IN {triggers.PENDING_STATES}"
-        " THEN 'superseded' ELSE state END WHERE job_id = ?",
-        (job_id,),
-    )
+    triggers.blank(conn, "job_id = ?", (job_id,))
     conn.execute("DELETE FROM jobs WHERE id = ?", (job_id,))
     # The deleted event names the job by id only: a page drops the card, the log keeps no title.
     change.events.append(events.append(conn, "job", {"action": "deleted", "job": {"id": job.id}}))

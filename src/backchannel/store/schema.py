@@ -303,6 +303,98 @@ MIGRATIONS: list[str] = [
     ALTER TABLE channels ADD COLUMN summary_by TEXT NOT NULL DEFAULT '';
     ALTER TABLE channels ADD COLUMN summary_at REAL;
     """,
+    # Pins (issue 10): a pinned message, who pinned it (the person, whose current name is shown),
+    # done or not. A deleted message loses its pin: by the foreign key when the row goes (a channel
+    # or job deleted, /clear), by the trigger when it is blanked (an ordinary delete).
+    """
+    CREATE TABLE pins (
+        message_id  INTEGER PRIMARY KEY REFERENCES messages(id) ON DELETE CASCADE,
+        pinned_by   TEXT NOT NULL,
+        person_id   INTEGER REFERENCES persons(id),
+        done        INTEGER NOT NULL DEFAULT 0,
+        pinned_at   REAL NOT NULL
+    );
+    CREATE TRIGGER pins_drop_on_delete AFTER UPDATE OF deleted ON messages WHEN new.deleted != 0
+    BEGIN
+        DELETE FROM pins WHERE message_id = new.id;
+    END;
+    """,
+    # Rules (issue 10): rules get a uid, author, order, draft/archived statuses and their proposal
+    # card; declined rows go (their cards say dismissed); a room rules version and per-agent /
+    # per-trigger records of which version a wake-up carried decide when rules are re-sent.
+    """
+    CREATE TABLE rules_new (
+        id          INTEGER PRIMARY KEY AUTOINCREMENT,
+        uid         TEXT NOT NULL UNIQUE,
+        text        TEXT NOT NULL,
+        reason      TEXT NOT NULL DEFAULT '',
+        status      TEXT NOT NULL DEFAULT 'proposed',
+        author      TEXT NOT NULL DEFAULT '',
+        channel     TEXT NOT NULL DEFAULT '',
+        sort_order  INTEGER NOT NULL DEFAULT 0,
+        message_id  INTEGER,
+        created_at  REAL NOT NULL,
+        updated_at  REAL NOT NULL
+    );
+    -- the old list ignored a rule's channel (where it was proposed): every old rule is room-wide
+    INSERT INTO rules_new(id, uid, text, reason, status, author, channel, sort_order, message_id,
+            created_at, updated_at)
+        SELECT r.id, lower(hex(randomblob(16))), r.text, r.reason,
+            CASE r.status WHEN 'pending' THEN 'proposed' ELSE r.status END, r.proposed_by, '', r.id,
+            (SELECT min(m.id) FROM messages m WHERE m.type = 'rule_proposal'
+                AND json_extract(m.metadata, '$.rule_id') = r.id),
+            r.created_at, r.created_at
+        FROM rules r WHERE r.status IN ('proposed', 'pending', 'draft', 'active', 'archived');
+    UPDATE messages SET metadata = json_object('rule_id', r.id, 'text', r.text, 'reason', r.reason,
+            'status', CASE WHEN r.status IN ('proposed', 'pending') THEN 'proposed'
+                           WHEN r.status IN ('active', 'draft') THEN r.status
+                           WHEN r.status = 'archived' THEN 'active' ELSE 'dismissed' END)
+        FROM rules r
+        WHERE messages.type = 'rule_proposal' AND messages.deleted = 0
+            AND r.id = json_extract(messages.metadata, '$.rule_id');
+    UPDATE events SET payload = json_set(payload, '$.message.metadata', json(m.metadata))
+        FROM messages m WHERE m.id = events.message_id AND m.type = 'rule_proposal';
+    -- ids of dropped rules (their cards still name them) are never handed out again
+    DELETE FROM sqlite_sequence WHERE name = 'rules_new';
+    INSERT INTO sqlite_sequence(name, seq) SELECT 'rules_new', max(
+        coalesce((SELECT max(id) FROM rules), 0),
+        coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'rules'), 0));
+    DROP TABLE rules;
+    ALTER TABLE rules_new RENAME TO rules;
+    CREATE INDEX rules_order ON rules(status, sort_order);
+    CREATE TABLE room_state (key TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
+    INSERT INTO room_state(key, value) SELECT 'rules_version',
+        CASE WHEN EXISTS (SELECT 1 FROM rules WHERE status = 'active') THEN 1 ELSE 0 END;
+    ALTER TABLE agents ADD COLUMN rules_seen INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE agents ADD COLUMN wakes_since_rules INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE triggers ADD COLUMN rules_version INTEGER NOT NULL DEFAULT 0;
+    """,
+    # Agent colours (issue 10): 1 = a person chose this agent's colour, so a config colour no longer
+    # overrides it when the agent comes back.
+    """
+    ALTER TABLE agents ADD COLUMN color_set INTEGER NOT NULL DEFAULT 0;
+    """,
+    # Rules limits (issue 10) on rules kept from older databases: a rule over 160 characters is
+    # archived, not cut (a cut rule says something else; archived, a person can shorten it), and of
+    # the active rules only the first 10 in the people's order stay active (the order is their
+    # priority; the rest are archived, at the end of that group). The version moves when an agent's
+    # active set changed; an archived proposal's card says dismissed.
+    """
+    UPDATE room_state SET value = value + 1 WHERE key = 'rules_version' AND EXISTS (
+        SELECT 1 FROM rules WHERE status = 'active' AND (length(text) > 160 OR id NOT IN (
+            SELECT id FROM rules WHERE status = 'active' AND length(text) <= 160
+            ORDER BY sort_order, id LIMIT 10)));
+    UPDATE messages SET metadata = json_set(metadata, '$.status', 'dismissed')
+        WHERE type = 'rule_proposal' AND json_extract(metadata, '$.status') = 'proposed'
+            AND id IN (SELECT message_id FROM rules WHERE status = 'proposed' AND length(text) > 160);
+    UPDATE events SET payload = json_set(payload, '$.message.metadata', json(m.metadata))
+        FROM messages m WHERE m.id = events.message_id AND m.type = 'rule_proposal';
+    UPDATE rules SET status = 'archived', sort_order = (SELECT max(sort_order) FROM rules) + id
+        WHERE status != 'archived' AND length(text) > 160;
+    UPDATE rules SET status = 'archived', sort_order = (SELECT max(sort_order) FROM rules) + id
+        WHERE status = 'active' AND id NOT IN (
+            SELECT id FROM rules WHERE status = 'active' ORDER BY sort_order, id LIMIT 10);
+    """,
 ]
 
 

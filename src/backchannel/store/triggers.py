@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from backchannel.errors import InvalidInput, NotFound
@@ -69,6 +69,16 @@ def insert(
         (agent_id, channel, job_id),
     )
     return _create(conn, agent_id, channel, message_id, job_id, sender, prompt, carried)
+
+
+def blank(conn: sqlite3.Connection, where: str, params: Sequence[Any]) -> None:
+    """Wake-ups for messages that are gone (a deleted job, a cleared channel): the prompt (it may
+    quote them) is blanked and those still pending are never delivered. ``where``: SQL on triggers."""
+    conn.execute(
+        f"UPDATE triggers SET prompt = '', state = CASE WHEN state IN {PENDING_STATES}"
+        f" THEN 'superseded' ELSE state END WHERE {where}",
+        params,
+    )
 
 
 def unsent(conn: sqlite3.Connection, agent_id: int, channel: str, job_id: int = 0) -> int | None:

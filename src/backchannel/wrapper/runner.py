@@ -58,6 +58,14 @@ logger = logging.getLogger(__name__)
 _TERMINAL_VARS = ("TMUX", "TMUX_PANE")
 
 
+def group_prompt(group: list[Trigger]) -> str:
+    """The one prompt typed for several wake-ups of a channel: the newest, plus the room rules an
+    earlier one carried (the server counts them as seen once it sends them)."""
+    prompt = group[-1].prompt
+    rules = next((r for t in reversed(group) if isinstance(r := t.raw.get("rules"), str) and r), "")
+    return prompt if not rules or prompt.endswith(rules) else prompt + rules
+
+
 @dataclass
 class RunOptions:
     """Everything ``backchannel run`` resolved at the edge (CLI flags, env, config file)."""
@@ -517,7 +525,7 @@ class Runner:
                     await self._deliver(group)
 
     async def _deliver(self, group: list[Trigger]) -> None:
-        prompt = group[-1].prompt
+        prompt = group_prompt(group)
         if self.injector is None:
             self.opts.say(f"backchannel: {prompt}")
             state, detail = "failed", "--no-tmux: shown in the wrapper's terminal, not typed"

@@ -1,10 +1,16 @@
 // The controller: state of the room, the live feed, and the wiring between the parts.
+import { Agents, LABEL_MAX } from "./agents.js";
 import { api } from "./api.js";
 import { Composer } from "./composer.js";
+import { confirmClear, onChannelCleared } from "./conveniences.js";
 import { $, colorFor, el, fmtAgo, fmtFull, openDialog, snippet, store, toast } from "./dom.js";
+import { Help } from "./help.js";
 import { hydrateIcons, icon } from "./icons.js";
 import { Jobs } from "./jobs.js";
 import { Live } from "./live.js";
+import { Pins } from "./pins.js";
+import { Rules } from "./rules.js";
+import { RoomSettings } from "./settings.js";
 import { Search } from "./search.js";
 import { renderChannels, renderRoster } from "./sidebar.js";
 import { Timeline } from "./timeline.js";
@@ -34,6 +40,11 @@ class App {
     this.composer = new Composer(this);
     this.search = new Search(this);
     this.jobs = new Jobs(this);
+    this.pins = new Pins(this); // pins: toolbar, marker, panel
+    this.help = new Help(); // "?" and the first-visit tour
+    this.agentsUI = new Agents(this); // role, colour, label, hat, forget: the agent popover
+    this.rules = new Rules(this);
+    this.settings = new RoomSettings(this);
     this.live = new Live({
       onEvent: (e) => this.onEvent(e),
       onState: (s) => this.setConn(s),
@@ -46,6 +57,7 @@ class App {
     this.showName();
     this.wire();
     this.live.start();
+    this.help.maybeFirstVisit();
     // "3 min ago" in the roster has to move on by itself.
     setInterval(() => {
       if (this.agentList().some((a) => a.state === "offline")) renderRoster(this);
@@ -88,6 +100,7 @@ class App {
       store.set("level", this.level);
     });
     $("mute-channel").addEventListener("click", () => this.toggleMute());
+    this.foldChannelActions();
     document.addEventListener("visibilitychange", () => {
       if (!document.hidden) this.timeline.onScroll();
       this.updateTitle();
@@ -168,6 +181,7 @@ class App {
       this.whoami = { ...this.whoami, name: e.new };
       this.showName();
     }
+    this.pins.renamePerson(e.old, e.new); // first: the timeline re-renders the pin markers
     this.timeline.renamePerson(e.person_id, e.old, e.new);
   }
 
@@ -212,6 +226,9 @@ class App {
       // The board catches up on every (re)connect; its unread counts need to know which
       // messages are this person's, so it starts once /api/me has answered.
       const jobs = me.then(() => this.jobs.refresh());
+      this.pins.refresh(); // the open channel's pins catch up too
+      this.rules.refresh(); // rules and room settings catch up on every (re)connect too
+      this.settings.refresh();
       const [channels, agents] = await Promise.all([api.channels(), api.agents(), me]);
       // First visit to a server that does not name people itself: ask once.
       if (fresh && this.whoami == null && this.name == null && !this.asked) {
@@ -255,12 +272,13 @@ class App {
     store.set("channel", name);
     this.unread.delete(name);
     $("channel-title").replaceChildren(el("span", "hash", "#"), name);
-    document.title = `#${name} · backchannel`;
+    document.title = `#${name} · ${this.settings.title}`;
     const fixed = name === "general";
     $("rename-channel").hidden = fixed;
     $("delete-channel").hidden = fixed;
     this.showMute();
     this.composer.setChannel(name);
+    this.pins.setChannel(name);
     renderChannels(this);
     this.updateBanner();
     if (!keepSidebar) this.closeSidebar();
@@ -313,10 +331,20 @@ class App {
         return this.onMessage(e.message);
       case "message_edited":
       case "message_deleted":
+        this.pins.onMessage(e.message);
         if (e.message?.job_id != null) return this.jobs.onThreadUpdate(e.message, e.kind);
         return this.timeline.update(e.message);
       case "job":
         return this.jobs.onEvent(e);
+      case "pin":
+        return this.pins.onEvent(e);
+      case "channel_cleared":
+        return onChannelCleared(this, e.channel);
+      case "rule":
+        return this.rules.onEvent(e);
+      case "settings":
+        this.agentsUI.onSettings(e.settings); // the role picker offers the saved roles
+        return this.settings.apply(e.settings);
       case "channel_created":
         this.channels.set(e.channel.name, e.channel);
         return renderChannels(this);
@@ -330,11 +358,15 @@ class App {
       case "channel_deleted":
         return this.onChannelDeleted(e.name);
       case "presence": {
-        const before = this.agents.get(e.agent.name)?.state;
-        this.agents.set(e.agent.name, { ...this.agents.get(e.agent.name), ...e.agent });
-        if (before !== e.agent.state) this.timeline.repaintDeliveriesFor(e.agent.name);
-        return renderRoster(this);
+        const before = this.agents.get(e.agent.name);
+        this.agents.set(e.agent.name, { ...before, ...e.agent });
+        if (before?.state !== e.agent.state) this.timeline.repaintDeliveriesFor(e.agent.name);
+        if (before && before.color !== this.agents.get(e.agent.name).color) this.jobs.onAgentColor(e.agent.name);
+        renderRoster(this);
+        return this.agentsUI.onPresence(before, this.agents.get(e.agent.name));
       }
+      case "agent_forgotten":
+        return this.forgetAgent(e.name);
       case "agent_renamed":
         return this.onAgentRenamed(e.old, e.agent || { name: e.new });
       case "person_renamed":
@@ -409,7 +441,7 @@ class App {
     if (!document.hidden && this.channel) this.unread.delete(this.channel);
     let total = 0;
     for (const name of this.unread.keys()) total += this.unreadCount(name);
-    document.title = `${total ? `(${total > 99 ? "99+" : total}) ` : ""}#${this.channel || "general"} · backchannel`;
+    document.title = `${total ? `(${total > 99 ? "99+" : total}) ` : ""}#${this.channel || "general"} · ${this.settings.title}`;
     if (!document.hidden) renderChannels(this);
   }
 
@@ -422,7 +454,7 @@ class App {
     const mentioned = this.isMention(msg);
     const unseen = document.hidden || msg.channel !== this.channel;
     if (!mentioned && (this.level === "mentions" || !unseen)) return;
-    if (this.sound) beep();
+    if (this.sound && this.settings.sounds) beep(); // the room setting silences every page
     if (this.notify && document.hidden && Notification.permission === "granted") {
       try {
         const where = msg.job_id != null ? `job #${msg.job_id}` : `#${msg.channel}`;
@@ -454,6 +486,32 @@ class App {
     store.set("muted", [...this.muted]);
     this.showMute();
     renderChannels(this);
+  }
+
+  /** Phones fold the channel's actions behind "…" (app.css): it opens them; Escape, a pick or leaving closes. */
+  foldChannelActions() {
+    const more = $("channel-more");
+    const box = $("channel-actions");
+    const list = $("channel-action-list");
+    const fold = (open, refocus = false) => {
+      box.classList.toggle("open", open);
+      more.setAttribute("aria-expanded", String(open));
+      if (!open && refocus) more.focus();
+    };
+    more.addEventListener("click", () => {
+      fold(!box.classList.contains("open"));
+      if (box.classList.contains("open")) list.querySelector("button:not([hidden])")?.focus();
+    });
+    box.addEventListener("keydown", (ev) => {
+      if (ev.key !== "Escape" || !box.classList.contains("open")) return;
+      ev.stopPropagation();
+      fold(false, true);
+    });
+    box.addEventListener("focusout", (ev) => box.contains(ev.relatedTarget) || fold(false));
+    list.addEventListener("click", (ev) => {
+      const picked = ev.target.closest("button");
+      if (picked && box.classList.contains("open")) fold(false, picked.id === "mute-channel");
+    });
   }
 
   showMute() {
@@ -560,6 +618,8 @@ class App {
     }
     this.composer.renameChannel(old, channel.name);
     this.jobs.renameChannel(old, channel.name);
+    this.pins.renameChannel(old, channel.name);
+    this.rules.renameChannel(old, channel.name);
     if (this.unread.has(old)) this.unread.set(channel.name, this.unread.get(old));
     this.unread.delete(old);
     if (this.channel === old) {
@@ -578,6 +638,7 @@ class App {
   onChannelDeleted(name) {
     this.channels.delete(name);
     this.jobs.dropChannel(name);
+    this.rules.dropChannel(name);
     this.composer.forget(name);
     this.unread.delete(name);
     delete this.lastRead[name];
@@ -602,12 +663,23 @@ class App {
     }
   }
 
+  renderRoster() {
+    renderRoster(this);
+  }
+
+  /** A forgotten agent leaves the roster; its messages stay, without its live role and colour. */
+  forgetAgent(name) {
+    if (!this.agents.delete(name)) return;
+    renderRoster(this);
+    this.agentsUI.onForgotten(name);
+  }
+
   async renameAgent(agent) {
-    await openDialog({
+    return openDialog({
       title: `Rename ${agent.label || agent.name}`,
       text: "The label is what people see; the handle is what you @mention.",
       fields: [
-        { name: "label", label: "Label", value: agent.label || "", maxLength: 64 },
+        { name: "label", label: "Label", value: agent.label || "", maxLength: LABEL_MAX },
         { name: "name", label: "Handle", value: agent.name, maxLength: 64 },
       ],
       ok: "Save",
@@ -629,6 +701,8 @@ class App {
         return this.resume();
       case "summary":
         return this.requestSummary(arg);
+      case "clear":
+        return confirmClear(this);
       case "search":
         return arg ? this.search.run(arg) : $("search-input").focus();
       case "new":

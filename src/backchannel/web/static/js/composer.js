@@ -13,6 +13,7 @@ export const COMMANDS = [
   { name: "new", args: "channel", hint: "Create a channel and open it" },
   { name: "name", args: "display name", hint: "Change the name you post as" },
   { name: "summary", args: "@agent", hint: "Ask an agent to summarize this channel" },
+  { name: "clear", hint: "Delete every message in this channel, for everyone (asks first)" },
 ];
 
 export class Composer {
@@ -147,7 +148,15 @@ export class Composer {
   replyTo(msg) {
     this.mode = { kind: "reply", msg };
     this.showContext(this.contextFor(this.mode));
+    // Answering an agent mentions it, so it wakes and reads the answer (unless it is mentioned already).
+    const name = msg.sender.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+    if (msg.kind === "agent" && !new RegExp(`(^|[^\\w@./-])@${name}(?![\\w-])`, "i").test(this.input.value)) {
+      this.input.value = `@${msg.sender} ${this.input.value.replace(/^\s+/, "")}`;
+      this.autosize();
+    }
     this.input.focus();
+    const end = this.input.value.length;
+    this.input.setSelectionRange(end, end);
   }
 
   edit(msg) {

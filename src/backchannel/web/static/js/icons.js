@@ -17,6 +17,7 @@ const PATHS = {
   check: ["M5 12l5 5 9-10"],
   down: ["M12 5v14", "M6 13l6 6 6-6"],
   search: ["M11 18a7 7 0 1 0 0-14 7 7 0 0 0 0 14z", "M16 16l4 4"],
+  more: ["M5 12h.01", "M12 12h.01", "M19 12h.01"],
 };
 
 export function icon(name, size = 18) {

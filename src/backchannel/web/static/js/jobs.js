@@ -405,12 +405,16 @@ export class Jobs {
 
   /** Load (or after a reconnect, reload) the whole board, and the open thread's new messages. */
   async refresh() {
+    // Events that arrive while the list loads may be newer than it: they are applied again after it.
+    const late = (this.late = []);
     let list;
     try {
       [list] = await Promise.all([jobsApi.list(), this.loadLimits()]);
     } catch (err) {
       if (!(err instanceof ApiError && err.status === 404)) toast(`Could not load jobs: ${err.message}`);
       return;
+    } finally {
+      if (this.late === late) this.late = null;
     }
     const counters = {};
     this.jobs = new Map();
@@ -430,6 +434,7 @@ export class Jobs {
       toast("That job was deleted.");
     }
     this.unread = new Map(); // counted again below, by id, from the server
+    for (const e of late) this.onEvent(e, false);
     this.renderBoard();
     this.countUnread(); // in the background: which messages came while this page was away
     if (this.current != null) {
@@ -450,7 +455,8 @@ export class Jobs {
     }
   }
 
-  onEvent(e) {
+  onEvent(e, live = true) {
+    if (live) this.late?.push(e);
     if (e.action === "created" || e.action === "updated") {
       if (e.job) this.upsert(e.job);
     } else if (e.action === "deleted") {
@@ -540,6 +546,12 @@ export class Jobs {
     this.markSeen();
     this.renderOne(msg.job_id);
     if (!this.app.isOwn(msg) && this.app.isMention(msg)) this.app.alert(msg);
+  }
+
+  /** An agent's colour changed (a `presence` event): its cards and its open-thread messages redraw. */
+  onAgentColor(name) {
+    if ([...this.jobs.values()].some((j) => j.assignee === name)) this.renderBoard(); // cards key on the colour
+    for (const msg of this.thread.msgs?.values?.() ?? []) if (msg.sender === name) this.onThreadUpdate(msg);
   }
 
   /** An edit or a delete in a thread; a delete also leaves the job's count (it counts live ones). */
@@ -1361,6 +1373,7 @@ export class Jobs {
     if (suggestion) meta.append(el("span", "tag type-suggestion", "Suggestion"));
     meta.append(time);
     if (msg.edited_at && !msg.deleted) meta.append(el("span", "edited", "(edited)"));
+    this.app.pins.mark(li, meta, msg); // the "Pinned" / "Done" marker, as in the timeline
     body.append(meta);
     const ref = msg.reply_to != null ? this.thread.msgs.get(msg.reply_to) : null;
     if (ref) {
@@ -1403,6 +1416,8 @@ export class Jobs {
         bar.append(edit);
       }
       this.addActions(bar, msg);
+      // Pin / Mark done / Unpin (js/pins.js): it knows the open channel's pins, so only there.
+      if (msg.channel === this.app.channel) this.app.pins.addActions(bar, msg);
       if (own) {
         const del = button("icon-btn small danger", "Delete", { iconNode: icon("trash", 16) });
         del.addEventListener("click", () => this.deleteMessage(msg));

@@ -2,6 +2,7 @@
 import { $, avatar, el, fmtAgo } from "./dom.js";
 import { icon } from "./icons.js";
 import { stateText } from "./composer.js";
+import { rolePill, rosterWords, rulesMark } from "./agents.js";
 
 const DELIVERY = {
   queued: ["queued", "Latest wake-up is queued"],
@@ -19,7 +20,8 @@ function keepingFocus(list, render) {
     const item = active.closest("[data-channel], [data-agent]");
     const key = item?.dataset.channel != null ? "data-channel" : "data-agent";
     const value = item?.getAttribute(key);
-    if (value != null) selector = `[${key}="${CSS.escape(value)}"]${active.matches(".rename") ? " .rename" : ""}`;
+    const part = [".rename", ".agent-settings"].find((cls) => active.matches(cls)) || "";
+    if (value != null) selector = `[${key}="${CSS.escape(value)}"]${part ? ` ${part}` : ""}`;
   }
   render();
   if (selector) {
@@ -93,6 +95,7 @@ function fillRoster(app, list) {
     const top = el("span", "agent-name");
     top.append(el("span", "label", agent.label || agent.name));
     if (agent.label && agent.label.toLowerCase() !== agent.name) top.append(el("span", "handle", `@${agent.name}`));
+    if (agent.role) top.append(rolePill(agent));
     const status = el("span", "agent-status");
     const state = el("span", "state", stateText(agent.state));
     status.append(state);
@@ -103,10 +106,12 @@ function fillRoster(app, list) {
       badge.title = delivery[1];
       status.append(badge);
     }
+    const rules = rulesMark(agent);
+    if (rules) status.append(rules);
     text.append(top, status);
     main.append(face, text);
     const stateLabel = `${stateText(agent.state)}${delivery ? `, last wake-up ${delivery[0]}` : ""}`;
-    main.setAttribute("aria-label", `${agent.label || agent.name} (@${agent.name}), ${stateLabel}. Mention`);
+    main.setAttribute("aria-label", `${agent.label || agent.name} (@${agent.name})${rosterWords(agent)}, ${stateLabel}. Mention`);
     main.addEventListener("click", () => {
       app.composer.insertText(`@${agent.name} `);
       app.closeSidebar();
@@ -117,7 +122,7 @@ function fillRoster(app, list) {
     rename.title = "Rename";
     rename.append(icon("edit", 14));
     rename.addEventListener("click", () => app.renameAgent(agent));
-    li.append(main, rename);
+    li.append(main, rename, app.agentsUI.menuButton(agent));
     list.append(li);
   }
 }

@@ -1,6 +1,7 @@
 // The message list of the open channel: rendering, history paging both ways, live inserts,
 // "new messages" anchor, and jump-to-message.
 import { api } from "./api.js";
+import { addCopyAction } from "./conveniences.js";
 import { $, avatar, colorFor, dayKey, el, fmtDay, fmtFull, fmtTime, openDialog, snippet, toast } from "./dom.js";
 import { icon } from "./icons.js";
 import { renderMarkdown } from "./markdown.js";
@@ -600,9 +601,9 @@ export class Timeline {
     li.append(avatar(msg.sender, agent));
     const body = el("div", "msg-body");
     const meta = el("div", "meta");
-    const who = el("span", "sender", msg.sender);
-    if (agent && agent.label && agent.label.toLowerCase() !== msg.sender) who.title = agent.label;
-    meta.append(who);
+    // An agent's name and role pill open its role picker (js/agents.js).
+    if (agent) meta.append(...this.app.agentsUI.senderParts(msg, agent));
+    else meta.append(el("span", "sender", msg.sender));
     if (msg.kind === "agent") meta.append(el("span", "tag", "agent"));
     if (TYPE_LABELS[msg.type]) meta.append(el("span", `tag type-${msg.type}`, TYPE_LABELS[msg.type]));
     const time = el("time", "time", fmtTime(msg.created_at));
@@ -614,6 +615,7 @@ export class Timeline {
       edited.title = `Edited ${fmtFull(msg.edited_at)}`;
       meta.append(edited);
     }
+    this.app.pins.mark(li, meta, msg); // the pin marker (js/pins.js)
     body.append(meta);
 
     if (msg.reply_to) {
@@ -631,6 +633,7 @@ export class Timeline {
     } else {
       const text = el("div", "text md");
       if (msg.type === "job_proposal") text.append(this.app.jobs.renderProposal(msg));
+      else if (msg.type === "rule_proposal") text.append(this.app.rules.renderProposal(msg));
       else text.append(renderMarkdown(msg.text, { mention: (n) => this.app.mention(n) }));
       if (msg.edited_at) {
         // A grouped follow-up hides its header: this copy of "(edited)" shows after the text instead.
@@ -695,6 +698,8 @@ export class Timeline {
     // Once the server tells us who we are, only our own messages can be deleted from here.
     if (own || !this.app.knowsMe()) add("delete", "Delete", () => this.confirmDelete(msg), "danger");
     this.app.jobs.addActions(bar, msg);
+    this.app.pins.addActions(bar, msg); // pin, mark done, unpin (js/pins.js)
+    addCopyAction(this.app, bar, msg); // "Copy as Markdown" (js/conveniences.js)
     return bar;
   }
 
