@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 import os
 import re
 import socket
+import ssl
 import subprocess
 import sys
 import threading
+from collections import Counter
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field, replace
@@ -30,6 +35,37 @@ from backchannel.server.security import SESSION_HEADER, cookie_name, read_or_cre
 READY_TIMEOUT = 15.0
 
 
+def _share_default_ssl_context() -> None:
+    """One default SSL context per HTTP library for the whole test process.
+
+    httpx and httpx2 (the MCP SDK's) load the CA bundle into a fresh context for every client they
+    make: 30-60 ms of CPU each, and the suite makes thousands of clients, all plain HTTP on loopback.
+    A context is safe to share; any other ``verify`` or a ``cert`` still gets its own.
+    """
+    for transports in (httpx._transports.default, httpx2._transports.default):  # pyright: ignore[reportPrivateUsage]
+        build = transports.create_ssl_context
+        made: dict[bool, ssl.SSLContext] = {}
+
+        def shared(
+            verify: Any = True,
+            cert: Any = None,
+            trust_env: bool = True,
+            *,
+            _build: Any = build,
+            _made: Any = made,
+        ) -> ssl.SSLContext:
+            if verify is not True or cert is not None:
+                return _build(verify=verify, cert=cert, trust_env=trust_env)
+            if trust_env not in _made:
+                _made[trust_env] = _build(verify=True, cert=None, trust_env=trust_env)
+            return _made[trust_env]
+
+        transports.create_ssl_context = shared  # pyright: ignore[reportAttributeAccessIssue]
+
+
+_share_default_ssl_context()
+
+
 # Modules whose tests take tens of seconds (real agent CLIs starting in tmux, wrapper runs). They are
 # collected first so xdist deals them out to all workers at the start, instead of one worker still
 # running them alone at the end while the others sit idle.
@@ -41,11 +77,33 @@ _SLOW_MODULES = (
 )
 
 
+def _module(item: pytest.Item) -> str:
+    return item.nodeid.split("::")[0]
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Order the work for xdist (pyproject.toml turns its own reordering off): the slow modules first,
+    then the browser modules, biggest first, then the rest (short tests fill the end).
+
+    Each browser module is one xdist group, so one worker runs it with one Chromium and one module
+    server; spread over three workers it would launch them three times (~1 s of CPU each).
+    """
     rank = {module: n for n, module in enumerate(_SLOW_MODULES)}
-    items.sort(key=lambda item: rank.get(item.nodeid.split("::")[0], len(rank)))  # stable: keeps the rest
+    browser = Counter(_module(item) for item in items if "_chromium" in getattr(item, "fixturenames", ()))
+
+    def order(item: pytest.Item) -> tuple[int, int]:
+        module = _module(item)
+        if module in rank:
+            return rank[module], 0
+        if module in browser:
+            return len(rank), -browser[module]
+        return len(rank) + 1, 0
+
+    items.sort(key=order)  # stable: keeps each module's own order
     if getattr(config.option, "loadgroup", False):  # an xdist worker under --dist loadgroup
         for item in items:
+            if "_chromium" in getattr(item, "fixturenames", ()):
+                item.add_marker(pytest.mark.xdist_group(f"browser_{Path(_module(item)).stem}"))
             _join_xdist_group(item)
 
 
@@ -89,6 +147,62 @@ def settings(tmp_path: Path) -> Settings:
     return Settings(host="127.0.0.1", port=0, data_dir=tmp_path / "data", presence_sweep_interval=0.2)
 
 
+uvicorn_error = logging.getLogger("uvicorn.error")
+
+
+class _PromptServer(uvicorn.Server):
+    """uvicorn's server, minus the waits that dominate a test server's life.
+
+    uvicorn looks at ``should_exit`` every 0.1 s, then sleeps 0.1 s more before it drains, and polls
+    the connections every 0.1 s: 0.2-0.4 s of every test's teardown. Here :meth:`request_exit` wakes
+    the main loop at once and the drain is polled every 5 ms; the graceful timeout is unchanged.
+    """
+
+    _loop: asyncio.AbstractEventLoop | None = None
+    _wake: asyncio.Event | None = None
+
+    async def main_loop(self) -> None:
+        self._wake = asyncio.Event()
+        self._loop = asyncio.get_running_loop()
+        counter = 0
+        while not await self.on_tick(counter):  # on_tick refreshes the Date header every 10th tick
+            counter = (counter + 1) % 864_000
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), 0.1)
+
+    def request_exit(self) -> None:
+        self.should_exit = True
+        loop, wake = self._loop, self._wake
+        if loop is not None and wake is not None:
+            with contextlib.suppress(RuntimeError):  # the loop has already finished
+                loop.call_soon_threadsafe(wake.set)
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        for server in self.servers:
+            server.close()
+        for sock in sockets or []:
+            sock.close()
+        for connection in list(self.server_state.connections):
+            connection.shutdown()
+        await asyncio.sleep(0)  # let the closes and the shutdown frames go out
+        try:
+            await asyncio.wait_for(self._drain(), timeout=self.config.timeout_graceful_shutdown)
+        except TimeoutError:
+            uvicorn_error.error(
+                "Cancel %s running task(s), timeout graceful shutdown exceeded", len(self.server_state.tasks)
+            )
+            for task in self.server_state.tasks:
+                task.cancel(msg="Task cancelled, timeout graceful shutdown exceeded")
+        if not self.force_exit:
+            await self.lifespan.shutdown()
+
+    async def _drain(self) -> None:
+        while self.server_state.connections or self.server_state.tasks:
+            await asyncio.sleep(0.005)
+        for server in self.servers:
+            await server.wait_closed()
+
+
 @dataclass
 class RunningServer:
     """A real uvicorn server on a free loopback port, in a thread of the test process."""
@@ -96,7 +210,7 @@ class RunningServer:
     settings: Settings
     url: str = ""
     app: Any = None
-    _server: uvicorn.Server | None = None
+    _server: _PromptServer | None = None
     _thread: threading.Thread | None = None
     _sock: socket.socket | None = field(default=None, repr=False)
 
@@ -120,7 +234,7 @@ class RunningServer:
         self.url = f"http://127.0.0.1:{port}"
         self.app = create_app(self.settings)
         config = uvicorn.Config(self.app, log_level="warning", lifespan="on", timeout_graceful_shutdown=1)
-        self._server = uvicorn.Server(config)
+        self._server = _PromptServer(config)
         self._sock = sock
         self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [sock]}, daemon=True)
         self._thread.start()
@@ -137,7 +251,7 @@ class RunningServer:
 
     def stop(self) -> None:
         if self._server is not None:
-            self._server.should_exit = True
+            self._server.request_exit()
         if self._thread is not None:
             self._thread.join(10)
         if self._sock is not None:
