@@ -8,7 +8,9 @@ crash could still lose.
 from __future__ import annotations
 
 import re
+import sqlite3
 import time
+from collections.abc import Callable
 from typing import Any
 
 import anyio.to_thread
@@ -133,16 +135,21 @@ class Room:
         type: str = "chat",
         job: Job | None = None,
         person_id: int | None = None,
+        in_tx: Callable[[sqlite3.Connection], list[Event]] | None = None,
+        wake: Callable[[Agent], str] | None = None,
+        wake_sender: bool = False,
     ) -> Posted:
         """Store and route a message; with ``job`` it goes into that job's thread (its channel),
-        counts hops on the job's own loop guard, and wake-ups name the job."""
+        counts hops on the job's own loop guard, and wake-ups name the job. A schedule firing passes
+        ``in_tx`` (runs in the post's transaction), its own ``wake`` prompt, and ``wake_sender``
+        (an agent's reminder to itself wakes it)."""
         now = time.time()
         tokens = mention_tokens(text)  # parsed here, not inside the store's write transaction
 
         def planner(ch: Channel, agents: list[Agent]) -> Any:
             return plan_routing(
                 tokens=tokens,
-                sender=sender,
+                sender="" if wake_sender else sender,
                 sender_kind=kind,
                 channel=ch,
                 agents=agents,
@@ -166,9 +173,10 @@ class Room:
             attachments=attachments,
             metadata=metadata,
             planner=planner,
-            prompt_for=lambda target: wake_prompt(target, sender, where, about),
+            prompt_for=wake or (lambda target: wake_prompt(target, sender, where, about)),
             job_id=job.id if job is not None else 0,
             person_id=person_id,
+            in_tx=in_tx,
         )
         self._publish_post(posted)
         return posted

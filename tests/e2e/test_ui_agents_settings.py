@@ -19,12 +19,11 @@ from typing import Any
 import anyio
 import httpx
 import pytest
-from playwright.async_api import Browser, Locator, Page, ViewportSize, async_playwright, expect
+from playwright.async_api import Browser, Locator, Page, ViewportSize, expect
 
-from backchannel.config import Settings
 from tests.conftest import RunningServer, mcp_client, module_server, register
 from tests.e2e.test_ui_a11y import CONTRAST_JS, UNNAMED_JS
-from tests.e2e.ui_support import CHROMIUM, CHROMIUM_ARGS, UI, _chromium, browser, human  # noqa: F401
+from tests.e2e.ui_support import UI, _chromium, browser, human, rest, scratch_room  # noqa: F401
 
 pytestmark = pytest.mark.anyio
 DOCS = Path(__file__).resolve().parents[2] / "docs"
@@ -38,13 +37,6 @@ HAT = (
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
     with module_server(tmp_path_factory, "ui-agents-settings") as running:
         yield running
-
-
-def rest(server: RunningServer, method: str, path: str, **kwargs: Any) -> Any:
-    with human(server.url, server.secret) as client:
-        response = client.request(method, path, **kwargs)
-        assert response.status_code < 300, response.text
-        return response.json() if response.status_code != 204 else None
 
 
 async def agent_says(server: RunningServer, base: str, text: str, **extra: Any) -> dict[str, Any]:
@@ -226,45 +218,33 @@ async def build_scene(server: RunningServer) -> None:
 
 
 async def main() -> None:
-    with tempfile.TemporaryDirectory() as tmp:
-        server = RunningServer(Settings(host="127.0.0.1", port=0, data_dir=Path(tmp))).start()
-        try:
-            await build_scene(server)
-            async with async_playwright() as pw:
-                chromium = await pw.chromium.launch(
-                    executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
-                )
-                wide: ViewportSize = {"width": 1200, "height": 760}
-                phone: ViewportSize = {"width": 390, "height": 780}
-                # Light: from the roster; dark: from the role pill on a message (the popover opens above it).
-                shots = [
-                    (DOCS / "agent-roles-light.png", "light", wide, "roster"),
-                    (DOCS / "agent-roles-dark.png", "dark", wide, "message"),
-                    (Path(tempfile.gettempdir()) / "agent-roles-phone.png", "light", phone, "roster"),
-                ]
-                for path, scheme, viewport, where in shots:
-                    ui = UI(chromium, server.url)
-                    page = await ui.open("maya", color_scheme=scheme, viewport=viewport)
-                    if viewport is phone:
-                        await page.get_by_role("button", name="Show channels and agents").click()
-                    if where == "roster":
-                        await page.get_by_role("button", name="Settings for claude").click()
-                        await expect(
-                            menu(page).get_by_role("button", name="reviewer", exact=True)
-                        ).to_be_focused()
-                    else:
-                        said = page.locator(".msg.agent", has_text="Tests are green")
-                        await said.locator(".role-pill").click()
-                        await expect(menu(page)).to_be_visible()
-                        await page.mouse.move(1, viewport["height"] - 1)
-                    await page.screenshot(path=str(path))
-                    print(path)
-                    assert ui.errors == [], ui.errors
-                    for context in ui.contexts:
-                        await context.close()
-                await chromium.close()
-        finally:
-            server.stop()
+    async with scratch_room(build_scene) as (server, chromium):
+        wide: ViewportSize = {"width": 1200, "height": 760}
+        phone: ViewportSize = {"width": 390, "height": 780}
+        # Light: from the roster; dark: from the role pill on a message (the popover opens above it).
+        shots = [
+            (DOCS / "agent-roles-light.png", "light", wide, "roster"),
+            (DOCS / "agent-roles-dark.png", "dark", wide, "message"),
+            (Path(tempfile.gettempdir()) / "agent-roles-phone.png", "light", phone, "roster"),
+        ]
+        for path, scheme, viewport, where in shots:
+            ui = UI(chromium, server.url)
+            page = await ui.open("maya", color_scheme=scheme, viewport=viewport)
+            if viewport is phone:
+                await page.get_by_role("button", name="Show channels and agents").click()
+            if where == "roster":
+                await page.get_by_role("button", name="Settings for claude").click()
+                await expect(menu(page).get_by_role("button", name="reviewer", exact=True)).to_be_focused()
+            else:
+                said = page.locator(".msg.agent", has_text="Tests are green")
+                await said.locator(".role-pill").click()
+                await expect(menu(page)).to_be_visible()
+                await page.mouse.move(1, viewport["height"] - 1)
+            await page.screenshot(path=str(path))
+            print(path)
+            assert ui.errors == [], ui.errors
+            for context in ui.contexts:
+                await context.close()
 
 
 if __name__ == "__main__":

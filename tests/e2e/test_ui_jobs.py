@@ -10,20 +10,18 @@ from __future__ import annotations
 import re
 import sqlite3
 import struct
-import tempfile
 import zlib
 from pathlib import Path
 from typing import Any
 
 import anyio
 import pytest
-from playwright.async_api import Browser, Locator, Page, ViewportSize, async_playwright, expect
+from playwright.async_api import Browser, Locator, Page, ViewportSize, expect
 
-from backchannel.config import Settings
 from backchannel.store import Store
 from tests.conftest import RunningServer, mcp_client, register, text_of
 from tests.e2e.test_ui_a11y import CONTRAST_JS, UNNAMED_JS
-from tests.e2e.ui_support import CHROMIUM, CHROMIUM_ARGS, PNG_PIXEL, UI, _chromium, browser, human, say  # noqa: F401
+from tests.e2e.ui_support import PNG_PIXEL, UI, _chromium, browser, human, say, scratch_room  # noqa: F401
 
 pytestmark = pytest.mark.anyio
 DOCS = Path(__file__).resolve().parents[2] / "docs"
@@ -196,10 +194,11 @@ async def test_a_proposal_becomes_a_job_worked_with_an_agent_and_closed_live_in_
         # Back on the board, a new agent message shows as unread on the card and the badge; this
         # person's own words (from another of their browsers) never count, also after a reload.
         await other.get_by_role("button", name="Back to all jobs").click()
+        before = jobs(server)[0]["message_count"]  # read before the post: after it, it may not be saved yet
         await box.fill("I will check the runner too")
         await box.press("Enter")
         await expect(card(other, "flaky CI build").locator(".job-msgs")).to_have_text(
-            f"{jobs(server)[0]['message_count']} messages"
+            f"{before + 1} messages"
         )
         await agent.call_tool("chat_send", {"job_id": 1, "message": "Pushed the fix."})
         await expect(card(other, "flaky CI build").locator(".unread-dot")).to_have_text("1")
@@ -505,40 +504,28 @@ async def test_board_and_thread_controls_are_named_and_readable(
 
 
 async def main() -> None:
-    with tempfile.TemporaryDirectory() as tmp:
-        server = RunningServer(Settings(host="127.0.0.1", port=0, data_dir=Path(tmp))).start()
-        try:
-            await build_scene(server)
-            async with async_playwright() as pw:
-                chromium = await pw.chromium.launch(
-                    executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
-                )
-                wide: ViewportSize = {"width": 1280, "height": 860}
-                phone: ViewportSize = {"width": 390, "height": 780}
-                shots = [
-                    ("jobs-board-light", "light", "board", wide),
-                    ("jobs-board-dark", "dark", "board", wide),
-                    ("jobs-thread-light", "light", "thread", wide),
-                    ("jobs-thread-dark", "dark", "thread", wide),
-                    ("jobs-phone", "light", "board", phone),
-                ]
-                # Everything read on this browser but job #2's one message: a dot and a badge.
-                seen = {j["id"]: j["last_message_id"] for j in jobs(server)}
-                seen[2] = 0
-                for name, scheme, what, viewport in shots:
-                    ui = UI(chromium, server.url)
-                    page = await ui.open(
-                        "maya", color_scheme=scheme, viewport=viewport, storage={"jobsRead": seen}
-                    )
-                    await show(page, what)
-                    await page.mouse.move(1, viewport["height"] - 1)
-                    await page.screenshot(path=str(DOCS / f"{name}.png"))
-                    assert ui.errors == [], ui.errors
-                    for context in ui.contexts:
-                        await context.close()
-                await chromium.close()
-        finally:
-            server.stop()
+    async with scratch_room(build_scene) as (server, chromium):
+        wide: ViewportSize = {"width": 1280, "height": 860}
+        phone: ViewportSize = {"width": 390, "height": 780}
+        shots = [
+            ("jobs-board-light", "light", "board", wide),
+            ("jobs-board-dark", "dark", "board", wide),
+            ("jobs-thread-light", "light", "thread", wide),
+            ("jobs-thread-dark", "dark", "thread", wide),
+            ("jobs-phone", "light", "board", phone),
+        ]
+        # Everything read on this browser but job #2's one message: a dot and a badge.
+        seen = {j["id"]: j["last_message_id"] for j in jobs(server)}
+        seen[2] = 0
+        for name, scheme, what, viewport in shots:
+            ui = UI(chromium, server.url)
+            page = await ui.open("maya", color_scheme=scheme, viewport=viewport, storage={"jobsRead": seen})
+            await show(page, what)
+            await page.mouse.move(1, viewport["height"] - 1)
+            await page.screenshot(path=str(DOCS / f"{name}.png"))
+            assert ui.errors == [], ui.errors
+            for context in ui.contexts:
+                await context.close()
 
 
 if __name__ == "__main__":

@@ -17,10 +17,10 @@ from pathlib import Path
 
 import anyio
 import pytest
-from playwright.async_api import Browser, Page, async_playwright, expect
+from playwright.async_api import Browser, Page, expect
 
 from tests.conftest import RunningServer, mcp_client, module_server, pending, register, text_of
-from tests.e2e.ui_support import CHROMIUM, CHROMIUM_ARGS, UI, _chromium, browser, human, say  # noqa: F401
+from tests.e2e.ui_support import UI, _chromium, browser, human, say, scratch_room  # noqa: F401
 
 pytestmark = pytest.mark.anyio
 
@@ -199,8 +199,8 @@ async def test_help_tour_shows_once_on_the_first_visit_and_works_by_keyboard(
     dialog = page.locator("#help-dialog")
     await page.clock.run_for(1000)
     await expect(dialog).to_be_visible()
-    # Sessions and schedules (issue 11) do not exist yet: the tour does not describe them.
-    await expect(dialog.locator(".help-step")).to_have_text("1 of 3")
+    # Sessions (issue 11) do not exist yet: the tour does not describe them.
+    await expect(dialog.locator(".help-step")).to_have_text("1 of 4")
     await expect(dialog.locator(".help-point dt", has_text="Pins")).to_be_visible()
     await expect(page.get_by_role("button", name="Next")).to_be_focused()
     await page.keyboard.press("ArrowRight")
@@ -220,11 +220,11 @@ async def test_help_tour_shows_once_on_the_first_visit_and_works_by_keyboard(
     await help_button.focus()
     await page.keyboard.press("Enter")
     await expect(dialog).to_be_visible()
-    for title in ("Mention", "Jobs", "Rules"):
+    for title in ("Mention", "Jobs", "Rules", "Schedules"):
         await expect(dialog.locator("#help-title")).to_contain_text(title)
         await page.keyboard.press("ArrowRight")
-    await expect(dialog.locator("#help-title")).to_contain_text("Rules")  # the last screen
-    assert not await dialog.get_by_text(re.compile("Session|Schedule")).count()
+    await expect(dialog.locator("#help-title")).to_contain_text("Schedules")  # the last screen
+    assert not await dialog.get_by_text(re.compile("Session")).count()
     await expect(page.get_by_role("button", name="Done")).to_be_visible()
     await page.keyboard.press("Escape")
     await expect(dialog).to_be_hidden()
@@ -234,45 +234,38 @@ async def test_help_tour_shows_once_on_the_first_visit_and_works_by_keyboard(
 
 # -- screenshots (not a test) -------------------------------------------------------------------------
 async def _screenshots(out: Path) -> None:
-    with tempfile.TemporaryDirectory() as tmp:
-        from backchannel.config import Settings
+    ids: list[int] = []
 
-        server = RunningServer(Settings(host="127.0.0.1", port=0, data_dir=Path(tmp) / "data")).start()
-        try:
-            codex = await register(server.url, "codex", "shots")
-            say(server.url, server.secret, "Release plan: freeze on **Thursday**, ship Friday morning.")
-            async with mcp_client(server.url, codex["token"]) as client:
-                await client.call_tool("chat_send", {"message": "I'll draft the changelog and tag v0.5."})
-            say(server.url, server.secret, "Remember: rotate the deploy keys before the release.")
-            with human(server.url, server.secret) as c:
-                ids = [m["id"] for m in c.get("/api/channels/general/messages").json()["messages"]]
-                for mid in ids:
-                    c.post(f"/api/messages/{mid}/pin")
-                c.patch(f"/api/messages/{ids[0]}/pin", json={"done": True})
-            async with async_playwright() as pw:
-                chromium = await pw.chromium.launch(
-                    executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
-                )
-                ui = UI(chromium, server.url)
-                for label, scheme, viewport in (
-                    ("light", "light", {"width": 1200, "height": 760}),
-                    ("dark", "dark", {"width": 1200, "height": 760}),
-                    ("phone", "light", {"width": 390, "height": 800}),
-                ):
-                    page = await ui.open("maya", color_scheme=scheme, viewport=viewport)  # type: ignore[arg-type]
-                    await page.get_by_role("button", name=re.compile("^Pins")).click()
-                    await expect(page.locator(".pin-item")).to_have_count(len(ids))
-                    await page.screenshot(path=str(out / f"pins-{label}.png"))
-                    await page.keyboard.press("Escape")
-                    await page.get_by_role("button", name="Help").click()
-                    await page.keyboard.press("ArrowRight")
-                    await page.screenshot(path=str(out / f"help-{label}.png"))
-                    await page.keyboard.press("Escape")
-                    await page.locator(".messages > li.msg", has_text="rotate the deploy keys").hover()
-                    await page.screenshot(path=str(out / f"marker-{label}.png"))
-                await chromium.close()
-        finally:
-            server.stop()
+    async def build(server: RunningServer) -> None:
+        codex = await register(server.url, "codex", "shots")
+        say(server.url, server.secret, "Release plan: freeze on **Thursday**, ship Friday morning.")
+        async with mcp_client(server.url, codex["token"]) as client:
+            await client.call_tool("chat_send", {"message": "I'll draft the changelog and tag v0.5."})
+        say(server.url, server.secret, "Remember: rotate the deploy keys before the release.")
+        with human(server.url, server.secret) as c:
+            ids.extend(m["id"] for m in c.get("/api/channels/general/messages").json()["messages"])
+            for mid in ids:
+                c.post(f"/api/messages/{mid}/pin")
+            c.patch(f"/api/messages/{ids[0]}/pin", json={"done": True})
+
+    async with scratch_room(build) as (server, chromium):
+        ui = UI(chromium, server.url)
+        for label, scheme, viewport in (
+            ("light", "light", {"width": 1200, "height": 760}),
+            ("dark", "dark", {"width": 1200, "height": 760}),
+            ("phone", "light", {"width": 390, "height": 800}),
+        ):
+            page = await ui.open("maya", color_scheme=scheme, viewport=viewport)  # type: ignore[arg-type]
+            await page.get_by_role("button", name=re.compile("^Pins")).click()
+            await expect(page.locator(".pin-item")).to_have_count(len(ids))
+            await page.screenshot(path=str(out / f"pins-{label}.png"))
+            await page.keyboard.press("Escape")
+            await page.get_by_role("button", name="Help").click()
+            await page.keyboard.press("ArrowRight")
+            await page.screenshot(path=str(out / f"help-{label}.png"))
+            await page.keyboard.press("Escape")
+            await page.locator(".messages > li.msg", has_text="rotate the deploy keys").hover()
+            await page.screenshot(path=str(out / f"marker-{label}.png"))
 
 
 if __name__ == "__main__":

@@ -16,7 +16,7 @@ from playwright.async_api import Browser, Page, expect
 
 from tests.conftest import RunningServer, mcp_client, module_server, register
 from tests.e2e.test_ui_a11y import CONTRAST_JS, UNNAMED_JS
-from tests.e2e.ui_support import UI, _chromium, browser, human  # noqa: F401
+from tests.e2e.ui_support import UI, _chromium, browser, human, rest  # noqa: F401
 
 pytestmark = pytest.mark.anyio
 SEEN = {"helpSeen": True}  # no first-visit tour over the page
@@ -33,13 +33,6 @@ window.AudioContext = class extends Real {
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
     with module_server(tmp_path_factory, "ui-rules") as running:
         yield running
-
-
-def rest(server: RunningServer, method: str, path: str, **kwargs: Any) -> Any:
-    with human(server.url, server.secret) as client:
-        response = client.request(method, path, **kwargs)
-        assert response.status_code < 300, response.text
-        return response.json() if response.status_code != 204 else None
 
 
 def rules(server: RunningServer, status: str) -> list[dict[str, Any]]:

@@ -7,7 +7,9 @@ starts a browser.
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
+import tempfile
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,8 +18,10 @@ import httpx
 import pytest
 from playwright.async_api import Browser, BrowserContext, Page, ViewportSize, async_playwright, expect
 
+from backchannel.config import Settings
 from backchannel.server.security import SESSION_HEADER
 from backchannel.store import Store
+from tests.conftest import RunningServer
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -39,13 +43,38 @@ PNG_PIXEL = bytes.fromhex(
 expect.set_options(timeout=10_000)
 
 
+@asynccontextmanager
+async def chromium() -> AsyncIterator[Browser]:
+    """Debian's Chromium, headless, closed on the way out."""
+    async with async_playwright() as pw:
+        launched = await pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        try:
+            yield launched
+        finally:
+            await launched.close()
+
+
 @pytest.fixture(scope="module")
 async def _chromium() -> AsyncIterator[Browser]:
     """One Chromium per test module: a launch (driver + browser) costs more CPU than most tests."""
-    async with async_playwright() as pw:
-        launched = await pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+    async with chromium() as launched:
         yield launched
-        await launched.close()
+
+
+@asynccontextmanager
+async def scratch_room(
+    build: Callable[[RunningServer], Awaitable[object]],
+) -> AsyncIterator[tuple[RunningServer, Browser]]:
+    """For the screenshot scripts: a server in a temporary directory, set up by ``build``, and a
+    Chromium; both gone afterwards."""
+    with tempfile.TemporaryDirectory() as tmp:
+        server = RunningServer(Settings(host="127.0.0.1", port=0, data_dir=Path(tmp))).start()
+        try:
+            await build(server)
+            async with chromium() as browser:
+                yield server, browser
+        finally:
+            server.stop()
 
 
 @pytest.fixture
@@ -129,6 +158,14 @@ class UI:
 def human(url: str, secret: str) -> httpx.Client:
     """A person's REST client (the CLI's local secret works like the browser's session header)."""
     return httpx.Client(base_url=url, headers={SESSION_HEADER: secret}, timeout=10)
+
+
+def rest(server: RunningServer, method: str, path: str, **kwargs: Any) -> Any:
+    """A person's REST call that must succeed; its JSON (None for a 204)."""
+    with human(server.url, server.secret) as client:
+        response = client.request(method, path, **kwargs)
+        assert response.status_code < 300, response.text
+        return response.json() if response.status_code != 204 else None
 
 
 def say(

@@ -55,6 +55,9 @@ STATE_CHANGING = [
     ("POST", "/api/messages/1/job", {}),
     ("POST", "/api/messages/1/decide", {"choice": "yes"}),
     ("POST", "/api/channels/dev/summary-request", {"agent": "claude"}),
+    ("POST", "/api/schedules", {"prompt": "p", "targets": ["claude"], "spec": "every 1h"}),
+    ("PATCH", "/api/schedules/1", {"active": False}),
+    ("DELETE", "/api/schedules/1", None),
 ]
 
 
@@ -95,7 +98,8 @@ def test_every_state_changing_route_is_in_the_list(server: RunningServer) -> Non
             .replace("/messages/1", "/messages/{message_id}")
             .replace("/rules/1", "/rules/{rule_id}")
             .replace("/jobs/1", "/jobs/{job_id}")
-            .replace("/proposals/1", "/proposals/{message_id}"),
+            .replace("/proposals/1", "/proposals/{message_id}")
+            .replace("/schedules/1", "/schedules/{schedule_id}"),
         )
         for m, p in listed
     }

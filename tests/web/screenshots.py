@@ -7,17 +7,16 @@ pictures are for the README, and a person should look at them before committing.
 from __future__ import annotations
 
 import sqlite3
-import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import anyio
 import httpx
-from playwright.async_api import async_playwright, expect
+from playwright.async_api import Browser, Page, ViewportSize, expect
 
-from backchannel.config import Settings
 from tests.conftest import RunningServer, mcp_client, register
-from tests.e2e.ui_support import CHROMIUM, CHROMIUM_ARGS, human
+from tests.e2e.ui_support import human, scratch_room
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
 HOUR = 3600.0
@@ -96,34 +95,28 @@ async def build_room(server: RunningServer) -> None:
     db.close()
 
 
+async def open_page(browser: Browser, url: str, scheme: Any, viewport: ViewportSize) -> Page:
+    """A page of the UI in a fresh context, as maya, with no first-visit tour in the picture, once live.
+    Close it with ``page.context.close()``."""
+    context = await browser.new_context(viewport=viewport, color_scheme=scheme, device_scale_factor=1)
+    await context.add_init_script(
+        "localStorage.setItem('bc.name', JSON.stringify('maya')); localStorage.setItem('bc.helpSeen', 'true')"
+    )
+    page = await context.new_page()
+    await page.goto(url)
+    await expect(page.locator("#conn")).to_have_attribute("data-state", "live")
+    return page
+
+
 async def main() -> None:
-    with tempfile.TemporaryDirectory() as tmp:
-        server = RunningServer(Settings(host="127.0.0.1", port=0, data_dir=Path(tmp))).start()
-        try:
-            await build_room(server)
-            async with async_playwright() as pw:
-                browser = await pw.chromium.launch(
-                    executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
-                )
-                for scheme in ("light", "dark"):
-                    context = await browser.new_context(
-                        viewport={"width": 1280, "height": 860}, color_scheme=scheme, device_scale_factor=1
-                    )
-                    await context.add_init_script(
-                        "localStorage.setItem('bc.name', JSON.stringify('maya'));"
-                        " localStorage.setItem('bc.helpSeen', 'true')"  # no first-visit tour in the picture
-                    )
-                    page = await context.new_page()
-                    await page.goto(server.url)
-                    await expect(page.locator("#conn")).to_have_attribute("data-state", "live")
-                    await expect(page.locator(".msg", has_text="Merging after lunch")).to_be_visible()
-                    await page.locator("#composer-input").fill("@codex can you pair with claude on it?")
-                    await page.locator("#composer-input").blur()
-                    await page.screenshot(path=str(DOCS / f"screenshot-{scheme}.png"))
-                    await context.close()
-                await browser.close()
-        finally:
-            server.stop()
+    async with scratch_room(build_room) as (server, browser):
+        for scheme in ("light", "dark"):
+            page = await open_page(browser, server.url, scheme, {"width": 1280, "height": 860})
+            await expect(page.locator(".msg", has_text="Merging after lunch")).to_be_visible()
+            await page.locator("#composer-input").fill("@codex can you pair with claude on it?")
+            await page.locator("#composer-input").blur()
+            await page.screenshot(path=str(DOCS / f"screenshot-{scheme}.png"))
+            await page.context.close()
 
 
 if __name__ == "__main__":

@@ -8,15 +8,14 @@ pictures before committing them.
 from __future__ import annotations
 
 import sys
-import tempfile
 from pathlib import Path
 
 import anyio
-from playwright.async_api import Page, async_playwright, expect
+from playwright.async_api import Page, ViewportSize, expect
 
-from backchannel.config import Settings
 from tests.conftest import RunningServer, mcp_client, register
-from tests.e2e.ui_support import CHROMIUM, CHROMIUM_ARGS, human
+from tests.e2e.ui_support import human, scratch_room
+from tests.web.screenshots import open_page
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
 
@@ -90,37 +89,20 @@ async def shoot(page: Page, path: Path, scene: str) -> None:
 
 
 async def main(phone_dir: Path | None) -> None:
-    with tempfile.TemporaryDirectory() as tmp:
-        server = RunningServer(Settings(host="127.0.0.1", port=0, data_dir=Path(tmp))).start()
-        try:
-            await build_room(server)
-            async with async_playwright() as pw:
-                browser = await pw.chromium.launch(
-                    executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
-                )
-                for scheme in ("light", "dark"):
-                    sizes = [("docs", {"width": 1280, "height": 820}, DOCS)]
-                    if phone_dir:
-                        sizes.append(("phone", {"width": 390, "height": 844}, phone_dir))
-                    for kind, viewport, folder in sizes:
-                        context = await browser.new_context(viewport=viewport, color_scheme=scheme)  # type: ignore[arg-type]
-                        await context.add_init_script(
-                            "localStorage.setItem('bc.name', JSON.stringify('maya'));"
-                            " localStorage.setItem('bc.helpSeen', 'true')"
-                        )
-                        page = await context.new_page()
-                        await page.goto(server.url)
-                        await expect(page.locator("#conn")).to_have_attribute("data-state", "live")
-                        await expect(page.locator(".brand-name")).to_have_text("acme backend")
-                        if kind == "phone":
-                            await page.screenshot(path=str(folder / f"room-{scheme}-phone.png"))
-                        for scene, name in (("rules", "rules-panel"), ("settings", "settings")):
-                            suffix = "" if kind == "docs" else "-phone"
-                            await shoot(page, folder / f"{name}-{scheme}{suffix}.png", scene)
-                        await context.close()
-                await browser.close()
-        finally:
-            server.stop()
+    async with scratch_room(build_room) as (server, browser):
+        for scheme in ("light", "dark"):
+            sizes: list[tuple[str, ViewportSize, Path]] = [("docs", {"width": 1280, "height": 820}, DOCS)]
+            if phone_dir:
+                sizes.append(("phone", {"width": 390, "height": 844}, phone_dir))
+            for kind, viewport, folder in sizes:
+                page = await open_page(browser, server.url, scheme, viewport)
+                await expect(page.locator(".brand-name")).to_have_text("acme backend")
+                if kind == "phone":
+                    await page.screenshot(path=str(folder / f"room-{scheme}-phone.png"))
+                for scene, name in (("rules", "rules-panel"), ("settings", "settings")):
+                    suffix = "" if kind == "docs" else "-phone"
+                    await shoot(page, folder / f"{name}-{scheme}{suffix}.png", scene)
+                await page.context.close()
 
 
 if __name__ == "__main__":

@@ -9,10 +9,11 @@ from mcp.server import MCPServer
 
 from backchannel import __version__
 from backchannel.jobs import JobBoard
-from backchannel.mcp_tools import chat, identity, jobs, rules
+from backchannel.mcp_tools import chat, identity, jobs, rules, schedules
 from backchannel.registry import Registry
 from backchannel.room import Room
 from backchannel.rules import Rules
+from backchannel.schedules import Schedules
 
 INSTRUCTIONS = (
     "backchannel is a chat room shared by people and coding agents. When you are mentioned you get a "
@@ -21,7 +22,9 @@ INSTRUCTIONS = (
 )
 
 
-def build_mcp_server(room: Room, registry: Registry, board: JobBoard, rules_service: Rules) -> MCPServer:
+def build_mcp_server(
+    room: Room, registry: Registry, board: JobBoard, rules_service: Rules, schedules_service: Schedules
+) -> MCPServer:
     server: MCPServer = MCPServer(
         "backchannel", instructions=INSTRUCTIONS, version=__version__, log_level="WARNING"
     )
@@ -29,4 +32,5 @@ def build_mcp_server(room: Room, registry: Registry, board: JobBoard, rules_serv
     jobs.register(server, registry, board)
     identity.register(server, room, registry)
     rules.register(server, registry, rules_service)
+    schedules.register(server, registry, schedules_service)
     return server

@@ -37,6 +37,7 @@ from backchannel.server import (
     jobs_api,
     pins_api,
     rules_api,
+    schedules_api,
     settings_api,
     web,
 )
@@ -77,7 +78,7 @@ def create_app(settings: Settings) -> FastAPI:
     secrets_ = Secrets.create(settings)
     services = Services(settings, store, bus, registry, room, Guard(settings, secrets_))
 
-    mcp_server = build_mcp_server(room, registry, services.jobs, services.rules)
+    mcp_server = build_mcp_server(room, registry, services.jobs, services.rules, services.schedules)
     security = _transport_security(settings)
     mcp_http = mcp_server.streamable_http_app(
         streamable_http_path="/mcp",
@@ -89,13 +90,17 @@ def create_app(settings: Settings) -> FastAPI:
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncGenerator[None, None]:
         sweeper = asyncio.create_task(registry.run_sweeper())
+        scheduler = asyncio.create_task(services.scheduler.run())  # schedules (issue 11)
         try:
             async with mcp_server.session_manager.run():
                 yield
         finally:
             sweeper.cancel()
+            scheduler.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await sweeper
+            with contextlib.suppress(asyncio.CancelledError):
+                await scheduler
             store.close()
 
     app = FastAPI(
@@ -113,6 +118,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(pins_api.router)  # pins (issue 10)
     app.include_router(clear_api.router)  # /clear (issue 10)
     app.include_router(settings_api.router)  # room settings (issue 10)
+    app.include_router(schedules_api.router)  # schedules (issue 11)
     app.include_router(agents_people_api.router)  # people's agent settings: role, colour, hat, forget
     app.include_router(api.router)
     app.include_router(agents_api.router)

@@ -20,6 +20,8 @@ from backchannel.registry import Registry
 from backchannel.room import Room
 from backchannel.room_settings import RoomSettings
 from backchannel.rules import Rules
+from backchannel.scheduler import Scheduler
+from backchannel.schedules import Schedules
 from backchannel.server.security import Guard, agent_token
 from backchannel.store import Store
 from backchannel.summaries import Summaries
@@ -48,6 +50,9 @@ class Services:
     room_settings: RoomSettings = field(init=False)
     # Room rules (issue 10): REST, MCP tools and the trigger stream's delivery share this one.
     rules: Rules = field(init=False)
+    # Schedules (issue 11): REST and MCP share the service; the engine fires them (app lifespan).
+    schedules: Schedules = field(init=False)
+    scheduler: Scheduler = field(init=False)
 
     def __post_init__(self) -> None:
         self.room_settings = self.room.room_settings
@@ -58,6 +63,8 @@ class Services:
         self.summaries = Summaries(self.store, self.jobs)
         self.pins = Pins(self.room, self.store)
         self.clearing = Clearing(self.room, self.store)
+        self.schedules = Schedules(self.room, self.store)
+        self.scheduler = Scheduler(self.schedules)
 
 
 def services(request: HTTPConnection) -> Services:

@@ -25,6 +25,7 @@ from backchannel.store import (
     messages,
     persons,
     rules,
+    schedules,
     scrub,
     summaries,
     triggers,
@@ -83,7 +84,7 @@ class Store:
         def tx(c: sqlite3.Connection) -> tuple[Channel, list[Event]]:
             ch = channels.rename(c, old, new)
             renamed = events.append(c, "channel_renamed", {"old": old, "channel": ch.public()})
-            return ch, [renamed, *rules.channel_renamed(c, new)]
+            return ch, [renamed, *rules.channel_renamed(c, new), *schedules.channel_renamed(c, ch.id)]
 
         return await self.db.write(tx)
 
@@ -103,6 +104,7 @@ class Store:
             orphaned += messages.channel_uploads(c, ch.id)
             published += rules.delete_channel_rules(c, name, "").events
             rules.cards_removed(c, "message_id IN (SELECT id FROM messages WHERE channel_id = ?)", (ch.id,))
+            published += schedules.channel_deleted(c, ch.id)  # the rows go with the channel (cascade)
             events.drop_channel_messages(c, ch.id)
             channels.delete(c, name)
             scrub.owe(c)
@@ -149,14 +151,18 @@ class Store:
         prompt_for: Callable[[Agent], str] | None = None,
         job_id: int = 0,
         person_id: int | None = None,
+        in_tx: Callable[[sqlite3.Connection], list[Event]] | None = None,
     ) -> Posted:
         """Store a message, its routing outcome and its events in one transaction.
 
         With ``job_id`` the message goes into that job's thread (in the job's channel, whatever
         ``channel`` says): the planner sees the job's loop guard, wake-ups carry the job id.
+        ``in_tx`` runs first in the same transaction (a schedule's compare-and-set); it may raise to
+        roll the whole post back, and the events it logs are published before the message's.
         """
 
         def tx(c: sqlite3.Connection) -> Posted:
+            first = in_tx(c) if in_tx is not None else []
             thread = job_id or None
             if thread is not None:
                 job = jobs.get(c, thread)
@@ -229,7 +235,7 @@ class Store:
                 if thread is not None and plan.paused != guard.paused:  # the board shows the pause
                     board = {"action": "updated", "job": jobs.get(c, thread).public()}
                     evs.append(events.append(c, "job", board))
-            return Posted(message=msg, triggers=made, notices=notices, events=evs)
+            return Posted(message=msg, triggers=made, notices=notices, events=[*first, *evs])
 
         return await self.db.write(tx)
 

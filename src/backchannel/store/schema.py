@@ -395,6 +395,31 @@ MIGRATIONS: list[str] = [
         WHERE status = 'active' AND id NOT IN (
             SELECT id FROM rules WHERE status = 'active' ORDER BY sort_order, id LIMIT 10);
     """,
+    # Schedules (issue 11): prompts posted to agents later, once or on a recurrence; next_run is the
+    # compare-and-set key that makes each due time fire once. A channel's schedules go with it.
+    """
+    CREATE TABLE schedules (
+        id            INTEGER PRIMARY KEY AUTOINCREMENT,
+        uid           TEXT NOT NULL UNIQUE,
+        channel_id    INTEGER NOT NULL REFERENCES channels(id) ON DELETE CASCADE,
+        prompt        TEXT NOT NULL,
+        targets       TEXT NOT NULL DEFAULT '[]',
+        spec          TEXT NOT NULL DEFAULT '',
+        one_shot      INTEGER NOT NULL DEFAULT 0,
+        active        INTEGER NOT NULL DEFAULT 1,
+        next_run      REAL,
+        last_run      REAL,
+        run_count     INTEGER NOT NULL DEFAULT 0,
+        created_by    TEXT NOT NULL,
+        creator_kind  TEXT NOT NULL DEFAULT 'human',
+        person_id     INTEGER REFERENCES persons(id),
+        agent_id      INTEGER REFERENCES agents(id),
+        created_at    REAL NOT NULL,
+        updated_at    REAL NOT NULL
+    );
+    CREATE INDEX schedules_due ON schedules(next_run) WHERE active = 1;
+    CREATE INDEX schedules_channel ON schedules(channel_id);
+    """,
 ]
 
 

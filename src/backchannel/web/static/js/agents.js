@@ -3,7 +3,7 @@
 // (PATCH /api/agents/{name} and friends) and reaches every page as a `presence` event.
 import { api, request } from "./api.js";
 import { avatar, colorFor, el, openDialog, toast } from "./dom.js";
-import { icon } from "./icons.js";
+import { icon, pathIcon } from "./icons.js";
 import { stateText } from "./composer.js";
 
 /** Readable as an avatar behind white text and, mixed with the text colour, as a name. */
@@ -36,18 +36,8 @@ const calls = {
   forget: (name) => request("POST", `/api/agents/${enc(name)}/forget`),
 };
 
-/** A stroke icon from raw paths (icons.js has no entry for these; it builds the <svg> for us). */
-function drawn(paths, size = 14) {
-  const svg = icon("", size);
-  for (const d of paths) {
-    const path = document.createElementNS("http://www.w3.org/2000/svg", "path");
-    path.setAttribute("d", d);
-    svg.append(path);
-  }
-  return svg;
-}
-const moreIcon = () => drawn(["M5 12h.01", "M12 12h.01", "M19 12h.01"], 16);
-const clockIcon = () => drawn(["M12 20a8 8 0 1 0 0-16 8 8 0 0 0 0 16z", "M12 8v4l3 2"], 12);
+const moreIcon = () => pathIcon(["M5 12h.01", "M12 12h.01", "M19 12h.01"], 16);
+const clockIcon = () => pathIcon(["M12 20a8 8 0 1 0 0-16 8 8 0 0 0 0 16z", "M12 8v4l3 2"], 12);
 
 /** The small role pill (display only, e.g. in the roster). */
 export function rolePill(agent) {

@@ -10,6 +10,7 @@ import { Jobs } from "./jobs.js";
 import { Live } from "./live.js";
 import { Pins } from "./pins.js";
 import { Rules } from "./rules.js";
+import { Schedules } from "./schedules.js";
 import { RoomSettings } from "./settings.js";
 import { Search } from "./search.js";
 import { renderChannels, renderRoster } from "./sidebar.js";
@@ -45,6 +46,7 @@ class App {
     this.agentsUI = new Agents(this); // role, colour, label, hat, forget: the agent popover
     this.rules = new Rules(this);
     this.settings = new RoomSettings(this);
+    this.schedules = new Schedules(this); // the strip above the composer and its clock popover
     this.live = new Live({
       onEvent: (e) => this.onEvent(e),
       onState: (s) => this.setConn(s),
@@ -227,6 +229,7 @@ class App {
       // messages are this person's, so it starts once /api/me has answered.
       const jobs = me.then(() => this.jobs.refresh());
       this.pins.refresh(); // the open channel's pins catch up too
+      this.schedules.refresh(); // and its schedules (some may have fired meanwhile)
       this.rules.refresh(); // rules and room settings catch up on every (re)connect too
       this.settings.refresh();
       const [channels, agents] = await Promise.all([api.channels(), api.agents(), me]);
@@ -279,6 +282,7 @@ class App {
     this.showMute();
     this.composer.setChannel(name);
     this.pins.setChannel(name);
+    this.schedules.setChannel(name);
     renderChannels(this);
     this.updateBanner();
     if (!keepSidebar) this.closeSidebar();
@@ -338,6 +342,8 @@ class App {
         return this.jobs.onEvent(e);
       case "pin":
         return this.pins.onEvent(e);
+      case "schedule":
+        return this.schedules.onEvent(e);
       case "channel_cleared":
         return onChannelCleared(this, e.channel);
       case "rule":
@@ -619,6 +625,7 @@ class App {
     this.composer.renameChannel(old, channel.name);
     this.jobs.renameChannel(old, channel.name);
     this.pins.renameChannel(old, channel.name);
+    this.schedules.renameChannel(old, channel.name);
     this.rules.renameChannel(old, channel.name);
     if (this.unread.has(old)) this.unread.set(channel.name, this.unread.get(old));
     this.unread.delete(old);

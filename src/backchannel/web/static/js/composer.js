@@ -47,6 +47,8 @@ export class Composer {
     this.input.addEventListener("blur", () => setTimeout(() => this.closeSuggest(), 150));
     this.input.addEventListener("paste", (ev) => takeFiles(ev, ev.clipboardData).forEach((f) => this.attach(f)));
     $("attach-button").addEventListener("click", () => this.fileInput.click());
+    // The clock: schedule what is typed for later (js/schedules.js owns the popover).
+    $("schedule-button").addEventListener("click", () => this.app.schedules.togglePopover());
     this.fileInput.addEventListener("change", () => {
       [...this.fileInput.files].forEach((f) => this.attach(f));
       this.fileInput.value = "";

@@ -1,9 +1,9 @@
 // Help: the "?" button opens a short tour of the room in a few screens (mentions and pins, jobs,
-// rules; sessions and schedules once they exist). It opens by itself on this browser's first
+// rules, schedules; sessions once they exist). It opens by itself on this browser's first
 // visit, once (bc.helpSeen).
 // A modal <dialog>: focus stays inside, Escape closes it, Left/Right (or the step buttons) move.
 import { $, el, store } from "./dom.js";
-import { icon } from "./icons.js";
+import { icon, pathIcon } from "./icons.js";
 
 const SCREENS = [
   {
@@ -53,28 +53,20 @@ const SCREENS = [
     title: "Schedules post prompts later",
     lead: "Ask agents something once at a time, or again and again: every 30 minutes, daily at 09:00.",
     points: [
+      ["Clock", "next to Send schedules the message you typed: in 10 minutes, at a time, or on a repeat."],
       ["Targets", "the agents a scheduled prompt mentions; it is posted under your name."],
+      ["Strip", "above the message box lists this channel's schedules: pause, resume, edit or delete them."],
       ["Agents", "can schedule reminders for themselves too (\u201ccheck CI in 10 minutes\u201d)."],
     ],
   },
 ];
-// Screens about features that are not built yet (issue 11: sessions and schedules): the tour
-// leaves them out so nobody looks for controls that do not exist. Remove an id when it lands.
-const NOT_YET = new Set(["sessions", "schedules"]);
+// Screens about features that are not built yet (issue 11: sessions): the tour leaves them out so
+// nobody looks for controls that do not exist. Remove an id when it lands.
+const NOT_YET = new Set(["sessions"]);
 const TOUR = SCREENS.filter((s) => !NOT_YET.has(s.id));
 
 const QUESTION = ["M12 21a9 9 0 1 0 0-18 9 9 0 0 0 0 18z", "M9.6 9.2a2.5 2.5 0 1 1 3.4 2.3c-.6.3-1 .8-1 1.5v.6", "M12 17h.01"];
 
-function helpIcon(size = 18) {
-  const svg = icon("x", size);
-  svg.replaceChildren();
-  for (const d of QUESTION) {
-    const path = document.createElementNS("http://www.w3.org/2000/svg", "path");
-    path.setAttribute("d", d);
-    svg.append(path);
-  }
-  return svg;
-}
 
 function button(className, text, label) {
   const b = el("button", className, text);
@@ -87,7 +79,7 @@ export class Help {
   constructor() {
     this.step = 0;
     this.toggle = $("help-toggle");
-    this.toggle.append(helpIcon());
+    this.toggle.append(pathIcon(QUESTION, 18));
     this.toggle.addEventListener("click", () => this.open());
     this.build();
   }

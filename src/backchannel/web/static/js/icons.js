@@ -21,6 +21,11 @@ const PATHS = {
 };
 
 export function icon(name, size = 18) {
+  return pathIcon(PATHS[name] || [], size);
+}
+
+/** A stroke icon in the same style from raw path data, for shapes only one feature uses. */
+export function pathIcon(paths, size = 18) {
   const svg = document.createElementNS(SVG_NS, "svg");
   svg.setAttribute("viewBox", "0 0 24 24");
   svg.setAttribute("width", String(size));
@@ -28,7 +33,7 @@ export function icon(name, size = 18) {
   svg.setAttribute("aria-hidden", "true");
   svg.setAttribute("focusable", "false");
   svg.classList.add("icon");
-  for (const d of PATHS[name] || []) {
+  for (const d of paths) {
     const path = document.createElementNS(SVG_NS, "path");
     path.setAttribute("d", d);
     svg.append(path);

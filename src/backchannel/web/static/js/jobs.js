@@ -7,8 +7,9 @@
 import { ApiError, api, request } from "./api.js";
 import { IMAGE_TYPES, MENTION_BEFORE_CARET, mentionItems, messageBox, takeFiles } from "./composer.js";
 import { $, avatar, colorFor, el, fmtFull, fmtTime, openDialog, snippet, store, toast } from "./dom.js";
-import { icon } from "./icons.js";
+import { icon, pathIcon } from "./icons.js";
 import { renderMarkdown } from "./markdown.js";
+import { OrderedGroups, altKeys, dropSpot, focusStep, groupSection, liveRegion, loadWithLate, panelMethods, wireDrag } from "./ordered.js";
 import { fillQuote, renderAttachments, renderChoices } from "./timeline.js";
 
 const STATUSES = ["todo", "active", "closed"];
@@ -47,13 +48,7 @@ const jobsApi = {
 
 /** A stroke icon in the same style as icons.js, for the shapes only the jobs UI uses. */
 function jobIcon(name, size = 16) {
-  const svg = icon("x", size);
-  svg.replaceChildren();
-  for (const d of ICONS[name]) {
-    const path = document.createElementNS("http://www.w3.org/2000/svg", "path");
-    path.setAttribute("d", d);
-    svg.append(path);
-  }
+  const svg = pathIcon(ICONS[name], size);
   if (name === "grip" || name === "more") svg.classList.add("dots");
   return svg;
 }
@@ -74,7 +69,7 @@ const errorText = (err) => (err instanceof ApiError && err.status === 409 ? err.
 export class Jobs {
   constructor(app) {
     this.app = app;
-    this.jobs = new Map(); // id -> job; `pos` is its place in its group (server order, then moves)
+    this.jobs = new OrderedGroups(); // id -> job; `pos` is its place in its group (server order, then moves)
     this.loaded = false;
     const seen = store.get("jobsRead", null);
     this.firstVisit = seen == null; // this browser has never seen the board: nothing counts as unread
@@ -125,47 +120,34 @@ export class Jobs {
     this.groups = el("div", "job-groups");
     this.groupEls = {};
     for (const status of STATUSES) {
-      const section = el("section", `job-group status-${status}`);
-      section.dataset.status = status;
-      const gh = el("h3", "job-group-head");
-      const headId = `job-group-${status}`;
-      let label;
-      if (status === "closed") {
-        label = button("job-group-toggle", null);
-        label.setAttribute("aria-controls", `job-list-${status}`);
-        label.addEventListener("click", () => this.setClosedOpen(!this.closedOpen));
-      } else {
-        label = el("span", "job-group-label");
-      }
-      label.id = headId;
-      const name = el("span", "job-group-name", LABELS[status]);
-      const count = el("span", "count-pill job-count");
-      label.append(name, count);
-      gh.append(label);
-      const list = el("ol", "job-list");
-      list.id = `job-list-${status}`;
-      list.setAttribute("aria-labelledby", headId);
-      section.append(gh, list);
-      this.groupEls[status] = { section, list, count, label };
-      this.groups.append(section);
+      const toggle = status === "closed" ? () => this.setClosedOpen(!this.closedOpen) : null;
+      const group = groupSection("job", status, LABELS[status], toggle);
+      group.section.append(group.head, group.list);
+      this.groupEls[status] = group;
+      this.groups.append(group.section);
     }
-    this.wireDrag();
+    wireDrag(this, this.groups, {
+      card: ".job-card",
+      name: "job",
+      marks: ["dragging", "drop-before", "drop-end", "drop-into"],
+      onStart: () => {
+        this.closeMenu();
+        this.groups.classList.add("dragging-job");
+      },
+      onEnd: () => this.groups.classList.remove("dragging-job"),
+      where: (ev) => this.dropTarget(ev),
+      show: (target) => this.showDrop(target),
+      drop: (id, target) => this.move(id, target.status, target.index),
+    });
     const hint = el("p", "jobs-hint muted small");
     hint.append(
       "Drag cards to reorder or move them. Keyboard: focus a card, ",
-      el("kbd", null, "Alt"),
-      "+",
-      el("kbd", null, "↑"),
-      el("kbd", null, "↓"),
+      ...altKeys("↑", "↓"),
       " reorder, ",
-      el("kbd", null, "Alt"),
-      "+",
-      el("kbd", null, "←"),
-      el("kbd", null, "→"),
+      ...altKeys("←", "→"),
       " change group.",
     );
-    this.announcer = el("p", "sr-only");
-    this.announcer.setAttribute("aria-live", "polite");
+    this.announcer = liveRegion();
     board.append(head, this.createForm, this.groups, hint, this.announcer);
 
     // one job's conversation
@@ -405,24 +387,14 @@ export class Jobs {
 
   /** Load (or after a reconnect, reload) the whole board, and the open thread's new messages. */
   async refresh() {
-    // Events that arrive while the list loads may be newer than it: they are applied again after it.
-    const late = (this.late = []);
-    let list;
-    try {
-      [list] = await Promise.all([jobsApi.list(), this.loadLimits()]);
-    } catch (err) {
-      if (!(err instanceof ApiError && err.status === 404)) toast(`Could not load jobs: ${err.message}`);
-      return;
-    } finally {
-      if (this.late === late) this.late = null;
-    }
-    const counters = {};
-    this.jobs = new Map();
+    const loaded = await loadWithLate(this, () => Promise.all([jobsApi.list(), this.loadLimits()]), "jobs");
+    if (!loaded) return;
+    const {
+      result: [list],
+      late,
+    } = loaded;
+    this.jobs = OrderedGroups.fromList(list);
     this.cards.clear();
-    for (const job of list) {
-      counters[job.status] = (counters[job.status] ?? 0) + 1;
-      this.jobs.set(job.id, { ...job, pos: counters[job.status] });
-    }
     if (this.firstVisit) {
       for (const job of this.jobs.values()) this.seen[job.id] = job.last_message_id ?? 0;
       this.firstVisit = false;
@@ -462,7 +434,7 @@ export class Jobs {
     } else if (e.action === "deleted") {
       if (e.job) this.removeLocal(e.job.id);
     } else if (e.action === "reordered") {
-      this.applyOrder(e.status, e.ordered_ids || []);
+      this.jobs.applyOrder(e.status, e.ordered_ids || []);
       this.renderBoard();
     }
   }
@@ -470,10 +442,8 @@ export class Jobs {
   /** A job from the server. Order stays ours unless its status changed (then it goes last). */
   upsert(job) {
     const known = this.jobs.get(job.id);
-    let pos = known?.pos;
-    if (!known || known.status !== job.status) pos = this.lastPos(job.status) + 1;
     // A thread message may have come live before this (older) copy of the job: keep the newer count.
-    const fresh = { ...job, pos };
+    const fresh = { ...job, pos: this.jobs.posFor(job) };
     if (known && (known.last_message_id ?? 0) > (job.last_message_id ?? 0)) {
       fresh.last_message_id = known.last_message_id;
       fresh.message_count = known.message_count;
@@ -507,28 +477,6 @@ export class Jobs {
     else if (gone) node.setAttribute("aria-disabled", "true");
     else node.removeAttribute("aria-disabled");
     node.title = gone ? "This job was deleted" : "";
-  }
-
-  lastPos(status) {
-    let max = 0;
-    for (const j of this.jobs.values()) if (j.status === status && j.pos > max) max = j.pos;
-    return max;
-  }
-
-  ordered(status) {
-    return [...this.jobs.values()].filter((j) => j.status === status).sort((a, b) => a.pos - b.pos || a.id - b.id);
-  }
-
-  /** `ids` first in that order, then the rest of the group as they were. */
-  applyOrder(status, ids) {
-    const listed = new Set(ids);
-    const rest = this.ordered(status).filter((j) => !listed.has(j.id));
-    let pos = 0;
-    for (const id of ids) {
-      const job = this.jobs.get(id);
-      if (job && job.status === status) job.pos = ++pos;
-    }
-    for (const job of rest) job.pos = ++pos;
   }
 
   /**
@@ -655,10 +603,6 @@ export class Jobs {
   }
 
   // -- the panel ----------------------------------------------------------------------------------
-  isOpen() {
-    return !this.panel.hidden;
-  }
-
   openPanel({ focus = true } = {}) {
     this.panel.hidden = false;
     document.body.classList.add("jobs-open");
@@ -767,7 +711,7 @@ export class Jobs {
     const focusMore = active?.classList?.contains("job-more");
     for (const status of STATUSES) {
       const { list, count, label, section } = this.groupEls[status];
-      const jobs = this.ordered(status);
+      const jobs = this.jobs.ordered(status);
       count.textContent = String(jobs.length);
       count.setAttribute("aria-label", plural(jobs.length, "job"));
       // A collapsed Closed group (where most jobs end up) builds its cards only when opened.
@@ -874,33 +818,25 @@ export class Jobs {
     this.renderBoard();
   }
 
-  say(text) {
-    this.announcer.textContent = "";
-    requestAnimationFrame(() => (this.announcer.textContent = text));
-  }
-
   onCardKey(ev, id) {
     const job = this.jobs.get(id);
     if (!job) return;
     const keys = ["ArrowUp", "ArrowDown", "ArrowLeft", "ArrowRight"];
     if (!keys.includes(ev.key) || ev.ctrlKey || ev.metaKey || ev.shiftKey) return;
     ev.preventDefault();
+    const sideways = ev.key === "ArrowLeft" || ev.key === "ArrowRight";
     if (ev.altKey) {
-      const group = this.ordered(job.status).map((j) => j.id);
-      const i = group.indexOf(id);
-      if (ev.key === "ArrowUp" && i > 0) this.move(id, job.status, i - 1, { keyboard: true });
-      else if (ev.key === "ArrowDown" && i < group.length - 1) this.move(id, job.status, i + 1, { keyboard: true });
-      else if (ev.key === "ArrowLeft" || ev.key === "ArrowRight") {
+      if (sideways) {
         const s = STATUSES.indexOf(job.status) + (ev.key === "ArrowLeft" ? -1 : 1);
         if (s >= 0 && s < STATUSES.length) this.move(id, STATUSES[s], Infinity, { keyboard: true });
+      } else {
+        const to = this.jobs.stepTo(id, ev.key);
+        if (to >= 0) this.move(id, job.status, to, { keyboard: true });
       }
       return;
     }
-    if (ev.key === "ArrowLeft" || ev.key === "ArrowRight") return;
-    const all = [...this.groups.querySelectorAll(".job-list:not([hidden]) .job-open")];
-    const i = all.indexOf(ev.currentTarget);
-    const next = all[ev.key === "ArrowUp" ? i - 1 : i + 1];
-    next?.focus();
+    if (sideways) return;
+    focusStep([...this.groups.querySelectorAll(".job-list:not([hidden]) .job-open")], ev.currentTarget, ev.key);
   }
 
   /** Put job `id` at `index` of group `status` (optimistic; the server's events confirm it). */
@@ -908,13 +844,10 @@ export class Jobs {
     const job = this.jobs.get(id);
     if (!job) return;
     const from = job.status;
-    const before = this.ordered(status).map((j) => j.id);
-    const ids = before.filter((x) => x !== id);
-    const at = Math.max(0, Math.min(index, ids.length));
-    ids.splice(at, 0, id);
-    if (from === status && ids.every((x, i) => x === before[i])) return;
+    const { ids, at, same } = this.jobs.placed(id, status, index);
+    if (from === status && same) return;
     job.status = status;
-    this.applyOrder(status, ids);
+    this.jobs.applyOrder(status, ids);
     if (keyboard && status === "closed" && !this.closedOpen) this.closedOpen = true;
     this.renderBoard();
     if (keyboard) this.focusCard(id);
@@ -974,7 +907,7 @@ export class Jobs {
     const menu = el("div", "job-menu");
     menu.setAttribute("role", "menu");
     menu.setAttribute("aria-label", `Job #${id}`);
-    const group = this.ordered(job.status).map((j) => j.id);
+    const group = this.jobs.ordered(job.status).map((j) => j.id);
     const i = group.indexOf(id);
     const items = [["Open", () => this.openJob(id)]];
     if (i > 0) items.push(["Move up", () => this.move(id, job.status, i - 1, { keyboard: true })]);
@@ -1029,59 +962,14 @@ export class Jobs {
     if (refocus) (anchor.isConnected ? anchor : this.cardOf(id)?.querySelector(".job-more"))?.focus();
   }
 
-  // -- drag and drop --------------------------------------------------------------------------------
-  wireDrag() {
-    const g = this.groups;
-    g.addEventListener("dragstart", (ev) => {
-      const card = ev.target.closest?.(".job-card");
-      if (!card) return;
-      this.closeMenu();
-      this.dragId = Number(card.dataset.id);
-      ev.dataTransfer.effectAllowed = "move";
-      ev.dataTransfer.setData("text/plain", `job #${this.dragId}`);
-      card.classList.add("dragging");
-      g.classList.add("dragging-job");
-    });
-    g.addEventListener("dragend", () => this.endDrag());
-    g.addEventListener("dragover", (ev) => {
-      if (this.dragId == null) return;
-      const target = this.dropTarget(ev);
-      if (!target) return;
-      ev.preventDefault();
-      ev.dataTransfer.dropEffect = "move";
-      this.showDrop(target);
-    });
-    g.addEventListener("drop", (ev) => {
-      if (this.dragId == null) return;
-      const target = this.dropTarget(ev);
-      const id = this.dragId;
-      this.endDrag();
-      if (!target) return;
-      ev.preventDefault();
-      this.move(id, target.status, target.index);
-    });
-  }
-
-  endDrag() {
-    this.dragId = null;
-    this.groups.classList.remove("dragging-job");
-    for (const n of this.groups.querySelectorAll(".dragging, .drop-before, .drop-end, .drop-into")) {
-      n.classList.remove("dragging", "drop-before", "drop-end", "drop-into");
-    }
-  }
-
+  // -- drag and drop (wired by wireDrag in build) ----------------------------------------------------
   dropTarget(ev) {
     const section = ev.target.closest?.(".job-group");
     if (!section) return null;
     const status = section.dataset.status;
     const { list } = this.groupEls[status];
     if (list.hidden || ev.target.closest(".job-group-head")) return { status, index: Infinity, section };
-    const cards = [...list.querySelectorAll(".job-card:not(.dragging)")];
-    for (let i = 0; i < cards.length; i += 1) {
-      const r = cards[i].getBoundingClientRect();
-      if (ev.clientY < r.top + r.height / 2) return { status, index: i, before: cards[i], section };
-    }
-    return { status, index: cards.length, list, section };
+    return { ...dropSpot(list, ".job-card", ev.clientY), status, section };
   }
 
   showDrop(target) {
@@ -1096,17 +984,7 @@ export class Jobs {
   // -- create -------------------------------------------------------------------------------------
   showCreate() {
     this.fillAgents(this.createFields.assignee, "");
-    this.createForm.hidden = false;
-    this.newBtn.setAttribute("aria-expanded", "true");
-    this.createFields.error.textContent = "";
-    this.createFields.title.focus();
-  }
-
-  hideCreate(refocus = true) {
-    if (this.createForm.hidden) return;
-    this.createForm.hidden = true;
-    this.newBtn.setAttribute("aria-expanded", "false");
-    if (refocus) this.newBtn.focus();
+    this.openCreate(this.createFields.title);
   }
 
   fillAgents(select, value) {
@@ -1740,4 +1618,4 @@ export class Jobs {
     if (result) toast(`Asked @${result.agent || select.value} to propose a job from this message.`);
   }
 }
-Object.assign(Jobs.prototype, messageBox);
+Object.assign(Jobs.prototype, messageBox, panelMethods);

@@ -6,7 +6,7 @@
 // loses its pin) and `channel_cleared`.
 import { request } from "./api.js";
 import { $, el, fmtAgo, fmtFull, snippet, toast } from "./dom.js";
-import { icon } from "./icons.js";
+import { icon, pathIcon } from "./icons.js";
 
 const enc = encodeURIComponent;
 const pinsApi = {
@@ -23,14 +23,7 @@ const SHAPES = {
 
 /** A stroke icon in the style of icons.js for the shapes only pins use. */
 export function pinIcon(name, size = 16) {
-  const svg = icon("x", size);
-  svg.replaceChildren();
-  for (const d of SHAPES[name]) {
-    const path = document.createElementNS("http://www.w3.org/2000/svg", "path");
-    path.setAttribute("d", d);
-    svg.append(path);
-  }
-  return svg;
+  return pathIcon(SHAPES[name], size);
 }
 
 function button(className, label, iconNode, text) {

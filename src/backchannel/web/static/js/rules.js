@@ -6,9 +6,10 @@
 // Alt+ArrowUp/Down, like the jobs board. Every change goes to the server and comes back to every
 // open page as a `rule` event; the order is kept locally as positions (`pos`), set from the
 // server's list on load and from `reordered` events.
-import { ApiError, api, request } from "./api.js";
+import { api, request } from "./api.js";
 import { $, el, openDialog, snippet, store, toast } from "./dom.js";
-import { icon } from "./icons.js";
+import { icon, pathIcon } from "./icons.js";
+import { OrderedGroups, altKeys, dropSpot, focusStep, groupSection, liveRegion, loadWithLate, panelMethods, wireDrag } from "./ordered.js";
 
 export const TEXT_MAX = 160;
 export const REASON_MAX = 240;
@@ -30,18 +31,6 @@ const rulesApi = {
   remind: () => request("POST", "/api/rules/remind"),
   decide: (id, decision) => request("POST", `/api/rules/${id}/decide`, { json: { decision } }),
 };
-
-/** A stroke icon in the style of icons.js, for shapes only the rules UI uses. */
-export function shapeIcon(paths, size = 16) {
-  const svg = icon("x", size);
-  svg.replaceChildren();
-  for (const d of paths) {
-    const path = document.createElementNS("http://www.w3.org/2000/svg", "path");
-    path.setAttribute("d", d);
-    svg.append(path);
-  }
-  return svg;
-}
 
 function button(className, text, label) {
   const b = el("button", className, text);
@@ -76,7 +65,7 @@ const plural = (n, word) => `${n} ${word}${n === 1 ? "" : "s"}`;
 export class Rules {
   constructor(app) {
     this.app = app;
-    this.rules = new Map(); // id -> rule, with `pos`: its place in its group
+    this.rules = new OrderedGroups(); // id -> rule, with `pos`: its place in its group
     this.loaded = false;
     this.archivedOpen = store.get("rulesArchivedOpen", false);
     this.editing = null; // id of the rule being edited inline
@@ -87,7 +76,7 @@ export class Rules {
   // -- DOM --------------------------------------------------------------------------------------
   build() {
     this.toggle = $("rules-toggle");
-    this.toggle.prepend(shapeIcon(SHAPES.rules));
+    this.toggle.prepend(pathIcon(SHAPES.rules, 16));
     this.countEl = el("span", "rules-count");
     this.countEl.setAttribute("aria-hidden", "true");
     this.toggle.append(this.countEl);
@@ -118,22 +107,9 @@ export class Rules {
     this.groups = el("div", "rule-groups");
     this.groupEls = {};
     for (const status of GROUPS) {
-      const section = el("section", `rule-group status-${status}`);
-      section.dataset.status = status;
-      const gh = el("h3", "rule-group-head");
-      const headId = `rule-group-${status}`;
-      let label;
-      if (status === "archived") {
-        label = button("rule-group-toggle", null);
-        label.setAttribute("aria-controls", `rule-list-${status}`);
-        label.addEventListener("click", () => this.setArchivedOpen(!this.archivedOpen));
-      } else {
-        label = el("span", "rule-group-label");
-      }
-      label.id = headId;
-      const count = el("span", "count-pill rule-count");
-      label.append(el("span", "rule-group-name", LABELS[status]), count);
-      gh.append(label);
+      const toggle = status === "archived" ? () => this.setArchivedOpen(!this.archivedOpen) : null;
+      const group = groupSection("rule", status, LABELS[status], toggle);
+      const { section, head: gh, list } = group;
       if (status === "active") {
         this.remindBtn = button("btn small remind-btn", "Remind agents");
         this.remindBtn.title = "Send the active rules to every agent on its next wake-up";
@@ -146,25 +122,25 @@ export class Rules {
         this.limitNote.id = "rule-limit-note";
         section.append(this.limitNote);
       }
-      const list = el("ol", "rule-list");
-      list.id = `rule-list-${status}`;
-      list.setAttribute("aria-labelledby", headId);
       section.append(list);
-      this.groupEls[status] = { section, list, count, label };
+      this.groupEls[status] = group;
       this.groups.append(section);
     }
-    this.wireDrag();
+    wireDrag(this, this.groups, {
+      card: ".rule-card",
+      name: "rule",
+      marks: ["dragging", "drop-before", "drop-end"],
+      canStart: (card) => !card.classList.contains("editing"),
+      where: (ev) => this.dropTarget(ev),
+      show: (target) => {
+        for (const n of this.groups.querySelectorAll(".drop-before, .drop-end")) n.classList.remove("drop-before", "drop-end");
+        (target.before || target.list).classList.add(target.before ? "drop-before" : "drop-end");
+      },
+      drop: (id, target) => this.move(id, target.index),
+    });
     const hint = el("p", "rules-hint muted small");
-    hint.append(
-      "Click a rule to edit it. Drag to reorder, or focus a rule and press ",
-      el("kbd", null, "Alt"),
-      "+",
-      el("kbd", null, "↑"),
-      el("kbd", null, "↓"),
-      ".",
-    );
-    this.announcer = el("p", "sr-only");
-    this.announcer.setAttribute("aria-live", "polite");
+    hint.append("Click a rule to edit it. Drag to reorder, or focus a rule and press ", ...altKeys("↑", "↓"), ".");
+    this.announcer = liveRegion();
     const scroll = el("div", "rules-scroll");
     scroll.append(head, intro, this.createForm, this.groups, hint, this.announcer);
     panel.append(scroll);
@@ -249,23 +225,10 @@ export class Rules {
   // -- data -------------------------------------------------------------------------------------
   /** Load (or after a reconnect, reload) every rule; the server sends them in display order. */
   async refresh() {
-    // Events that arrive while the list loads may be newer than it: they are applied again after it.
-    const late = (this.late = []);
-    let list;
-    try {
-      list = await rulesApi.list();
-    } catch (err) {
-      if (!(err instanceof ApiError && err.status === 404)) toast(`Could not load rules: ${err.message}`);
-      return;
-    } finally {
-      if (this.late === late) this.late = null;
-    }
-    const counters = {};
-    this.rules = new Map();
-    for (const rule of list) {
-      counters[rule.status] = (counters[rule.status] ?? 0) + 1;
-      this.rules.set(rule.id, { ...rule, pos: counters[rule.status] });
-    }
+    const loaded = await loadWithLate(this, () => rulesApi.list(), "rules");
+    if (!loaded) return;
+    const { result: list, late } = loaded;
+    this.rules = OrderedGroups.fromList(list);
     this.loaded = true;
     for (const e of late) this.onEvent(e, false);
     this.render();
@@ -278,16 +241,13 @@ export class Rules {
     } else if (e.action === "deleted") {
       if (e.rule) this.removeLocal(e.rule.id);
     } else if (e.action === "reordered") {
-      this.applyOrder(e.status, e.ordered_ids || []);
+      this.rules.applyOrder(e.status, e.ordered_ids || []);
       this.render();
     }
   }
 
   upsert(rule) {
-    const known = this.rules.get(rule.id);
-    let pos = known?.pos;
-    if (!known || known.status !== rule.status) pos = this.lastPos(rule.status) + 1;
-    this.rules.set(rule.id, { ...rule, pos });
+    this.rules.set(rule.id, { ...rule, pos: this.rules.posFor(rule) });
     this.render();
   }
 
@@ -324,27 +284,6 @@ export class Rules {
     this.render();
   }
 
-  lastPos(status) {
-    let max = 0;
-    for (const r of this.rules.values()) if (r.status === status && r.pos > max) max = r.pos;
-    return max;
-  }
-
-  ordered(status) {
-    return [...this.rules.values()].filter((r) => r.status === status).sort((a, b) => a.pos - b.pos || a.id - b.id);
-  }
-
-  applyOrder(status, ids) {
-    const listed = new Set(ids);
-    const rest = this.ordered(status).filter((r) => !listed.has(r.id));
-    let pos = 0;
-    for (const id of ids) {
-      const rule = this.rules.get(id);
-      if (rule && rule.status === status) rule.pos = ++pos;
-    }
-    for (const rule of rest) rule.pos = ++pos;
-  }
-
   activeCount() {
     let n = 0;
     for (const r of this.rules.values()) if (r.status === "active") n += 1;
@@ -356,10 +295,6 @@ export class Rules {
   }
 
   // -- the panel ----------------------------------------------------------------------------------
-  isOpen() {
-    return !this.panel.hidden;
-  }
-
   openPanel({ focus = true } = {}) {
     if (this.app.jobs?.isOpen()) this.app.jobs.close();
     this.panel.hidden = false;
@@ -377,28 +312,13 @@ export class Rules {
   }
 
   showCreate() {
-    this.createForm.hidden = false;
-    this.newBtn.setAttribute("aria-expanded", "true");
-    this.createFields.error.textContent = "";
-    this.createFields.text.focus();
-  }
-
-  hideCreate(refocus = true) {
-    if (this.createForm.hidden) return;
-    this.createForm.hidden = true;
-    this.newBtn.setAttribute("aria-expanded", "false");
-    if (refocus) this.newBtn.focus();
+    this.openCreate(this.createFields.text);
   }
 
   setArchivedOpen(open) {
     this.archivedOpen = open;
     store.set("rulesArchivedOpen", open);
     this.render();
-  }
-
-  say(text) {
-    this.announcer.textContent = "";
-    requestAnimationFrame(() => (this.announcer.textContent = text));
   }
 
   render() {
@@ -411,7 +331,7 @@ export class Rules {
     const full = n >= ACTIVE_MAX;
     for (const status of GROUPS) {
       const { list, count, label, section } = this.groupEls[status];
-      const rules = this.ordered(status);
+      const rules = this.rules.ordered(status);
       if (status === "active") {
         count.textContent = `${n}/${ACTIVE_MAX}`;
         count.setAttribute("aria-label", `${n} of at most ${ACTIVE_MAX}`);
@@ -476,7 +396,7 @@ export class Rules {
     li.draggable = true;
     const grip = el("span", "rule-grip");
     grip.setAttribute("aria-hidden", "true");
-    grip.append(shapeIcon(SHAPES.grip, 14));
+    grip.append(pathIcon(SHAPES.grip, 14));
     const main = el("button", "rule-main");
     main.type = "button";
     main.title = "Edit this rule";
@@ -543,26 +463,20 @@ export class Rules {
     if (!rule || !["ArrowUp", "ArrowDown"].includes(ev.key) || ev.ctrlKey || ev.metaKey || ev.shiftKey) return;
     ev.preventDefault();
     if (ev.altKey) {
-      const group = this.ordered(rule.status).map((r) => r.id);
-      const i = group.indexOf(id);
-      const to = ev.key === "ArrowUp" ? i - 1 : i + 1;
-      if (to >= 0 && to < group.length) this.move(id, to, { keyboard: true });
+      const to = this.rules.stepTo(id, ev.key);
+      if (to >= 0) this.move(id, to, { keyboard: true });
       return;
     }
-    const all = [...this.groups.querySelectorAll(".rule-list:not([hidden]) .rule-main")];
-    all[all.indexOf(ev.currentTarget) + (ev.key === "ArrowUp" ? -1 : 1)]?.focus();
+    focusStep([...this.groups.querySelectorAll(".rule-list:not([hidden]) .rule-main")], ev.currentTarget, ev.key);
   }
 
   /** Put rule `id` at `index` of its own group (optimistic; the server's event confirms it). */
   async move(id, index, { keyboard = false } = {}) {
     const rule = this.rules.get(id);
     if (!rule) return;
-    const before = this.ordered(rule.status).map((r) => r.id);
-    const ids = before.filter((x) => x !== id);
-    const at = Math.max(0, Math.min(index, ids.length));
-    ids.splice(at, 0, id);
-    if (ids.every((x, i) => x === before[i])) return;
-    this.applyOrder(rule.status, ids);
+    const { ids, at, same } = this.rules.placed(id, rule.status, index);
+    if (same) return;
+    this.rules.applyOrder(rule.status, ids);
     this.render();
     if (keyboard) this.focusCard(id);
     this.say(`Moved to ${at + 1} of ${ids.length} in ${LABELS[rule.status]}.`);
@@ -712,55 +626,13 @@ export class Rules {
     if (refocus) this.focusCard(id);
   }
 
-  // -- drag and drop (within a group) -----------------------------------------------------------
-  wireDrag() {
-    const g = this.groups;
-    g.addEventListener("dragstart", (ev) => {
-      const card = ev.target.closest?.(".rule-card");
-      if (!card || card.classList.contains("editing")) return;
-      this.dragId = Number(card.dataset.id);
-      ev.dataTransfer.effectAllowed = "move";
-      ev.dataTransfer.setData("text/plain", `rule #${this.dragId}`);
-      card.classList.add("dragging");
-    });
-    g.addEventListener("dragend", () => this.endDrag());
-    g.addEventListener("dragover", (ev) => {
-      const target = this.dropTarget(ev);
-      if (!target) return;
-      ev.preventDefault();
-      ev.dataTransfer.dropEffect = "move";
-      for (const n of g.querySelectorAll(".drop-before, .drop-end")) n.classList.remove("drop-before", "drop-end");
-      (target.before || target.list).classList.add(target.before ? "drop-before" : "drop-end");
-    });
-    g.addEventListener("drop", (ev) => {
-      const target = this.dropTarget(ev);
-      const id = this.dragId;
-      this.endDrag();
-      if (!target) return;
-      ev.preventDefault();
-      this.move(id, target.index);
-    });
-  }
-
-  endDrag() {
-    this.dragId = null;
-    for (const n of this.groups.querySelectorAll(".dragging, .drop-before, .drop-end")) {
-      n.classList.remove("dragging", "drop-before", "drop-end");
-    }
-  }
-
+  // -- drag and drop (within a group; wired by wireDrag in build) ------------------------------------
   /** Where a dragged rule would land: only inside its own group. */
   dropTarget(ev) {
     const rule = this.rules.get(this.dragId);
     const section = ev.target.closest?.(".rule-group");
     if (!rule || !section || section.dataset.status !== rule.status) return null;
-    const { list } = this.groupEls[rule.status];
-    const cards = [...list.querySelectorAll(".rule-card:not(.dragging)")];
-    for (let i = 0; i < cards.length; i += 1) {
-      const r = cards[i].getBoundingClientRect();
-      if (ev.clientY < r.top + r.height / 2) return { index: i, before: cards[i], list };
-    }
-    return { index: cards.length, list };
+    return dropSpot(this.groupEls[rule.status].list, ".rule-card", ev.clientY);
   }
 
   // -- rule_proposal cards in the timeline --------------------------------------------------------
@@ -771,7 +643,7 @@ export class Rules {
     const text = meta.text || String(msg.text || "").replace(/^Proposed rule:\s*/i, "");
     const card = el("div", `proposal-card rule-proposal ${status}`);
     const head = el("div", "proposal-head");
-    head.append(shapeIcon(SHAPES.rules), el("strong", "proposal-title", text));
+    head.append(pathIcon(SHAPES.rules, 16), el("strong", "proposal-title", text));
     card.append(head);
     if (meta.reason) card.append(el("p", "proposal-body rule-why", `Why: ${meta.reason}`));
     const foot = el("div", "proposal-foot");
@@ -815,3 +687,4 @@ export class Rules {
     return card;
   }
 }
+Object.assign(Rules.prototype, panelMethods);

@@ -6,8 +6,7 @@
 // `sounds: false` silences every page's alert sound.
 import { ApiError, request } from "./api.js";
 import { $, el, toast } from "./dom.js";
-import { icon } from "./icons.js";
-import { shapeIcon } from "./rules.js";
+import { icon, pathIcon } from "./icons.js";
 
 const ROLES_MAX = 20;
 const ROLE_CHARS = 20;
@@ -53,7 +52,7 @@ export class RoomSettings {
 
   build() {
     const toggle = $("settings-toggle");
-    toggle.append(shapeIcon(GEAR, 18));
+    toggle.append(pathIcon(GEAR, 18));
     toggle.addEventListener("click", () => this.open());
     this.toggle = toggle;
 
