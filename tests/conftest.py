@@ -26,6 +26,7 @@ import uvicorn
 from mcp import Client
 from mcp.client.sse import sse_client
 from mcp.client.streamable_http import streamable_http_client
+from websockets.exceptions import InvalidState
 
 from backchannel.config import Settings
 from backchannel.models import Trigger
@@ -183,7 +184,10 @@ class _PromptServer(uvicorn.Server):
         for sock in sockets or []:
             sock.close()
         for connection in list(self.server_state.connections):
-            connection.shutdown()
+            # A WebSocket the client is already closing refuses a second close frame (uvicorn's
+            # sans-I/O protocol raises InvalidState): that connection is on its way out anyway.
+            with contextlib.suppress(InvalidState):
+                connection.shutdown()
         await asyncio.sleep(0)  # let the closes and the shutdown frames go out
         try:
             await asyncio.wait_for(self._drain(), timeout=self.config.timeout_graceful_shutdown)
