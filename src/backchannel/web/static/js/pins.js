@@ -7,6 +7,7 @@
 import { request } from "./api.js";
 import { $, el, fmtAgo, fmtFull, snippet, toast } from "./dom.js";
 import { icon, pathIcon } from "./icons.js";
+import { loadWithLate } from "./ordered.js";
 
 const enc = encodeURIComponent;
 const pinsApi = {
@@ -80,20 +81,13 @@ export class Pins {
       this.render();
     }
     // Events that arrive while the list loads may be newer than it: they are applied again after it.
-    const late = (this.late = []);
-    try {
-      const list = await pinsApi.list(name);
-      if (gen !== this.generation) return;
-      const before = new Set(this.pins.keys());
-      this.pins = new Map(list.map((m) => [m.id, m]));
-      for (const e of late) this.onEvent(e, false);
-      for (const id of new Set([...before, ...this.pins.keys()])) this.repaint(id);
-      this.render();
-    } catch (err) {
-      if (gen === this.generation && err.status !== 404) toast(`Could not load pins: ${err.message}`);
-    } finally {
-      if (this.late === late) this.late = null;
-    }
+    const loaded = await loadWithLate(this, () => pinsApi.list(name), "pins");
+    if (!loaded || gen !== this.generation) return;
+    const before = new Set(this.pins.keys());
+    this.pins = new Map(loaded.result.map((m) => [m.id, m]));
+    for (const e of loaded.late) this.onEvent(e, false);
+    for (const id of new Set([...before, ...this.pins.keys()])) this.repaint(id);
+    this.render();
   }
 
   /** After a (re)connect: catch up on what changed while the page was away. */

@@ -8,6 +8,7 @@
 import { request } from "./api.js";
 import { $, el, fmtFull, openDialog, snippet, toast } from "./dom.js";
 import { icon, pathIcon } from "./icons.js";
+import { loadWithLate } from "./ordered.js";
 
 const enc = encodeURIComponent;
 const schedulesApi = {
@@ -242,18 +243,11 @@ export class Schedules {
       this.closePopover({ focus: false });
       this.render();
     }
-    const late = (this.late = []);
-    try {
-      const list = await schedulesApi.list(name);
-      if (gen !== this.generation) return;
-      this.items = new Map(list.map((s) => [s.id, s]));
-      for (const e of late) this.onEvent(e, false);
-      this.render();
-    } catch (err) {
-      if (gen === this.generation && err.status !== 404) toast(`Could not load schedules: ${err.message}`);
-    } finally {
-      if (this.late === late) this.late = null;
-    }
+    const loaded = await loadWithLate(this, () => schedulesApi.list(name), "schedules");
+    if (!loaded || gen !== this.generation) return;
+    this.items = new Map(loaded.result.map((s) => [s.id, s]));
+    for (const e of loaded.late) this.onEvent(e, false);
+    this.render();
   }
 
   /** After a (re)connect: catch up on what changed (and fired) while the page was away. */
