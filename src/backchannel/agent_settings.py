@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from backchannel.bus import ROOM, agent_topic
+from backchannel.bus import agent_topic
 from backchannel.errors import Conflict, InvalidInput
 from backchannel.models import Agent, Event
 from backchannel.registry import Registry, color_for
@@ -133,7 +133,7 @@ class AgentSettings:
 
         event = await self.store.db.write(tx)
         self.bus.publish(agent_topic(agent.id), {"kind": "token_changed"})  # ends any open stream
-        self.bus.publish(ROOM, event.public())
+        self.registry.forgotten(agent.name, event)
 
     def public(self, agent: Agent) -> dict[str, Any]:
         return self.registry.public(agent)

@@ -107,6 +107,9 @@ class Registry:
         self.bus = bus
         self.settings = settings
         self._presence: dict[str, Presence] = {}
+        # Bumped by every rename and forget: a presence fan-out that read the agents before one must
+        # not publish the old name (a page would show the renamed or forgotten agent again).
+        self._roster_generation = 0
         # The room's rules version (kept current by the Rules service): the roster's fresh/stale.
         self.rules_version = 0
 
@@ -214,8 +217,19 @@ class Registry:
 
     def renamed(self, old_name: str, event: Event) -> None:
         """After the commit of a rename (``agent_renamed`` logged): publish it."""
+        self.forgotten(old_name, event)
+
+    def forgotten(self, old_name: str, event: Event) -> None:
+        """After the commit of a rename or a forget: the old name leaves every roster."""
+        self._roster_generation += 1
         self._presence.pop(old_name, None)
         self.bus.publish(ROOM, event.public())
+
+    async def _current_agents(self) -> list[Agent] | None:
+        """The agents, or None when a rename or forget committed while they were being read."""
+        generation = self._roster_generation
+        found = await self.store.agents()
+        return found if generation == self._roster_generation else None
 
     def public(self, agent: Agent) -> dict[str, Any]:
         return agent.public(time.time(), self.settings.crash_timeout, self.rules_version)
@@ -241,7 +255,9 @@ class Registry:
         if version is None:
             version = await self.store.db.read(rules_version)
         self.rules_version = max(self.rules_version, version)
-        for agent in await self.store.agents():
+        while (found := await self._current_agents()) is None:
+            pass  # a rename landed meanwhile: read again, it is rare
+        for agent in found:
             await self.publish_presence(agent)
 
     async def publish_presence(self, agent: Agent) -> None:
@@ -257,7 +273,7 @@ class Registry:
         """
         now = time.time()
         await self.store.expire_tokens(now - self.settings.token_idle_expiry)
-        for agent in await self.store.agents():
+        for agent in await self._current_agents() or []:  # None: the next sweep catches up
             state = agent.presence(now, self.settings.crash_timeout)
             if self._presence.get(agent.name) != state:
                 await self.publish_presence(agent)

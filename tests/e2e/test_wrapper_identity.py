@@ -163,6 +163,8 @@ async def test_mention_while_busy_is_queued_then_delivered(
         await send(server, "@fake first")
         await feed.wait("first prompt injected", delivered("injected"))
         await feed.wait("fake busy", lambda e: e.get("kind") == "presence" and e["agent"]["state"] == "busy")
+        # The second mention must come after the CLI's chat_read, or that read would see it first.
+        await wait_log(repo / "fake.jsonl", "the first chat_read", lambda e: e["event"] == "read")
         mark = len(feed.events)
         await send(server, "@fake second")
         # While the CLI is held busy, the second wake-up must wait in the wrapper's queue.

@@ -97,6 +97,7 @@ async def turn(
     messages = json.loads(text_of(read)) if text_of(read).lstrip().startswith("[") else []
     others = [m["text"] for m in messages if not m["text"].startswith("echo prompt=")]  # not our own
     newest = others[-1] if others else ""
+    log(logfile, event="read", channel=channel, saw=newest)  # not "newest": that marks a finished turn
     if gate is not None:  # a FIFO: stay busy until the test lets us go on
         await anyio.to_thread.run_sync(gate.read_text)
     reply = f"echo prompt={json.dumps(prompt)} read={json.dumps(newest)}"

@@ -75,6 +75,10 @@ class Database:
         self._local = threading.local()
         self._readers: list[sqlite3.Connection] = []
         self._readers_lock = threading.Lock()
+        # Reads in flight on any thread: close() waits for them, because closing a connection
+        # another thread is still stepping through is a use-after-free inside SQLite (a segfault).
+        self._reads_done = threading.Condition()
+        self._active_reads = 0
         self._closed = False
 
     def _write_conn(self) -> sqlite3.Connection:
@@ -120,15 +124,36 @@ class Database:
         return conn
 
     def read_sync(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        return fn(self._read_conn())
+        with self._reads_done:
+            if self._closed:
+                raise RuntimeError("database is closed")
+            self._active_reads += 1
+        try:
+            return fn(self._read_conn())
+        finally:
+            with self._reads_done:
+                self._active_reads -= 1
+                if not self._active_reads:
+                    self._reads_done.notify_all()
 
     async def read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         if self._closed:
             raise RuntimeError("database is closed")
         return await anyio.to_thread.run_sync(self.read_sync, fn)
 
-    def close(self) -> None:
-        self._closed = True
+    def close(self, read_grace: float = 30.0) -> None:
+        """Close every connection once the reads already running have finished.
+
+        New reads are refused from here on; a read still running after ``read_grace`` seconds is
+        interrupted (it fails with ``OperationalError``) rather than left holding a closed handle.
+        """
+        with self._reads_done:
+            self._closed = True
+            if not self._reads_done.wait_for(lambda: not self._active_reads, read_grace):
+                with self._readers_lock:
+                    for conn in self._readers:
+                        conn.interrupt()
+                self._reads_done.wait_for(lambda: not self._active_reads)
 
         def _close_writer() -> None:
             if self._writer is not None:
