@@ -24,9 +24,27 @@ PROXY_VARS = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY")
 @contextmanager
 def running_server(data_dir: Path) -> Iterator[str]:
     """``python -m backchannel serve --port 0`` in a child process; yields its base URL."""
+    with running_server_process(data_dir) as (url, _):
+        yield url
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time a process has used so far (Linux ``/proc``)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+@contextmanager
+def running_server_process(data_dir: Path) -> Iterator[tuple[str, int]]:
+    """Like :func:`running_server`, also yielding the server's pid (for its CPU time)."""
     env = {k: v for k, v in os.environ.items() if k.upper() not in PROXY_VARS}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "backchannel", "serve", "--port", "0", "--data-dir", str(data_dir)],
+        [
+            sys.executable,
+            # Extra interpreter arguments, e.g. a script that patches the server for an A/B run.
+            *os.environ.get("BENCH_SERVER_PYTHON_ARGS", "").split(),
+            *("-m", "backchannel", "serve", "--port", "0", "--data-dir", str(data_dir)),
+        ],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -43,7 +61,7 @@ def running_server(data_dir: Path) -> Iterator[str]:
         if not url:
             raise SystemExit(f"server exited with {proc.wait()} before printing its URL")
         threading.Thread(target=_drain, args=(proc,), daemon=True).start()  # a full pipe would block it
-        yield url
+        yield url, proc.pid
     finally:
         proc.terminate()
         try:

@@ -1,11 +1,13 @@
 """Benchmark a real ``backchannel serve`` process through the real MCP client.
 
-Prints chat_send latency (p50/p99), throughput with 8 concurrent agents, and chat_read latency at
-1k / 100k / 1M stored messages with the ratios against the 1k baseline measured in the same run.
-Absolute numbers depend on the machine; the ratios are what to watch (1M:1k should stay close to 1).
+Prints chat_send latency (p50/p99), throughput and the server's CPU time per call with 8 and 50
+concurrent agents, and chat_read latency at 1k / 100k / 1M stored messages with the ratios against
+the 1k baseline measured in the same run. Absolute numbers depend on the machine; the ratios are
+what to watch (1M:1k should stay close to 1).
 
     .venv/bin/python bench/bench_server.py            # full run, a few minutes
     .venv/bin/python bench/bench_server.py --quick    # 1k / 10k / 100k, fewer calls: a smoke run
+    .venv/bin/python bench/bench_server.py --calls    # only the concurrent-agent figures (no seeding)
 """
 
 from __future__ import annotations
@@ -23,12 +25,13 @@ from typing import Any
 
 import anyio
 import httpx
-from _support import agent, pct, running_server  # bench/ is on sys.path when a script here runs
+from _support import agent, cpu_seconds, pct, running_server_process  # bench/ is on sys.path
 from mcp import Client
 
 from backchannel.server.security import SESSION_HEADER, read_or_create_secret
 
 AGENTS = 8
+MANY_AGENTS = 50
 SEED_BATCH = 50_000
 READ_LIMIT = 20
 
@@ -39,10 +42,11 @@ class Plan:
     sends: int  # sequential chat_send calls for the latency figures
     per_agent: int  # chat_send calls per agent in the throughput run
     reads: int  # calls per read measurement and size
+    many_rounds: int  # send + read rounds per agent in the 50-agent run
 
 
-FULL = Plan(sizes=(1_000, 100_000, 1_000_000), sends=500, per_agent=150, reads=200)
-QUICK = Plan(sizes=(1_000, 10_000, 100_000), sends=100, per_agent=30, reads=50)
+FULL = Plan(sizes=(1_000, 100_000, 1_000_000), sends=500, per_agent=150, reads=200, many_rounds=20)
+QUICK = Plan(sizes=(1_000, 10_000, 100_000), sends=100, per_agent=30, reads=50, many_rounds=6)
 
 
 # -- the server --------------------------------------------------------------------------------------
@@ -103,9 +107,62 @@ async def timed(call: Callable[[], Awaitable[Any]], times: int, warmup: int = 5)
     return samples
 
 
-async def bench(plan: Plan, data_dir: Path) -> None:
+async def concurrently(
+    clients: list[Client], calls: Callable[[Client], list[Callable[[], Awaitable[Any]]]], pid: int
+) -> tuple[float, float, list[float]]:
+    """Every client makes its calls in order, all clients at once: (calls/s, server CPU s per call,
+    per-call wall times). The server's CPU time is read from /proc before and after."""
+    per_call: list[float] = []
+
+    async def run(client: Client) -> None:
+        for call in calls(client):
+            start = time.perf_counter()
+            result = await call()
+            per_call.append(time.perf_counter() - start)
+            if getattr(result, "is_error", False):
+                raise SystemExit(f"tool call failed: {result.content}")
+
+    cpu0, t0 = cpu_seconds(pid), time.perf_counter()
+    async with anyio.create_task_group() as tg:
+        for client in clients:
+            tg.start_soon(run, client)
+    elapsed, cpu = time.perf_counter() - t0, cpu_seconds(pid) - cpu0
+    return len(per_call) / elapsed, cpu / len(per_call), per_call
+
+
+def load_line(label: str, rate: float, cpu_per_call: float, per_call: list[float]) -> str:
+    return (
+        f"  {label:<34} {rate:7.1f} calls/s   server CPU {cpu_per_call * 1000:5.2f} ms/call   "
+        f"p50 {ms(pct(per_call, 50))}   p99 {ms(pct(per_call, 99))}   max {ms(max(per_call))}"
+    )
+
+
+async def many_agents(plan: Plan, url: str, human: httpx.AsyncClient, pid: int) -> None:
+    """50 agents, each with its own MCP session, alternate chat_send and chat_read at once."""
+    async with AsyncExitStack() as stack:
+        clients: list[Client] = []
+        for i in range(MANY_AGENTS):
+            reg = await human.post("/api/agents/register", json={"base": "many", "instance_id": f"m{i}"})
+            reg.raise_for_status()
+            clients.append(await stack.enter_async_context(agent(url, reg.json()["token"])))
+        (await human.post("/api/channels", json={"name": "many"})).raise_for_status()
+        counter = iter(range(10**9))
+
+        def rounds(client: Client) -> list[Callable[[], Awaitable[Any]]]:
+            send = lambda: client.call_tool("chat_send", {"message": f"m {next(counter)}", "channel": "many"})  # noqa: E731
+            read = lambda: client.call_tool("chat_read", {"channel": "many", "limit": READ_LIMIT})  # noqa: E731
+            return [send, read] * plan.many_rounds
+
+        await concurrently(clients, lambda c: rounds(c)[:2], pid)  # warm-up: every session once
+        rate, cpu, per_call = await concurrently(clients, rounds, pid)
+        print(f"{MANY_AGENTS} concurrent agents x {plan.many_rounds} rounds of chat_send + chat_read")
+        print(load_line("chat_send + chat_read", rate, cpu, per_call))
+        print(f"  calls over 1 s: {sum(1 for t in per_call if t > 1)}\n")
+
+
+async def bench(plan: Plan, data_dir: Path, calls_only: bool = False) -> None:
     started = time.perf_counter()
-    with running_server(data_dir) as url:
+    with running_server_process(data_dir) as (url, pid):
         human = httpx.AsyncClient(
             base_url=url,
             headers={SESSION_HEADER: read_or_create_secret(data_dir)},
@@ -136,21 +193,25 @@ async def bench(plan: Plan, data_dir: Path) -> None:
             print(f"chat_send latency ({plan.sends} sequential calls, 1 agent)")
             print(f"  p50 {ms(pct(lat, 50))}   p99 {ms(pct(lat, 99))}   mean {ms(statistics.fmean(lat))}\n")
 
-            # 2. Throughput: every agent sends as fast as it can, all at once.
-            per_call: list[float] = []
-
-            async def flood(client: Client) -> None:
-                per_call.extend(await timed(send(client, "throughput"), plan.per_agent))
-
-            t0 = time.perf_counter()
-            async with anyio.create_task_group() as tg:
-                for client in clients:
-                    tg.start_soon(flood, client)
-            elapsed = time.perf_counter() - t0
-            total = AGENTS * plan.per_agent
-            print(f"throughput ({AGENTS} concurrent agents x {plan.per_agent} chat_send)")
-            print(f"  {total / elapsed:7.1f} msgs/s   ({total} messages in {elapsed:.2f} s)")
-            print(f"  per call under load: p50 {ms(pct(per_call, 50))}   p99 {ms(pct(per_call, 99))}\n")
+            # 2. Throughput: every agent sends as fast as it can, all at once; then reads the same way.
+            #    The server's own CPU time per call is what limits throughput on a busy machine.
+            rate, cpu, per_call = await concurrently(
+                clients, lambda c: [send(c, "throughput")] * plan.per_agent, pid
+            )
+            print(f"throughput ({AGENTS} concurrent agents x {plan.per_agent} calls each)")
+            print(load_line("chat_send", rate, cpu, per_call))
+            rate, cpu, per_call = await concurrently(
+                clients,
+                lambda c: (
+                    [lambda c=c: c.call_tool("chat_read", {"channel": "throughput", "limit": READ_LIMIT})]
+                    * plan.per_agent
+                ),
+                pid,
+            )
+            print(load_line(f"chat_read (limit {READ_LIMIT})", rate, cpu, per_call) + "\n")
+            await many_agents(plan, url, human, pid)
+            if calls_only:
+                return
 
             # 3. Reads as the store grows: the newest messages must cost the same at 1M as at 1k.
             reader = clients[1]
@@ -227,14 +288,15 @@ def main() -> None:
     )
     parser.add_argument("--quick", action="store_true", help="1k/10k/100k and fewer calls (about 30 s)")
     parser.add_argument("--data-dir", type=Path, help="keep the database here instead of a temp dir")
+    parser.add_argument("--calls", action="store_true", help="only latency and the concurrent-agent runs")
     args = parser.parse_args()
     plan = QUICK if args.quick else FULL
     if args.data_dir is not None:
         args.data_dir.mkdir(parents=True, exist_ok=True)
-        anyio.run(bench, plan, args.data_dir)
+        anyio.run(bench, plan, args.data_dir, args.calls)
         return
     with tempfile.TemporaryDirectory(prefix="backchannel-bench-") as tmp:
-        anyio.run(bench, plan, Path(tmp) / "data")
+        anyio.run(bench, plan, Path(tmp) / "data", args.calls)
 
 
 if __name__ == "__main__":

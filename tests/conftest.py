@@ -75,6 +75,7 @@ _SLOW_MODULES = (
     "tests/e2e/test_wrapper_identity.py",
     "tests/server/test_bad_input.py",
     "tests/e2e/test_crash.py",
+    "tests/e2e/test_sessions_crash.py",
 )
 
 

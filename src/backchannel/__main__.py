@@ -1,3 +1,3 @@
-from backchannel.cli import main
+from backchannel.entry import main
 
 main()

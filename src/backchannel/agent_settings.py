@@ -85,7 +85,9 @@ class AgentSettings:
         )
         default_color = self._default_color(agent)
 
-        def tx(conn: sqlite3.Connection) -> tuple[Agent, Event | None, tuple[RoomConfig, Event] | None]:
+        def tx(
+            conn: sqlite3.Connection,
+        ) -> tuple[Agent, tuple[Event, list[Event]] | None, tuple[RoomConfig, Event] | None]:
             saved = self.room_settings.remember_role(conn, role) if role else None
             values: dict[str, str] = {}
             if role is not None:
@@ -98,14 +100,15 @@ class AgentSettings:
                 rows.set_color(conn, agent.id, color or default_color, chosen=bool(color))
             renamed = None
             if new_name is not None:  # last: its event describes the agent with every change applied
-                _, renamed = rows.rename(conn, agent.id, new_name, self.registry.public)
+                _, event, moved = rows.rename(conn, agent.id, new_name, self.registry.public)
+                renamed = (event, moved)
             return agents.by_id(conn, agent.id), renamed, saved
 
         updated, renamed, saved = await self.store.db.write(tx)
         if saved is not None:
             self.room_settings.applied(*saved)
         if renamed is not None:
-            self.registry.renamed(agent.name, renamed)
+            self.registry.renamed(agent.name, *renamed)
         await self.registry.publish_presence(updated)
         return updated
 

@@ -187,6 +187,10 @@ def _register_wrapper() -> None:
 
 _register_wrapper()
 
+from backchannel import archive_cli  # noqa: E402  # export / import (issue 12); imports lazily
+
+archive_cli.register(app)
+
 
 def main() -> None:
     app()

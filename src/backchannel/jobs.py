@@ -11,14 +11,12 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any, Literal
 
-from backchannel.bus import ROOM, agent_topic
 from backchannel.config import Settings
 from backchannel.errors import Forbidden, InvalidInput, NotFound
 from backchannel.models import JOB_STATUSES, Agent, Job, JobStatus, Message, Person
 from backchannel.room import Room, validate_channel
 from backchannel.router import one_line, with_role
 from backchannel.store import Author, JobChange, Store
-from backchannel.store.triggers import delivery_event
 
 Actor = Person | Agent
 
@@ -112,10 +110,7 @@ class JobBoard:
     # -- publishing -----------------------------------------------------------------------------
     async def publish(self, change: JobChange) -> None:
         """After the commit: events on the room topic, wake-ups to their agents, files nothing uses."""
-        self.room.publish(*change.events)
-        for agent, trigger in change.triggers:
-            self.room.bus.publish(agent_topic(agent.id), {"kind": "trigger", "trigger": trigger.event_data()})
-            self.room.bus.publish(ROOM, delivery_event(trigger, agent.name, [trigger.message_id]))
+        self.room.publish_wakeups(change.events, change.triggers)
         await self.room.remove_uploads(change.orphaned)
 
     # -- the board ------------------------------------------------------------------------------

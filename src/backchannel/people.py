@@ -82,7 +82,7 @@ class People:
 
     async def rename(self, person: Person, name: Any) -> Person:
         """Change a person's display name; their messages show the new name from now on."""
-        renamed, _old, event = await self.store.rename_person(person.id, check_person_name(name))
-        if event is not None:
+        renamed, _old, published = await self.store.rename_person(person.id, check_person_name(name))
+        for event in published:  # person_renamed, then the sessions whose cast follows
             self.bus.publish(ROOM, event.public())
         return renamed

@@ -15,7 +15,7 @@ import logging
 import re
 import secrets
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -112,6 +112,10 @@ class Registry:
         self._roster_generation = 0
         # The room's rules version (kept current by the Rules service): the roster's fresh/stale.
         self.rules_version = 0
+        # token hash -> agent, valid while the store's agents generation is _tokens_generation:
+        # any committed change to the agents table (a rotation, a rename, a touch) empties it.
+        self._tokens: dict[str, Agent] = {}
+        self._tokens_generation = -1
 
     async def register(
         self, base: str, instance_id: str, label: str | None, reclaim_secret: str | None = None
@@ -152,11 +156,30 @@ class Registry:
         """The agent owning ``token``; raises StaleToken for anything unknown or revoked."""
         if not token:
             raise StaleToken()
-        agent = await self.store.agent_by_token_hash(hash_token(token))
+        agent = await self._agent_by_token(hash_token(token))
         if agent is None:
             raise StaleToken()
         if touch:
             await self.touch(agent)
+        return agent
+
+    async def _agent_by_token(self, token_hash: str) -> Agent | None:
+        """The store's answer, from memory while no agent row changed since it was read.
+
+        The generation is read before the lookup, so a lookup that raced a change is filed under
+        the old generation and never served again. Unknown tokens are not cached.
+        """
+        generation = self.store.db.agents_generation
+        if generation != self._tokens_generation:
+            self._tokens.clear()
+            self._tokens_generation = generation
+        agent = self._tokens.get(token_hash)
+        if agent is None:
+            agent = await self.store.agent_by_token_hash(token_hash)
+            if agent is not None and generation == self.store.db.agents_generation:
+                if len(self._tokens) >= 10_000:  # bounded: identities, not requests, fill it
+                    self._tokens.clear()
+                self._tokens[token_hash] = agent
         return agent
 
     async def authenticate_as(self, token: str | None, name: str, *, touch: bool = True) -> Agent:
@@ -203,8 +226,8 @@ class Registry:
         """chat_claim and PATCH: the identity keeps its history, which shows the new name."""
         agent = await self.store.agent(name)
         self.check_rename(agent, new_name)
-        updated, event = await self.store.rename_agent(agent.id, new_name, self.public)
-        self.renamed(name, event)
+        updated, event, moved = await self.store.rename_agent(agent.id, new_name, self.public)
+        self.renamed(name, event, moved)
         return updated
 
     @staticmethod
@@ -215,9 +238,12 @@ class Registry:
             # A codex calling itself claude would have every reader (and every @claude) misled.
             raise InvalidInput(f"{new_name!r} reads as a {other} agent; {agent.name} is a {agent.base} agent")
 
-    def renamed(self, old_name: str, event: Event) -> None:
-        """After the commit of a rename (``agent_renamed`` logged): publish it."""
+    def renamed(self, old_name: str, event: Event, moved: Sequence[Event] = ()) -> None:
+        """After the commit of a rename (``agent_renamed`` logged): publish it, then the ``session``
+        events of the running sessions whose cast followed the new name."""
         self.forgotten(old_name, event)
+        for session_event in moved:
+            self.bus.publish(ROOM, session_event.public())
 
     def forgotten(self, old_name: str, event: Event) -> None:
         """After the commit of a rename or a forget: the old name leaves every roster."""

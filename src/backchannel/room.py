@@ -10,20 +10,21 @@ from __future__ import annotations
 import re
 import sqlite3
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import anyio.to_thread
 
-from backchannel import uploads
+from backchannel import session_drafts, uploads
 from backchannel.bus import ROOM, EventBus, agent_topic
 from backchannel.config import Settings
 from backchannel.errors import Forbidden, InvalidInput, NotFound
-from backchannel.models import Agent, Channel, Event, Job, Message, Person, SenderKind
+from backchannel.models import Agent, Channel, Event, Job, Message, Person, SenderKind, Trigger
 from backchannel.registry import Registry
 from backchannel.room_settings import RoomSettings
 from backchannel.router import CONTINUE_COMMAND, mention_tokens, plan_routing, wake_prompt
 from backchannel.store import Posted, Store
+from backchannel.store.triggers import delivery_event
 
 CHANNEL_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")
 DEFAULT_CHANNEL = "general"
@@ -59,13 +60,16 @@ class Room:
         for event in events:
             self.bus.publish(ROOM, event.public())
 
-    def _publish_post(self, posted: Posted) -> None:
-        self.publish(*posted.events)
-        for agent, trigger in posted.triggers:
+    def publish_wakeups(self, events: Iterable[Event], wakeups: Iterable[tuple[Agent, Trigger]]) -> None:
+        """After a commit: the events on the room topic, then each new wake-up to its agent's
+        trigger stream and its "delivery" state to open pages (on the message that caused it)."""
+        self.publish(*events)
+        for agent, trigger in wakeups:
             self.bus.publish(agent_topic(agent.id), {"kind": "trigger", "trigger": trigger.event_data()})
-            self.bus.publish(
-                ROOM, {"kind": "delivery", "agent": agent.name, "trigger": trigger.id, "state": trigger.state}
-            )
+            self.bus.publish(ROOM, delivery_event(trigger, agent.name, [trigger.message_id]))
+
+    def _publish_post(self, posted: Posted) -> None:
+        self.publish_wakeups(posted.events, posted.triggers)
 
     # -- validation -----------------------------------------------------------------------------
     def check_text(self, text: Any, *, allow_empty: bool = False) -> str:
@@ -223,10 +227,15 @@ class Room:
         type: str = "chat",
         job: Job | None = None,
     ) -> Message:
-        """Post as ``agent`` (with ``job``: into that job's thread)."""
+        """Post as ``agent`` (with ``job``: into that job's thread). A chat message in a channel
+        holding a ```session block is a session draft card (session_drafts.py)."""
         text = self.check_text(text)
+        channel = validate_channel(channel)
+        in_tx: Callable[[sqlite3.Connection], list[Event]] | None = None
+        if job is None and type == "chat" and session_drafts.has_block(text):
+            type, metadata, in_tx = session_drafts.prepare(agent.name, channel, text, metadata)
         posted = await self.post(
-            channel=validate_channel(channel),
+            channel=channel,
             text=text,
             sender=agent.name,
             kind="agent",
@@ -236,6 +245,7 @@ class Room:
             metadata=metadata,
             type=type,
             job=job,
+            in_tx=in_tx,
         )
         return posted.message
 

@@ -10,9 +10,12 @@ import contextlib
 import os
 import secrets
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from backchannel.errors import InvalidInput, PayloadTooLarge
+
+if TYPE_CHECKING:  # fastapi only where a route serves a file
+    from fastapi.responses import FileResponse
 
 _SIGNATURES: list[tuple[bytes, str, str]] = [
     (b"\x89PNG\r\n\x1a\n", "image/png", ".png"),
@@ -73,6 +76,21 @@ def resolve(uploads_dir: Path, name: str) -> Path | None:
         return None
     path = uploads_dir / name
     return path if path.is_file() else None
+
+
+def file_response(path: Path, cache: str) -> FileResponse:
+    """A stored image as a ``FileResponse`` with the headers every upload route sends: never sniffed,
+    never run as a page (people's pages and agents' reads differ only in ``cache``)."""
+    from fastapi.responses import FileResponse  # noqa: PLC0415
+
+    return FileResponse(
+        path,
+        headers={
+            "X-Content-Type-Options": "nosniff",
+            "Content-Security-Policy": "default-src 'none'; sandbox",
+            "Cache-Control": cache,
+        },
+    )
 
 
 def remove(uploads_dir: Path, names: list[str]) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import httpx
 import pytest
@@ -58,6 +59,20 @@ STATE_CHANGING = [
     ("POST", "/api/schedules", {"prompt": "p", "targets": ["claude"], "spec": "every 1h"}),
     ("PATCH", "/api/schedules/1", {"active": False}),
     ("DELETE", "/api/schedules/1", None),
+    ("DELETE", "/api/channels/dev/messages", None),
+    ("POST", "/api/messages/1/pin", None),
+    ("PATCH", "/api/messages/1/pin", {"done": True}),
+    ("DELETE", "/api/messages/1/pin", None),
+    ("POST", "/api/triggers/1/retry", None),
+    ("PUT", "/api/me", {"name": "mallory"}),
+    ("POST", "/api/import", None),
+    ("POST", "/api/sessions", {"template_id": "planning", "channel": "dev"}),
+    ("POST", "/api/sessions/1/end", None),
+    ("POST", "/api/sessions/templates", {"name": "x"}),
+    ("DELETE", "/api/sessions/templates/x", None),
+    ("POST", "/api/sessions/request-draft", {"agent": "claude", "channel": "dev", "description": "d"}),
+    ("POST", "/api/sessions/drafts/1/save", None),
+    ("POST", "/api/sessions/drafts/1/dismiss", None),
 ]
 
 
@@ -75,12 +90,25 @@ async def seeded(server: RunningServer) -> None:
         await human.post("/api/channels/general/messages", json={"text": "first", "sender": "ben"})
 
 
+def _routes(routes: list[Any], prefix: str = "") -> Iterator[tuple[str, set[str]]]:
+    """(path, methods) of every route, inside included routers too (FastAPI keeps those as
+    ``_IncludedRouter`` entries without a path of their own)."""
+    for route in routes:
+        inner = getattr(route, "original_router", None)
+        if inner is not None:
+            context = getattr(route, "include_context", None)
+            yield from _routes(inner.routes, prefix + str(getattr(context, "prefix", "") or ""))
+        else:
+            yield prefix + str(getattr(route, "path", "")), set(getattr(route, "methods", None) or ())
+
+
 def test_every_state_changing_route_is_in_the_list(server: RunningServer) -> None:
     """If someone adds a route, this test makes them add it to the cross-site checks too."""
+    found = list(_routes(list(server.app.routes)))
+    for path, operations in server.app.openapi()["paths"].items():  # and what the schema shows
+        found.append((path, {m.upper() for m in operations}))
     people_routes = set()
-    for route in server.app.routes:
-        methods = getattr(route, "methods", None) or set()
-        path = getattr(route, "path", "")
+    for path, methods in found:
         if path.startswith("/api/") and "/api/agents/register" != path and "{name}/heartbeat" not in path:
             for method in methods - {"GET", "HEAD"}:
                 if path.startswith("/api/agents/{name}/triggers") or (
@@ -99,10 +127,15 @@ def test_every_state_changing_route_is_in_the_list(server: RunningServer) -> Non
             .replace("/rules/1", "/rules/{rule_id}")
             .replace("/jobs/1", "/jobs/{job_id}")
             .replace("/proposals/1", "/proposals/{message_id}")
-            .replace("/schedules/1", "/schedules/{schedule_id}"),
+            .replace("/schedules/1", "/schedules/{schedule_id}")
+            .replace("/triggers/1", "/triggers/{trigger_id}")
+            .replace("/sessions/1", "/sessions/{session_id}")
+            .replace("/templates/x", "/templates/{template_id}")
+            .replace("/drafts/1", "/drafts/{message_id}"),
         )
         for m, p in listed
     }
+    assert len(people_routes) > 40  # the walk sees the routers' routes (it saw none once)
     assert people_routes <= normalised, people_routes - normalised
 
 

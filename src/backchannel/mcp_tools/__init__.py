@@ -9,7 +9,7 @@ from mcp.server import MCPServer
 
 from backchannel import __version__
 from backchannel.jobs import JobBoard
-from backchannel.mcp_tools import chat, identity, jobs, rules, schedules
+from backchannel.mcp_tools import chat, identity, images, jobs, rules, schedules
 from backchannel.registry import Registry
 from backchannel.room import Room
 from backchannel.rules import Rules
@@ -33,4 +33,5 @@ def build_mcp_server(
     identity.register(server, room, registry)
     rules.register(server, registry, rules_service)
     schedules.register(server, registry, schedules_service)
+    images.register(server, room, registry)  # chat_image (issue 13)
     return server

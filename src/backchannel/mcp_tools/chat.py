@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import time
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -11,7 +12,7 @@ from mcp.server import MCPServer
 from mcp.server.mcpserver import Context
 from mcp_types import CallToolResult
 
-from backchannel import uploads
+from backchannel import agent_images, uploads
 from backchannel.errors import Conflict, InvalidInput
 from backchannel.jobs import JobBoard
 from backchannel.mcp_tools._base import caller, ok, ok_json, tool_errors
@@ -30,6 +31,11 @@ def _channel(agent: Agent, channel: str) -> str:
     return validate_channel(channel) if channel else (agent.last_channel or DEFAULT_CHANNEL)
 
 
+def _files(room: Room) -> Path | None:
+    """Where attachments live, for ``file_path``; None when an agent may be on another machine."""
+    return None if room.settings.allow_network else room.settings.uploads_dir
+
+
 def _read_result(
     batch: list[Message],
     remaining: int,
@@ -37,6 +43,7 @@ def _read_result(
     place: str,
     again: str,
     empty: str = EMPTY_HINT,
+    files: Path | None = None,
 ) -> CallToolResult:
     """A read's answer; `remaining` is exactly what the next reads without since_id return."""
     if since_id is None:
@@ -48,7 +55,7 @@ def _read_result(
         if remaining:
             text = f"No messages in {place} after id {since_id}. {more}"
         return ok(text, {"messages": [], "remaining": remaining})
-    result = ok_json([m.for_agent() for m in batch], "messages")
+    result = ok_json([agent_images.with_file_paths(m.for_agent(), files) for m in batch], "messages")
     assert result.structured_content is not None
     result.structured_content["remaining"] = remaining
     if remaining:
@@ -147,7 +154,13 @@ def register(server: MCPServer, room: Room, registry: Registry, jobs: JobBoard) 
             empty = f"No messages in {{place}} yet: work on it and report with chat_send(job_id={job.id})."
             again = f"chat_read(job_id={job.id})"
             result = _read_result(
-                batch, remaining, since_id, f"job #{job.id}", again, empty if first else EMPTY_HINT
+                batch,
+                remaining,
+                since_id,
+                f"job #{job.id}",
+                again,
+                empty if first else EMPTY_HINT,
+                _files(room),
             )
             result.content[0].text = f"{header(job)}\n\n{result.content[0].text}"  # type: ignore[union-attr]
             assert result.structured_content is not None
@@ -156,7 +169,7 @@ def register(server: MCPServer, room: Room, registry: Registry, jobs: JobBoard) 
             )
             return result
         batch, remaining = await room.agent_read(agent, name, limit, since_id)
-        result = _read_result(batch, remaining, since_id, f"#{name}", "chat_read")
+        result = _read_result(batch, remaining, since_id, f"#{name}", "chat_read", files=_files(room))
         assert result.structured_content is not None
         result.structured_content["channel"] = name
         return result
@@ -167,7 +180,8 @@ def register(server: MCPServer, room: Room, registry: Registry, jobs: JobBoard) 
         """The latest messages of a channel; resets your read cursor to the newest of them."""
         agent = await caller(ctx, registry)
         batch = await room.agent_resync(agent, _channel(agent, channel), limit)
-        return ok_json([m.for_agent() for m in batch], "messages")
+        files = _files(room)
+        return ok_json([agent_images.with_file_paths(m.for_agent(), files) for m in batch], "messages")
 
     @server.tool()
     @tool_errors

@@ -7,20 +7,22 @@ from collections.abc import AsyncIterator
 from typing import Annotated, Any, Literal
 
 import anyio
-from fastapi import APIRouter, Depends, Path, Request, Response
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
 from backchannel.bus import agent_topic
-from backchannel.errors import StaleToken
+from backchannel.errors import InvalidInput, StaleToken
 from backchannel.registry import Registered
 from backchannel.room import DEFAULT_CHANNEL
 from backchannel.server.deps import bearer_token, services
 from backchannel.store.triggers import delivery_event
+from backchannel.store.triggers import states as trigger_states_of
 
 router = APIRouter(tags=["agent protocol"])
 Token = Annotated[str, Depends(bearer_token)]
 KEEPALIVE_SECONDS = 15.0
+MAX_STATE_IDS = 500  # trigger ids per state query (the wrapper asks in chunks)
 
 
 class RegisterIn(BaseModel):
@@ -117,9 +119,30 @@ async def report_trigger(
     # Only heartbeats and MCP calls count as liveness (agent-protocol.md), not delivery reports.
     agent = await svc.registry.authenticate_as(token, name, touch=False)
     trigger = await svc.rules.report(trigger_id, agent.id, body.state, body.detail)
-    carried = await svc.store.trigger_message_ids(trigger.id)
-    svc.bus.publish("room", delivery_event(trigger, agent.name, carried))
+    if trigger.state != "superseded":  # a superseded one stays so (the report changed nothing)
+        carried = await svc.store.trigger_message_ids(trigger.id)
+        svc.bus.publish("room", delivery_event(trigger, agent.name, carried))
     return {"id": trigger.id, "state": trigger.state}
+
+
+@router.get("/api/agents/{name}/triggers/states")
+async def trigger_states(
+    request: Request,
+    name: str,
+    token: Token,
+    ids: Annotated[str, Query(max_length=4000, pattern=r"^\d{1,18}(,\d{1,18})*$")],
+) -> dict[str, dict[str, str]]:
+    """The current state of wake-ups this agent holds (``ids=1,2,3``), asked right before typing
+    them: one the server has superseded meanwhile (a session ended, the channel was cleared) is
+    dropped, not typed. Ids that are not this agent's are left out (treat them as gone)."""
+    svc = services(request)
+    svc.guard.require_agent_origin(request)
+    agent = await svc.registry.authenticate_as(token, name, touch=False)
+    wanted = [int(i) for i in ids.split(",")]
+    if len(wanted) > MAX_STATE_IDS:
+        raise InvalidInput(f"ask for at most {MAX_STATE_IDS} trigger ids at once")
+    found = await svc.store.db.read(lambda c: trigger_states_of(c, agent.id, wanted))
+    return {"states": {str(k): v for k, v in found.items()}}
 
 
 @router.get("/api/agents/{name}/triggers", response_class=StreamingResponse)

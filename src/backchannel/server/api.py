@@ -243,14 +243,7 @@ async def serve_upload(request: Request, name: str) -> FileResponse:
     path = uploads.resolve(services(request).settings.uploads_dir, name)
     if path is None:
         raise NotFound("no such upload")
-    return FileResponse(
-        path,
-        headers={
-            "X-Content-Type-Options": "nosniff",
-            "Content-Security-Policy": "default-src 'none'; sandbox",
-            "Cache-Control": "private, max-age=86400",
-        },
-    )
+    return uploads.file_response(path, "private, max-age=86400")
 
 
 @router.get("/api/agents", dependencies=Reader, tags=["agents"])

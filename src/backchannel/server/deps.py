@@ -23,6 +23,8 @@ from backchannel.rules import Rules
 from backchannel.scheduler import Scheduler
 from backchannel.schedules import Schedules
 from backchannel.server.security import Guard, agent_token
+from backchannel.session_drafts import SessionDrafts
+from backchannel.sessions import Sessions
 from backchannel.store import Store
 from backchannel.summaries import Summaries
 
@@ -52,6 +54,10 @@ class Services:
     rules: Rules = field(init=False)
     # Schedules (issue 11): REST and MCP share the service; the engine fires them (app lifespan).
     schedules: Schedules = field(init=False)
+    # Sessions (issue 11): start / list / end; turns advance inside Store.post.
+    sessions: Sessions = field(init=False)
+    # Session templates and drafts (issue 11): the people's side of the template library.
+    session_drafts: SessionDrafts = field(init=False)
     scheduler: Scheduler = field(init=False)
 
     def __post_init__(self) -> None:
@@ -65,6 +71,8 @@ class Services:
         self.clearing = Clearing(self.room, self.store)
         self.schedules = Schedules(self.room, self.store)
         self.scheduler = Scheduler(self.schedules)
+        self.sessions = Sessions(self.room, self.store)
+        self.session_drafts = SessionDrafts(self.room, self.store)
 
 
 def services(request: HTTPConnection) -> Services:

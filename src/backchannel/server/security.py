@@ -279,7 +279,7 @@ class BodyLimitMiddleware:
     they enforce their own limits while reading.
     """
 
-    EXEMPT = ("/api/uploads", "/mcp", "/messages/")
+    EXEMPT = ("/api/uploads", "/api/import", "/mcp", "/messages/")
 
     def __init__(self, app: ASGIApp, max_bytes: int) -> None:
         self.app = app

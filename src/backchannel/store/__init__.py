@@ -27,6 +27,7 @@ from backchannel.store import (
     rules,
     schedules,
     scrub,
+    sessions,
     summaries,
     triggers,
 )
@@ -54,6 +55,7 @@ class Store:
         os.chmod(path.parent, 0o700)
         self.db = Database(path)
         self.db.write_sync(migrate)
+        self.db.track_agents()  # the token cache's invalidation (registry.py)
         self.db.write_sync(lambda c: channels.ensure(c, "general"))
         # Removed text's leftover bytes (index segments, WAL frames) are purged in the background.
         self.scrubber = scrub.Scrubber(self.db)
@@ -84,7 +86,12 @@ class Store:
         def tx(c: sqlite3.Connection) -> tuple[Channel, list[Event]]:
             ch = channels.rename(c, old, new)
             renamed = events.append(c, "channel_renamed", {"old": old, "channel": ch.public()})
-            return ch, [renamed, *rules.channel_renamed(c, new), *schedules.channel_renamed(c, ch.id)]
+            return ch, [
+                renamed,
+                *rules.channel_renamed(c, new),
+                *schedules.channel_renamed(c, ch.id),
+                *sessions.channel_renamed(c, ch.id),
+            ]
 
         return await self.db.write(tx)
 
@@ -105,6 +112,7 @@ class Store:
             published += rules.delete_channel_rules(c, name, "").events
             rules.cards_removed(c, "message_id IN (SELECT id FROM messages WHERE channel_id = ?)", (ch.id,))
             published += schedules.channel_deleted(c, ch.id)  # the rows go with the channel (cascade)
+            published += sessions.channel_deleted(c, ch.id)  # so do its sessions
             events.drop_channel_messages(c, ch.id)
             channels.delete(c, name)
             scrub.owe(c)
@@ -202,6 +210,14 @@ class Store:
             notices: list[Message] = []
             if planner is not None:
                 plan = planner(guard, agents.live(c))
+                # A running session takes its turn here, in this transaction (store/sessions.py).
+                turn = sessions.step(c, ch, msg, plan.targets, msg.created_at) if thread is None else None
+                if turn is not None:
+                    if plan.targets and not turn.targets:  # all gated: no agent-to-agent hop
+                        plan.hops = guard.hops
+                    plan.targets, msg = turn.targets, turn.message
+                    made += turn.triggers
+                    evs += turn.events
                 if (plan.hops, plan.paused) != (guard.hops, guard.paused):
                     if thread is not None:
                         jobs.set_routing(c, thread, plan.hops, plan.paused)
@@ -373,9 +389,10 @@ class Store:
 
     async def rename_agent(
         self, agent_id: int, new_name: str, describe: Callable[[Agent], dict[str, Any]]
-    ) -> tuple[Agent, Event]:
+    ) -> tuple[Agent, Event, list[Event]]:
         """Rename an identity; its history follows it. The logged ``agent_renamed`` event lets a
-        live view that resumes later re-render the agent's old messages under the new name."""
+        live view that resumes later re-render the agent's old messages under the new name (then
+        the ``session`` events of the running sessions it is cast in)."""
 
         return await self.db.write(lambda c: agent_settings.rename(c, agent_id, new_name, describe))
 
@@ -410,16 +427,17 @@ class Store:
         """A new person for a new browser key."""
         return await self.db.write(lambda c: persons.add_key(c, key_hash))
 
-    async def rename_person(self, person_id: int, name: str) -> tuple[Person, str, Event | None]:
-        """Rename a person; their history follows. The logged ``person_renamed`` event (None when
-        the name did not change) lets a view that resumes later catch up."""
+    async def rename_person(self, person_id: int, name: str) -> tuple[Person, str, list[Event]]:
+        """Rename a person; their history follows. The logged ``person_renamed`` event (none when
+        the name did not change) lets a view that resumes later catch up; then the ``session``
+        events of the running sessions they are cast in."""
 
-        def tx(c: sqlite3.Connection) -> tuple[Person, str, Event | None]:
-            person, old = persons.rename(c, person_id, name)
+        def tx(c: sqlite3.Connection) -> tuple[Person, str, list[Event]]:
+            person, old, moved = persons.rename(c, person_id, name)
             if person.name == old:
-                return person, old, None
+                return person, old, []
             payload = {"old": old, "new": person.name, "person_id": person.id}
-            return person, old, events.append(c, "person_renamed", payload)
+            return person, old, [events.append(c, "person_renamed", payload), *moved]
 
         return await self.db.write(tx)
 

@@ -80,6 +80,10 @@ class Database:
         self._reads_done = threading.Condition()
         self._active_reads = 0
         self._closed = False
+        # Bumped after every commit that changed the agents table (see track_agents): the token
+        # cache in registry.py is valid only while this number is the one it was filled under.
+        self.agents_generation = 0
+        self._agents_changed = False
 
     def _write_conn(self) -> sqlite3.Connection:
         if self._writer is None:
@@ -93,9 +97,37 @@ class Database:
             result = fn(conn)
         except BaseException:
             conn.execute("ROLLBACK")
+            self._after_commit()
             raise
         conn.execute("COMMIT")
+        self._after_commit()
         return result
+
+    def _after_commit(self) -> None:
+        # After COMMIT, never before: a reader that saw the new generation also sees the new rows.
+        if self._agents_changed:
+            self._agents_changed = False
+            self.agents_generation += 1
+
+    def track_agents(self) -> None:
+        """Count changes to ``agents`` (after migrations created it) in ``agents_generation``.
+
+        TEMP triggers on the writer connection only: every server write goes through it, nothing
+        is added to the database file, and other connections (tools, tests) are unaffected.
+        """
+
+        def install(conn: sqlite3.Connection) -> None:
+            def changed() -> None:
+                self._agents_changed = True
+
+            conn.create_function("backchannel_agents_changed", 0, changed)
+            for op in ("INSERT", "UPDATE", "DELETE"):
+                conn.execute(
+                    f"CREATE TEMP TRIGGER IF NOT EXISTS track_agents_{op.lower()} AFTER {op} ON main.agents"
+                    " BEGIN SELECT backchannel_agents_changed(); END"
+                )
+
+        self.on_writer(install).result()
 
     def write_sync(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         """Run ``fn`` in one write transaction from synchronous code (start-up, migrations)."""
@@ -111,7 +143,14 @@ class Database:
         maintenance such as the deferred scrub, queued behind the writes already submitted."""
         if self._closed:
             raise RuntimeError("database is closed")
-        return self._writer_pool.submit(lambda: fn(self._write_conn()))
+
+        def run() -> T:
+            try:
+                return fn(self._write_conn())
+            finally:
+                self._after_commit()
+
+        return self._writer_pool.submit(run)
 
     def _read_conn(self) -> sqlite3.Connection:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)

@@ -14,12 +14,13 @@ from backchannel.store.triggers import PENDING_STATES
 
 def rename(
     conn: sqlite3.Connection, agent_id: int, new_name: str, describe: Callable[[Agent], dict[str, Any]]
-) -> tuple[Agent, Event]:
+) -> tuple[Agent, Event, list[Event]]:
     """Rename an identity and log ``agent_renamed`` (a live view that resumes later re-renders the
-    agent's old messages under the new name); inside the caller's transaction."""
-    agent, old = agents.rename(conn, agent_id, new_name)
+    agent's old messages under the new name); inside the caller's transaction. Also returns the
+    ``session`` events of the running sessions whose cast it is in."""
+    agent, old, moved = agents.rename(conn, agent_id, new_name)
     payload = {"old": old, "new": agent.name, "agent_id": agent.id, "agent": describe(agent)}
-    return agent, events.append(conn, "agent_renamed", payload)
+    return agent, events.append(conn, "agent_renamed", payload), moved
 
 
 def set_color(conn: sqlite3.Connection, agent_id: int, color: str, chosen: bool) -> Agent:

@@ -10,8 +10,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from backchannel.errors import Conflict, NotFound
-from backchannel.models import Agent
-from backchannel.store import messages, persons
+from backchannel.models import Agent, Event
+from backchannel.store import messages, persons, sessions
 from backchannel.store.triggers import PENDING_STATES
 
 
@@ -214,7 +214,10 @@ def register(
         reclaim_hash=reclaim_hash,
     )
     if previous is None:
-        return Registration(new, is_new=True)
+        from backchannel.store.archive import take_pending_role  # an imported room's roles (issue 12)
+
+        take_pending_role(conn, new.id, name)
+        return Registration(by_id(conn, new.id), is_new=True)
     took = carry_over(conn, previous, new.id)
     taken = _recolor(conn, by_id(conn, new.id), color(slot), override_color)
     return Registration(taken, is_new=True, took_over=took)
@@ -294,8 +297,9 @@ def update(conn: sqlite3.Connection, agent_id: int, **values: str) -> Agent:
     return by_id(conn, agent_id)
 
 
-def rename(conn: sqlite3.Connection, agent_id: int, new_name: str) -> tuple[Agent, str]:
-    """Give an identity a new name; returns it and the old name.
+def rename(conn: sqlite3.Connection, agent_id: int, new_name: str) -> tuple[Agent, str, list[Event]]:
+    """Give an identity a new name; returns it, the old name and the logged events of the running
+    sessions it is cast in (to publish after the commit).
 
     History follows the identity, not the name: every message it wrote, the event log live views
     resume from and the wake-ups it caused show the new name from now on.
@@ -308,7 +312,8 @@ def rename(conn: sqlite3.Connection, agent_id: int, new_name: str) -> tuple[Agen
         raise Conflict(f"the name {new_name!r} is taken by another agent; pick another")
     conn.execute("UPDATE agents SET name = ? WHERE id = ?", (new_name, agent_id))
     messages.rename_sender(conn, "agent_id", agent_id, new_name)
-    return by_id(conn, agent_id), old.name
+    moved = sessions.participant_renamed(conn, old.name, new_name)
+    return by_id(conn, agent_id), old.name, moved
 
 
 def expire_tokens(conn: sqlite3.Connection, seen_before: float) -> None:

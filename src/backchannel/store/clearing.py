@@ -9,10 +9,11 @@ wake-ups still pending for it, and the anchor of a job that pointed at it. Job t
 from __future__ import annotations
 
 import sqlite3
+import time
 from dataclasses import dataclass, field
 
 from backchannel.models import Event
-from backchannel.store import channels, events, jobs, rules, scrub, triggers
+from backchannel.store import channels, events, jobs, rules, scrub, sessions, triggers
 
 # The channel's timeline (never its job threads); matches the ``messages_timeline`` partial index.
 _TIMELINE = "(SELECT id FROM messages WHERE channel_id = ? AND job_id IS NULL)"
@@ -73,4 +74,9 @@ def clear(conn: sqlite3.Connection, channel: str) -> Cleared:
     ]
     scrub.owe(conn)  # the removed words' bytes leave the index and the WAL in the deferred scrub
     done.events.append(events.append(conn, "channel_cleared", {"channel": ch.name}))
+    # A running session's turns were among the cleared messages: it ends (its banner says why)
+    # rather than wait for a turn whose wake-up was just blanked.
+    running = sessions.running_in(conn, ch.id)
+    if running is not None:
+        done.events += sessions.end(conn, running.id, "channel cleared", time.time()).events
     return done

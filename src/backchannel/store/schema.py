@@ -420,6 +420,55 @@ MIGRATIONS: list[str] = [
     CREATE INDEX schedules_due ON schedules(next_run) WHERE active = 1;
     CREATE INDEX schedules_channel ON schedules(channel_id);
     """,
+    # Session templates and drafts (issue 11): custom templates as their public JSON (built-ins
+    # live in code), and an index finding a channel's draft cards by draft id.
+    """
+    CREATE TABLE session_templates (
+        id          TEXT PRIMARY KEY,
+        uid         TEXT NOT NULL UNIQUE,
+        body        TEXT NOT NULL,
+        created_by  TEXT,
+        created_at  REAL
+    );
+    CREATE INDEX messages_session_draft ON messages(channel_id, json_extract(metadata, '$.draft_id'))
+        WHERE type = 'session_draft';
+    """,
+    # Archives (issue 12): a message's stable uid. NULL means "<room uid>:m<id>" (derived, so no
+    # backfill); an imported message keeps its origin uid here. The room uid is made once.
+    """
+    ALTER TABLE messages ADD COLUMN uid TEXT;
+    CREATE UNIQUE INDEX messages_uid ON messages(uid) WHERE uid IS NOT NULL;
+    INSERT OR IGNORE INTO settings(key, value) VALUES ('archive.room_uid', lower(hex(randomblob(16))));
+    """,
+    # Sessions (issue 11): a run of a template (its JSON snapshot) in a channel, whose turn it is and
+    # the pending wake-up of that turn; at most one running (active/paused) session per channel.
+    """
+    CREATE TABLE sessions (
+        id                 INTEGER PRIMARY KEY AUTOINCREMENT,
+        uid                TEXT NOT NULL UNIQUE,
+        channel_id         INTEGER NOT NULL REFERENCES channels(id) ON DELETE CASCADE,
+        template_id        TEXT,
+        template           TEXT NOT NULL,
+        "cast"             TEXT NOT NULL,
+        people             TEXT NOT NULL DEFAULT '[]',
+        goal               TEXT NOT NULL DEFAULT '',
+        state              TEXT NOT NULL,
+        phase              INTEGER NOT NULL DEFAULT 0,
+        turn               INTEGER NOT NULL DEFAULT 0,
+        turn_messages      TEXT NOT NULL DEFAULT '[]',
+        output_message_id  INTEGER,
+        end_reason         TEXT,
+        wake_trigger_id    INTEGER,
+        started_by         TEXT,
+        started_at         REAL NOT NULL,
+        updated_at         REAL NOT NULL,
+        ended_at           REAL
+    );
+    CREATE UNIQUE INDEX sessions_running ON sessions(channel_id) WHERE state IN ('active', 'paused');
+    CREATE INDEX sessions_channel ON sessions(channel_id);
+    """,
+    # sessions.version: bumped on every change of a session row, so pages can order copies of it.
+    "ALTER TABLE sessions ADD COLUMN version INTEGER NOT NULL DEFAULT 0",
 ]
 
 

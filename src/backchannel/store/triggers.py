@@ -157,11 +157,28 @@ def set_state(conn: sqlite3.Connection, trigger_id: int, agent_id: int, state: s
         raise NotFound(f"no trigger {trigger_id} for this agent")
     if state not in REPORTABLE:
         raise InvalidInput(f"state must be one of {', '.join(sorted(REPORTABLE))}")
+    if current.state == "superseded":
+        # Final: a late report (a wrapper that held it while the CLI was busy) is accepted but must
+        # not make a withdrawn wake-up pending again, where a reconnect would replay it.
+        return current
     conn.execute(
         "UPDATE triggers SET state = ?, detail = ?, updated_at = ? WHERE id = ?",
         (state, detail, time.time(), trigger_id),
     )
     return get(conn, trigger_id)
+
+
+def states(conn: sqlite3.Connection, agent_id: int, ids: Sequence[int]) -> dict[int, str]:
+    """The state of each of this agent's triggers among ``ids`` (others' and unknown ids are left
+    out): a wrapper asks right before typing held wake-ups, so superseded ones are never typed."""
+    wanted = sorted(set(ids))
+    if not wanted:
+        return {}
+    marks = ",".join("?" * len(wanted))
+    rows = conn.execute(
+        f"SELECT id, state FROM triggers WHERE agent_id = ? AND id IN ({marks})", (agent_id, *wanted)
+    )
+    return {int(r["id"]): str(r["state"]) for r in rows}
 
 
 def latest_states(conn: sqlite3.Connection) -> dict[int, str]:

@@ -133,6 +133,19 @@ class AgentClient:
         )
         self._check(response)
 
+    async def trigger_states(self, me: Identity, ids: list[int]) -> dict[int, str]:
+        """The server's current state of each of our triggers in ``ids``; ids it does not list are
+        not ours any more (treat them as gone). One request per 500 ids."""
+        found: dict[int, str] = {}
+        for start in range(0, len(ids), 500):
+            chunk = ",".join(str(i) for i in ids[start : start + 500])
+            response = await self.http.get(
+                f"/api/agents/{me.name}/triggers/states", params={"ids": chunk}, headers=me.auth
+            )
+            self._check(response)
+            found.update({int(k): str(v) for k, v in response.json()["states"].items()})
+        return found
+
     async def triggers(self, me: Identity) -> AsyncIterator[Trigger]:
         """Pushed wake-ups: unacknowledged ones first, then live ones; ends when the server ends it."""
         timeout = httpx.Timeout(connect=5.0, read=None, write=10.0, pool=10.0)

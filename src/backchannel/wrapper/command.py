@@ -24,6 +24,7 @@ from typer.core import TyperCommand
 from backchannel.config import client_data_dir, client_server_url, find_config_file, read_toml
 from backchannel.errors import InvalidInput
 from backchannel.server.security import JOIN_KEY_FILE  # 0600, written by a server in network mode
+from backchannel.wrapper.api_config import api_table, load_api_config
 from backchannel.wrapper.profiles import load_profile
 from backchannel.wrapper.proxy import is_loopback
 from backchannel.wrapper.runner import Runner, RunOptions
@@ -183,9 +184,25 @@ def run(
     extra_args: list[str] = meta.get(CLI_ARGS, [])
     try:
         config_path = find_config_file(config, env)
-        profile = load_profile(
-            agent, read_toml(config_path), env=env, config_path=config_path, cwd=Path.cwd()
-        )
+        parsed = read_toml(config_path)
+        api = api_table(agent, parsed)
+        if api is not None:  # type = "api": a model endpoint, not a CLI (docs/api-agents.md)
+            from backchannel.wrapper.api_agent import run_api_agent
+
+            if extra_args:
+                raise InvalidInput(f"{agent} is an API agent: it takes no CLI arguments after --")
+            api_url, api_dir = client_server_url(server, env), client_data_dir(data_dir, env)
+            code = run_api_agent(
+                load_api_config(agent, api, config_path=config_path, cwd=Path.cwd()),
+                server_url=api_url,
+                data_dir=api_dir,
+                env=env,
+                label=label,
+                join_key=join_key_for(api_url, api_dir, env),
+                heartbeat_interval=_float_env(env, "BACKCHANNEL_HEARTBEAT_INTERVAL", 5.0),
+            )
+            raise typer.Exit(code)
+        profile = load_profile(agent, parsed, env=env, config_path=config_path, cwd=Path.cwd())
         use_tmux = not no_tmux
         if use_tmux and not available():
             typer.echo("backchannel: tmux is not installed; running in this terminal (--no-tmux)", err=True)

@@ -38,6 +38,7 @@ OUR_TOOLS = (
     "chat_claim",
     "chat_summary",
     "chat_propose_job",
+    "chat_image",
 )
 
 ENV_OVERRIDE_KEYS = frozenset({"cwd", "mcp_settings_path"})
@@ -273,7 +274,8 @@ def _builtin_for(agent: str, table: Mapping[str, Any]) -> dict[str, Any]:
 
 def _check_table(agent: str, table: Mapping[str, Any]) -> list[str]:
     if table.get("type") == "api":
-        raise InvalidInput(f'[agents.{agent}] is an API agent (type = "api"); `backchannel run` wraps CLIs')
+        # `backchannel run` sends these to wrapper/api_agent.py before it looks for a CLI profile.
+        raise InvalidInput(f'[agents.{agent}] is an API agent (type = "api"), not a CLI (docs/api-agents.md)')
     return [
         f"[agents.{agent}].{key} is not a known key and is ignored"
         for key in table

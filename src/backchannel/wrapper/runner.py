@@ -2,12 +2,13 @@
 
 One :class:`Runner` owns, for its lifetime: the registration (stable ``instance_id``), the identity
 proxy, the CLI's MCP config, the CLI itself (in tmux, or in the foreground with ``--no-tmux``), and
-four loops: trigger stream -> queue, queue -> injection (when the pane is idle), heartbeats with
-busy/idle, and a watch on the CLI process that restarts it after a crash (not when the user quit
-it with status 0, not when told not to, and never in a crash loop). An exclusive lock on its
-instance slot, held for the whole run, keeps a second wrapper in the same directory from being
-(and so taking over) this one. A ``401`` anywhere leads to one shared re-registration whose new token is
-swapped into the live proxy. Server outages are ridden out with exponential backoff. From an
+four loops: trigger stream -> queue, queue -> injection (when the pane is idle, and only the
+wake-ups the server has not withdrawn meanwhile), heartbeats with busy/idle, and a watch on the
+CLI process that restarts it after a crash (not when the user quit it with status 0, not when
+told not to, and never in a crash loop). An exclusive lock on its instance slot, held for the
+whole run, keeps a second wrapper in the same directory from being (and so taking over) this one.
+A ``401`` anywhere leads to one shared re-registration whose new token is swapped into the live
+proxy. Server outages are ridden out with exponential backoff. From an
 interactive terminal the user is attached to the CLI's tmux session; detaching keeps it running.
 On exit everything is undone in reverse: CLI stopped, identity left, proxy closed, shared settings
 files restored. All state lives in private, checked directories (:mod:`backchannel.wrapper.state`).
@@ -25,8 +26,8 @@ import sys
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Literal
 
@@ -62,8 +63,17 @@ def group_prompt(group: list[Trigger]) -> str:
     """The one prompt typed for several wake-ups of a channel: the newest, plus the room rules an
     earlier one carried (the server counts them as seen once it sends them)."""
     prompt = group[-1].prompt
-    rules = next((r for t in reversed(group) if isinstance(r := t.raw.get("rules"), str) and r), "")
+    rules = _rules(group)
     return prompt if not rules or prompt.endswith(rules) else prompt + rules
+
+
+def _rules(group: list[Trigger]) -> str:
+    """The room rules the newest wake-up of ``group`` that carries them brought along, or ""."""
+    return next((r for t in reversed(group) if isinstance(r := t.raw.get("rules"), str) and r), "")
+
+
+# Trigger states the server still wants delivered (store/triggers.py PENDING_STATES).
+_DELIVERABLE = frozenset({"queued", "waiting", "failed"})
 
 
 @dataclass
@@ -521,8 +531,63 @@ class Runner:
                 by_channel: dict[str, list[Trigger]] = {}
                 for trigger in batch:
                     by_channel.setdefault(trigger.channel, []).append(trigger)
-                for group in by_channel.values():  # one prompt per channel, nothing dropped
-                    await self._deliver(group)
+                for group in by_channel.values():  # one prompt per channel
+                    await self._hold(group)
+                    # Held while the CLI was busy: the server may have withdrawn some meanwhile.
+                    live = await self._still_pending(group)
+                    if live:
+                        await self._deliver(live)
+
+    def _waiting(self, group: list[Trigger]) -> Callable[[str], Awaitable[None]]:
+        async def waiting(dialog: str) -> None:
+            # The CLI asks a person something (a permission dialog): the mention stays queued
+            # here, and the room shows what the agent is waiting for.
+            for trigger in group:
+                await self._report(trigger.id, "waiting", dialog)
+
+        return waiting
+
+    async def _hold(self, group: list[Trigger]) -> None:
+        """Wait until the CLI could take a prompt now (idle, no dialog)."""
+        if self.injector is None:
+            return
+        with contextlib.suppress(TmuxError):  # the pane is going: _deliver reports the failure
+            await self.injector.wait_ready(self._waiting(group))
+
+    async def _still_pending(self, group: list[Trigger]) -> list[Trigger]:
+        """The wake-ups of ``group`` the server still wants delivered, asked in one call right before
+        they are typed. Superseded ones (a session ended, a turn taken, the channel cleared, a job
+        deleted) are dropped without a report. If the server cannot say, all are kept: a wake-up
+        typed twice is better than one lost."""
+        states: dict[int, str] | None = None
+        for _attempt in range(2):
+            me = self.me
+            try:
+                states = await self.client.trigger_states(me, [t.id for t in group])
+                break
+            except StaleIdentity:
+                await self.refresh(me.token)
+            except (httpx.TransportError, httpx.HTTPStatusError, ValueError, KeyError) as exc:
+                logger.info("could not check triggers %s: %s", [t.id for t in group], exc)
+                return group
+        if states is None:
+            return group
+        live = [t for t in group if states.get(t.id) in _DELIVERABLE]
+        if len(live) == len(group):
+            return group
+        gone = {t.id: states.get(t.id, "gone") for t in group if states.get(t.id) not in _DELIVERABLE}
+        logger.info("triggers withdrawn by the server, not typed: %s", gone)
+        # The room rules went out with a dropped one (the server counts them seen): type them with
+        # the rest, or, if nothing is left to type, say so (the trigger stays superseded; the next
+        # wake-up carries the rules again).
+        rules = _rules(group)
+        if live and rules and not _rules(live):
+            live[0] = replace(live[0], raw={**live[0].raw, "rules": rules})
+        elif not live and rules:
+            for trigger in group:
+                if trigger.raw.get("rules"):
+                    await self._report(trigger.id, "failed", "withdrawn before it was typed")
+        return live
 
     async def _deliver(self, group: list[Trigger]) -> None:
         prompt = group_prompt(group)
@@ -538,15 +603,11 @@ class Runner:
                     self._seen[trigger.id] = ("injected", "submitted")
                     await self._report(trigger.id, "injected", "submitted")
 
-            async def waiting(dialog: str) -> None:
-                # The CLI asks a person something (a permission dialog): the mention stays queued
-                # here, and the room shows what the agent is waiting for.
-                for trigger in group:
-                    await self._report(trigger.id, "waiting", dialog)
-
             try:
                 # Waits while the CLI is busy or shows a dialog; never types into a dialog.
-                delivery = await self.injector.inject(prompt, on_enter=submitted, on_dialog=waiting)
+                delivery = await self.injector.inject(
+                    prompt, on_enter=submitted, on_dialog=self._waiting(group)
+                )
             except TmuxError as exc:
                 delivery = Delivery(False, f"tmux: {exc}")
             self.delivered.extend((t.id, delivery.typed_at) for t in group)

@@ -11,6 +11,7 @@ import { Live } from "./live.js";
 import { Pins } from "./pins.js";
 import { Rules } from "./rules.js";
 import { Schedules } from "./schedules.js";
+import { Sessions } from "./sessions.js";
 import { RoomSettings } from "./settings.js";
 import { Search } from "./search.js";
 import { renderChannels, renderRoster } from "./sidebar.js";
@@ -47,6 +48,7 @@ class App {
     this.rules = new Rules(this);
     this.settings = new RoomSettings(this);
     this.schedules = new Schedules(this); // the strip above the composer and its clock popover
+    this.sessions = new Sessions(this); // the launcher, the session bar, banners and draft cards
     this.live = new Live({
       onEvent: (e) => this.onEvent(e),
       onState: (s) => this.setConn(s),
@@ -230,6 +232,7 @@ class App {
       const jobs = me.then(() => this.jobs.refresh());
       this.pins.refresh(); // the open channel's pins catch up too
       this.schedules.refresh(); // and its schedules (some may have fired meanwhile)
+      this.sessions.refresh(); // running sessions may have moved on while away
       this.rules.refresh(); // rules and room settings catch up on every (re)connect too
       this.settings.refresh();
       const [channels, agents] = await Promise.all([api.channels(), api.agents(), me]);
@@ -241,6 +244,7 @@ class App {
       this.channels = new Map(channels.map((c) => [c.name, c]));
       this.agents = new Map(agents.map((a) => [a.name, a]));
       renderRoster(this);
+      this.sessions.render(); // the bar's "(offline)" comes from the roster
       const wanted = this.channel || store.get("channel", "general");
       if (fresh || !this.channel || !this.channels.has(this.channel)) {
         await this.open(this.channels.has(wanted) ? wanted : "general", { keepSidebar: true });
@@ -283,6 +287,7 @@ class App {
     this.composer.setChannel(name);
     this.pins.setChannel(name);
     this.schedules.setChannel(name);
+    this.sessions.render();
     renderChannels(this);
     this.updateBanner();
     if (!keepSidebar) this.closeSidebar();
@@ -344,6 +349,10 @@ class App {
         return this.pins.onEvent(e);
       case "schedule":
         return this.schedules.onEvent(e);
+      case "session":
+        return this.sessions.onEvent(e);
+      case "session_template":
+        return this.sessions.onTemplateEvent(e);
       case "channel_cleared":
         return onChannelCleared(this, e.channel);
       case "rule":
@@ -369,6 +378,7 @@ class App {
         if (before?.state !== e.agent.state) this.timeline.repaintDeliveriesFor(e.agent.name);
         if (before && before.color !== this.agents.get(e.agent.name).color) this.jobs.onAgentColor(e.agent.name);
         renderRoster(this);
+        if (before?.state !== e.agent.state) this.sessions.render(); // "(offline)" on the bar
         return this.agentsUI.onPresence(before, this.agents.get(e.agent.name));
       }
       case "agent_forgotten":
@@ -627,6 +637,7 @@ class App {
     this.pins.renameChannel(old, channel.name);
     this.schedules.renameChannel(old, channel.name);
     this.rules.renameChannel(old, channel.name);
+    this.sessions.renameChannel(old, channel.name);
     if (this.unread.has(old)) this.unread.set(channel.name, this.unread.get(old));
     this.unread.delete(old);
     if (this.channel === old) {

@@ -1,5 +1,5 @@
 // Help: the "?" button opens a short tour of the room in a few screens (mentions and pins, jobs,
-// rules, schedules; sessions once they exist). It opens by itself on this browser's first
+// rules, sessions, schedules). It opens by itself on this browser's first
 // visit, once (bc.helpSeen).
 // A modal <dialog>: focus stays inside, Escape closes it, Left/Right (or the step buttons) move.
 import { $, el, store } from "./dom.js";
@@ -43,7 +43,8 @@ const SCREENS = [
     title: "Sessions: agents take turns",
     lead: "A session runs a workflow in one channel: roles, phases and a goal (a code review, a debate, a plan).",
     points: [
-      ["Cast", "each role gets an agent; the one whose turn it is gets woken with the phase prompt."],
+      ["Start", "with the play button next to the channel's name (on a phone: under \u201c\u2026\u201d): a template, a goal, a cast."],
+      ["Cast", "each role gets an agent (or you); the one whose turn it is gets woken with the phase prompt."],
       ["You", "can speak at any time: speaking on an agent's turn pauses the session until it answers."],
       ["Output", "the last phase's message is marked as the session's result."],
     ],
@@ -60,9 +61,9 @@ const SCREENS = [
     ],
   },
 ];
-// Screens about features that are not built yet (issue 11: sessions): the tour leaves them out so
-// nobody looks for controls that do not exist. Remove an id when it lands.
-const NOT_YET = new Set(["sessions"]);
+// Screens about features that are not built yet: the tour leaves them out so nobody looks for
+// controls that do not exist. Remove an id when it lands.
+const NOT_YET = new Set([]);
 const TOUR = SCREENS.filter((s) => !NOT_YET.has(s.id));
 
 const QUESTION = ["M12 21a9 9 0 1 0 0-18 9 9 0 0 0 0 18z", "M9.6 9.2a2.5 2.5 0 1 1 3.4 2.3c-.6.3-1 .8-1 1.5v.6", "M12 17h.01"];

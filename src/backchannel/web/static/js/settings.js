@@ -5,6 +5,7 @@
 // `settings` event; every open page applies it at once: the title in the sidebar and the tab,
 // `sounds: false` silences every page's alert sound.
 import { ApiError, request } from "./api.js";
+import { mountArchive } from "./archive.js";
 import { $, el, toast } from "./dom.js";
 import { icon, pathIcon } from "./icons.js";
 
@@ -156,6 +157,7 @@ export class RoomSettings {
     save.type = "submit";
     row.append(cancel, save);
     form.append(h2, intro, field("title", "Room title", title), numbers, soundsBox, roles, error, row);
+    mountArchive(form, error); // Export / Import (issue 12)
     dialog.append(form);
     document.body.append(dialog);
     cancel.addEventListener("click", () => dialog.close());

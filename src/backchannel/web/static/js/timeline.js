@@ -13,6 +13,7 @@ const TYPE_LABELS = {
   decision: "Decision",
   rule_proposal: "Rule proposal",
   job_proposal: "Job proposal",
+  session_draft: "Session draft",
   summary: "Summary",
 };
 // What became of the wake-up a mention caused: [label, explanation].
@@ -589,6 +590,9 @@ export class Timeline {
     li.id = `m-${msg.id}`;
     li.dataset.id = String(msg.id);
     li.tabIndex = -1;
+    if (msg.kind === "system" && /^session_(start|phase|end)$/.test(msg.type) && !msg.deleted) {
+      return this.app.sessions.renderBanner(msg, li); // js/sessions.js
+    }
     if (msg.kind === "system") return this.renderSystem(msg, li);
     if (msg.type === "job_created" && !msg.deleted) return this.app.jobs.renderCreated(msg, li);
     const agent = msg.kind === "agent" ? this.app.agent(msg.sender) : null;
@@ -616,6 +620,7 @@ export class Timeline {
       meta.append(edited);
     }
     this.app.pins.mark(li, meta, msg); // the pin marker (js/pins.js)
+    this.app.sessions.markOutput(li, meta, msg); // "Session output" (js/sessions.js)
     body.append(meta);
 
     if (msg.reply_to) {
@@ -634,6 +639,7 @@ export class Timeline {
       const text = el("div", "text md");
       if (msg.type === "job_proposal") text.append(this.app.jobs.renderProposal(msg));
       else if (msg.type === "rule_proposal") text.append(this.app.rules.renderProposal(msg));
+      else if (msg.type === "session_draft") text.append(this.app.sessions.renderDraft(msg));
       else text.append(renderMarkdown(msg.text, { mention: (n) => this.app.mention(n) }));
       if (msg.edited_at) {
         // A grouped follow-up hides its header: this copy of "(edited)" shows after the text instead.
