@@ -34,7 +34,6 @@ import httpx2
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 
-from backchannel.errors import InvalidInput
 from backchannel.wrapper._json import JSONDict, json_object
 from backchannel.wrapper.agent_client import StaleIdentity, Trigger
 from backchannel.wrapper.api_config import ApiAgentConfig, url_secrets
@@ -99,19 +98,7 @@ class ApiAgent(Runner):
     # -- lifecycle ---------------------------------------------------------------------------
     async def _run(self, tg: anyio.abc.TaskGroup) -> None:
         self._tg = tg
-        try:
-            await anyio.to_thread.run_sync(self._prepare_state)
-        except InvalidInput as exc:
-            self.say(f"backchannel: {exc.detail}")
-            self.exit_code = 2
-            return
-        try:
-            self.identity = await self._register_with_backoff()
-        except httpx.HTTPStatusError as exc:
-            self.say(
-                f"backchannel: the server refused to register {self.cfg.base}: {exc.response.text[:300]}"
-            )
-            self.exit_code = 1
+        if not await self._join(self.cfg.base):
             return
         self.proxy = IdentityProxy(self.opts.server_url, self.me.token, refresh=self._proxy_refresh)
         self.mcp_url = f"{await tg.start(self._serve_proxy)}/mcp"

@@ -235,6 +235,23 @@ class Runner:
                 scope.cancel()
                 return
 
+    async def _join(self, base: str) -> bool:
+        """Prepare the state directory and register as ``base``; False (exit code set, reason said)
+        when either is refused, so the caller stops before starting anything."""
+        try:
+            await anyio.to_thread.run_sync(self._prepare_state)
+        except InvalidInput as exc:
+            self.say(f"backchannel: {exc.detail}")
+            self.exit_code = 2
+            return False
+        try:
+            self.identity = await self._register_with_backoff()
+        except httpx.HTTPStatusError as exc:
+            self.say(f"backchannel: the server refused to register {base}: {exc.response.text[:300]}")
+            self.exit_code = 1
+            return False
+        return True
+
     async def _run(self, tg: anyio.abc.TaskGroup) -> None:
         self._tg = tg
         if shutil.which(self.profile.command, path=self.opts.env.get("PATH", os.defpath)) is None:
@@ -244,18 +261,7 @@ class Runner:
             )
             self.exit_code = 127
             return
-        try:
-            await anyio.to_thread.run_sync(self._prepare_state)
-        except InvalidInput as exc:
-            self.say(f"backchannel: {exc.detail}")
-            self.exit_code = 2
-            return
-        try:
-            self.identity = await self._register_with_backoff()
-        except httpx.HTTPStatusError as exc:
-            reply = exc.response
-            self.say(f"backchannel: the server refused to register {self.profile.base}: {reply.text[:300]}")
-            self.exit_code = 1
+        if not await self._join(self.profile.base):
             return
         self.proxy = IdentityProxy(self.opts.server_url, self.me.token, refresh=self._proxy_refresh)
         proxy_url = await tg.start(self._serve_proxy)
