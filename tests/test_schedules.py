@@ -6,6 +6,7 @@ channel's rename carrying its schedules and its deletion removing them.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import itertools
 import time
@@ -17,7 +18,6 @@ import anyio
 import httpx
 import pytest
 
-from backchannel import schedules as service
 from backchannel.errors import InvalidInput
 from backchannel.schedule_spec import first_run, next_run, parse, parse_send_at
 from tests.conftest import RunningServer, module_server, ok, refused, register
@@ -289,7 +289,8 @@ async def test_bad_input_is_a_clear_4xx(
     refused(await human.patch("/api/schedules/999999", json={"active": False}), 404, "no schedule 999999")
     refused(await human.delete("/api/schedules/999999"), 404, "no schedule 999999")
     count = len(ok(await human.get("/api/schedules")))
-    monkeypatch.setattr(service, "MAX_SCHEDULES", count + 1)
+    room = server.app.state.services.room  # the limit is a setting: this server's, lowered to count + 1
+    monkeypatch.setattr(room, "settings", dataclasses.replace(room.settings, max_schedules=count + 1))
     ok(await human.post("/api/schedules", json=base), 201)
     refused(await human.post("/api/schedules", json=base), 409, f"at most {count + 1} schedules")
     # Agents use chat_schedule; their token is no person's credential.

@@ -6,6 +6,7 @@ The restart test has its own data directory and starts a second server on it.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -287,7 +288,7 @@ async def test_save_and_dismiss_a_draft(server: RunningServer) -> None:
 
 
 async def test_template_routes_list_every_problem_protect_built_ins_and_cap_custom(
-    server: RunningServer,
+    server: RunningServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     async with server.human() as human:
         templates = ok(await human.get("/api/sessions/templates"))
@@ -322,13 +323,16 @@ async def test_template_routes_list_every_problem_protect_built_ins_and_cap_cust
             ("saved", made),
             ("deleted", {"id": "spike-judge"}),
         ]
-        # At most 50 custom templates.
+        # The custom-template limit (a setting, 50 by default; this server's lowered to 2 more).
         custom = [t for t in ok(await human.get("/api/sessions/templates")) if not t["builtin"]]
+        cap = len(custom) + 2
+        room = server.app.state.services.room
+        monkeypatch.setattr(room, "settings", dataclasses.replace(room.settings, max_session_templates=cap))
         added = [
             ok(await human.post("/api/sessions/templates", json={**DESIGN, "id": f"cap-{n}"}), 201)["id"]
-            for n in range(50 - len(custom))
+            for n in range(cap - len(custom))
         ]
-        refused(await human.post("/api/sessions/templates", json=DESIGN), 409, "50 custom templates")
+        refused(await human.post("/api/sessions/templates", json=DESIGN), 409, f"{cap} custom templates")
         for template_id in added:
             assert (await human.delete(f"/api/sessions/templates/{template_id}")).status_code == 204
         ok(await human.post("/api/sessions/templates", json={**DESIGN, "id": "after-cap"}), 201)

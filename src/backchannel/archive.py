@@ -33,7 +33,6 @@ from backchannel.models import Event
 from backchannel.room_settings import ROLE_MAX, RoomSettings
 from backchannel.rules import MAX_REASON, MAX_TEXT
 from backchannel.schedule_spec import parse as parse_spec
-from backchannel.schedules import MAX_SCHEDULES
 from backchannel.session_templates import BUILTIN, validate
 from backchannel.store import Store, channels
 from backchannel.store import archive as sql
@@ -68,6 +67,8 @@ class Limits:
 
     message_chars: int = 16_000
     job_body: int = 1_000
+    schedules: int = 100
+    session_templates: int = 50
 
 
 class HostileJson(InvalidInput):
@@ -762,22 +763,25 @@ def _unset_settings(conn: sqlite3.Connection, parsed: Parsed) -> dict[str, Any]:
     return values
 
 
-def merge(conn: sqlite3.Connection, parsed: Parsed, *, max_channels: int) -> sql.Report:
+def merge(
+    conn: sqlite3.Connection, parsed: Parsed, *, max_channels: int, limits: Limits | None = None
+) -> sql.Report:
     """Every section in the caller's one write transaction; the order settles references. A record
     the database refuses fails the whole import with a 400 (the caller's transaction rolls back)."""
     try:
-        return _merge(conn, parsed, max_channels=max_channels)
+        return _merge(conn, parsed, max_channels=max_channels, limits=limits or Limits())
     except (sqlite3.Error, OverflowError, ValueError, TypeError, RecursionError) as exc:
         detail = str(exc)[:200] or type(exc).__name__
         raise InvalidInput(f"the archive has a record this room cannot store: {detail}") from None
 
 
-def _merge(conn: sqlite3.Connection, parsed: Parsed, *, max_channels: int) -> sql.Report:
+def _merge(conn: sqlite3.Connection, parsed: Parsed, *, max_channels: int, limits: Limits) -> sql.Report:
     importer = sql.Importer(
         conn,
         parsed.report,
         max_channels=max_channels,
-        max_schedules=MAX_SCHEDULES,
+        max_schedules=limits.schedules,
+        max_templates=limits.session_templates,
         channel_ok=_channel_ok,
     )
     for name in parsed.channels:
@@ -913,7 +917,9 @@ class Archives:
             raise Conflict("an import is already running; try again when it has finished")
         try:
             parsed = await asyncio.to_thread(parse_archive, fp, self.limits)
-            report = await self.store.db.write(lambda c: merge(c, parsed, max_channels=self.max_channels))
+            report = await self.store.db.write(
+                lambda c: merge(c, parsed, max_channels=self.max_channels, limits=self.limits)
+            )
             await asyncio.to_thread(save_images, parsed, self.uploads_dir, self.max_upload_bytes)
             if report.room_settings and self.room_settings is not None:
                 await self.room_settings.update(report.room_settings)
@@ -928,7 +934,9 @@ class Archives:
     ) -> dict[str, Any]:
         """The CLI's import into a data dir no server has open (``files``: images on disk)."""
         parsed = parse_archive(fp, self.limits, max_bytes=max_bytes, files=files)
-        report = self.store.db.write_sync(lambda c: merge(c, parsed, max_channels=self.max_channels))
+        report = self.store.db.write_sync(
+            lambda c: merge(c, parsed, max_channels=self.max_channels, limits=self.limits)
+        )
         save_images(parsed, self.uploads_dir, self.max_upload_bytes)
         if report.room_settings:
             from backchannel.store import room_settings as rows

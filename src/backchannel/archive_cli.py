@@ -41,7 +41,12 @@ def _archives(data_dir: Path | None) -> Any:
 
     settings = load_settings({"data_dir": data_dir})
     store = Store(settings.db_path)
-    limits = Limits(settings.max_message_chars, settings.job_body_max)
+    limits = Limits(
+        settings.max_message_chars,
+        settings.job_body_max,
+        settings.max_schedules,
+        settings.max_session_templates,
+    )
     archives = Archives(
         store, settings.uploads_dir, settings.max_channels, settings.max_upload_bytes, limits=limits
     )

@@ -69,6 +69,10 @@ class Settings:
     max_message_chars: int = field(default=16_000, metadata={"help": "Maximum characters in one message."})
     job_title_max: int = field(default=120, metadata={"help": "Maximum characters in a job's title."})
     job_body_max: int = field(default=1000, metadata={"help": "Maximum characters in a job's body."})
+    max_schedules: int = field(default=100, metadata={"help": "Maximum number of schedules in the room."})
+    max_session_templates: int = field(
+        default=50, metadata={"help": "Maximum number of custom session templates."}
+    )
     max_upload_bytes: int = field(
         default=10 * 1024 * 1024, metadata={"help": "Maximum size of one uploaded image, in bytes."}
     )

@@ -27,7 +27,7 @@ from backchannel.store.schedules import AlreadyClaimed, Schedule, ScheduleChange
 
 MAX_PROMPT = 1000
 MAX_TARGETS = 10
-MAX_SCHEDULES = 100
+
 
 Actor = Person | Agent
 Clock = Callable[[], float]
@@ -163,7 +163,7 @@ class Schedules:
                 person_id=person.id if person is not None else None,
                 agent_id=agent.id if agent is not None else None,
                 now=now,
-                limit=MAX_SCHEDULES,
+                limit=self.room.settings.max_schedules,
             )
 
         change = await self.store.db.write(tx)

@@ -318,7 +318,7 @@ class SessionDrafts:
             raise InvalidTemplate(problems)
 
         def tx(c: sqlite3.Connection) -> tuple[Template, Event]:
-            saved = sql.save(c, template, by.name)
+            saved = sql.save(c, template, by.name, self.room.settings.max_session_templates)
             return saved, events.append(
                 c, "session_template", {"action": "saved", "template": saved.public()}
             )
@@ -365,7 +365,7 @@ class SessionDrafts:
         """Save an open, valid draft as a custom template; the card says "saved"."""
 
         def tx(c: sqlite3.Connection) -> tuple[Template, list[Event]]:
-            saved = sql.save(c, runnable(c, message_id), by.name)
+            saved = sql.save(c, runnable(c, message_id), by.name, self.room.settings.max_session_templates)
             edited = set_status(c, message_id, "saved", template_id=saved.id)
             event = events.append(c, "session_template", {"action": "saved", "template": saved.public()})
             return saved, [edited, event]

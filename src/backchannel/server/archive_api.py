@@ -33,7 +33,12 @@ def archives(request: Request) -> Archives:
             svc.settings.max_upload_bytes,
             publish=svc.room.publish,
             room_settings=svc.room_settings,
-            limits=Limits(svc.settings.max_message_chars, svc.settings.job_body_max),
+            limits=Limits(
+                svc.settings.max_message_chars,
+                svc.settings.job_body_max,
+                svc.settings.max_schedules,
+                svc.settings.max_session_templates,
+            ),
         )
         request.app.state.archives = found
     return found

@@ -257,12 +257,14 @@ class Importer:
         *,
         max_channels: int,
         max_schedules: int,
+        max_templates: int = MAX_CUSTOM,
         channel_ok: Callable[[str], bool],
     ) -> None:
         self.conn = conn
         self.report = report
         self.max_channels = max_channels
         self.max_schedules = max_schedules
+        self.max_templates = max_templates
         self.channel_ok = channel_ok  # name -> bool: the room's channel name rule
         self.room = room_uid(conn)
         self.channel_ids: dict[str, int] = {}
@@ -629,9 +631,9 @@ class Importer:
             counts.duplicates += 1
             return
         (custom,) = self.conn.execute("SELECT count(*) FROM session_templates").fetchone()
-        if custom >= MAX_CUSTOM:
+        if custom >= self.max_templates:
             counts.skipped += 1
-            self.report.warn(f"at most {MAX_CUSTOM} custom templates: template {uid} was left out")
+            self.report.warn(f"at most {self.max_templates} custom templates: template {uid} was left out")
             return
         values = {
             k: v

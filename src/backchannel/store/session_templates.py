@@ -57,14 +57,16 @@ def count_custom(conn: sqlite3.Connection) -> int:
     return int(conn.execute("SELECT count(*) FROM session_templates").fetchone()[0])
 
 
-def save(conn: sqlite3.Connection, template: Template, created_by: str | None) -> Template:
-    """Store a new custom template (409 when its id is taken or the library is full)."""
+def save(
+    conn: sqlite3.Connection, template: Template, created_by: str | None, limit: int = MAX_CUSTOM
+) -> Template:
+    """Store a new custom template (409 when its id is taken or the library holds ``limit``)."""
     if template.id in BUILTIN:
         raise Conflict(f'template id "{template.id}" is a built-in template; choose another id')
     if conn.execute("SELECT 1 FROM session_templates WHERE id = ?", (template.id,)).fetchone():
         raise Conflict(f'a template with id "{template.id}" already exists; choose another id')
-    if count_custom(conn) >= MAX_CUSTOM:
-        raise Conflict(f"there are already {MAX_CUSTOM} custom templates (the limit); delete one first")
+    if count_custom(conn) >= limit:
+        raise Conflict(f"there are already {limit} custom templates (the limit); delete one first")
     saved = Template(template.id, template.name, template.description, template.roles, template.phases)
     conn.execute(
         "INSERT INTO session_templates(id, uid, body, created_by, created_at) VALUES (?,?,?,?,?)",
