@@ -81,6 +81,7 @@ async def turn(
     gate: Path | None,
     logfile: Path | None,
     dialog: bool = False,
+    dialog_gap: float = 0.0,
     tui: bool = False,
 ) -> None:
     match = re.search(r'channel="([^"]+)"', prompt) or re.search(r"#([a-z0-9-]+)", prompt)
@@ -88,6 +89,9 @@ async def turn(
     print((CLEAR if tui else "") + "working... (esc to interrupt)", flush=True)
     if dialog:
         answer = await anyio.to_thread.run_sync(ask, logfile)
+        if dialog_gap:  # like Claude Code: the dialog is gone before the busy marker is drawn
+            print(CLEAR + answer, flush=True)
+            await anyio.sleep(dialog_gap)
         print(CLEAR + f"{answer}; working... (esc to interrupt)", flush=True)
     read = await client.call_tool("chat_read", {"channel": channel})
     if read.is_error:
@@ -112,6 +116,9 @@ async def main() -> None:
     parser.add_argument("--log", type=Path)
     parser.add_argument("--gate", type=Path, help="FIFO read before each chat_send (keeps us busy)")
     parser.add_argument("--dialog", action="store_true", help="first turn asks for approval (see above)")
+    parser.add_argument(
+        "--dialog-gap", type=float, default=0.0, help="seconds with no marker after the dialog"
+    )
     parser.add_argument("--exit", type=int, help="exit with this status right after connecting (a crash)")
     args, _unknown = parser.parse_known_args()
     config = json.loads(args.mcp_config.read_text(encoding="utf-8"))  # read once, never again
@@ -130,7 +137,15 @@ async def main() -> None:
                 return
             if line.strip():
                 try:
-                    await turn(client, line, args.gate, args.log, dialog=args.dialog, tui=args.dialog)
+                    await turn(
+                        client,
+                        line,
+                        args.gate,
+                        args.log,
+                        dialog=args.dialog,
+                        tui=args.dialog,
+                        dialog_gap=args.dialog_gap,
+                    )
                     args.dialog = False  # only the first turn asks
                 except Exception as exc:  # a real CLI shows the error and stays up; so do we
                     log(args.log, event="error", tool="?", text=repr(exc), trace=traceback.format_exc())

@@ -227,8 +227,9 @@ def write_dialog_agent(repo: Path, log: Path) -> None:
     """Agent ``fake``: the fake CLI whose first turn stops at a Qwen-like approval dialog.
 
     No ``idle_pattern``: like Qwen, the CLI looks idle to a busy-marker check while the dialog shows.
+    After the answer it shows no busy marker for half a second, as Claude Code does.
     """
-    args = [str(FAKE_CLI), "--log", str(log), "--dialog"]
+    args = [str(FAKE_CLI), "--log", str(log), "--dialog", "--dialog-gap", "0.5"]
     table = {"command": sys.executable, "args": args, "mcp_inject": "proxy_file", "inject_delay": 0.05}
     lines = ["[agents.fake]"] + [f"{key} = {json.dumps(value)}" for key, value in table.items()]
     (repo / "backchannel.toml").write_text("\n".join(lines) + "\n")
@@ -273,6 +274,14 @@ async def test_a_mention_waits_while_a_dialog_is_open_and_no_key_reaches_it(
             done = await feed.wait("the held mention delivered", delivery("injected"), start=mark, timeout=20)
             assert done["trigger"] == waiting["trigger"]
             await feed.wait("two answers", lambda _e: len(feed.messages("fake")) >= 2, timeout=20, start=0)
+            # Typed once the first turn was over, not in the moment between the dialog closing and
+            # the CLI showing it is busy (a CLI like Claude Code would fold it into that turn).
+            first_answer = next(
+                i
+                for i, e in enumerate(feed.events)
+                if e.get("kind") == "message" and e["message"]["sender"] == "fake"
+            )
+            assert feed.events.index(done) > first_answer, "the held prompt was typed into the running turn"
             tg.cancel_scope.cancel()
     finally:
         await anyio.to_thread.run_sync(wrapper.stop)

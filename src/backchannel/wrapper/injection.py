@@ -186,6 +186,7 @@ class Injector:
         show_timeout: float = 5.0,
         poll: float = 0.1,
         erase_key: str = "BSpace",
+        dialog_settle: float = 1.0,
     ) -> None:
         self.tmux = tmux
         self.session = session
@@ -197,6 +198,10 @@ class Injector:
         self.check_timeout = check_timeout
         self.show_timeout = show_timeout  # a busy machine may take a while to draw what we typed
         self.poll = poll
+        # After a person answers a dialog the CLI goes back to work, but for a moment the pane shows
+        # neither the dialog nor a busy marker; a prompt typed then is queued into the running turn
+        # (Claude Code merges it and answers once). So after a dialog, idle must hold this long.
+        self.dialog_settle = dialog_settle
         # "BSpace": one per typed character (leaves what a person typed before us alone); a key
         # such as "C-u" is sent once, for CLIs that clear their whole input line with it.
         self.erase_key = erase_key
@@ -216,16 +221,24 @@ class Injector:
         A dialog waits for a person, so this may take any time; the caller bounds it if it must.
         """
         shown: str | None = None
+        idle_since: float | None = None
         while True:
             rows, cursor = await self.tmux.snapshot(self.session)
             dialog = find_dialog(rows, self.dialog_pattern)
-            if not any(row.strip() for row in rows):
-                pass  # nothing drawn yet: the CLI is still starting and reads no input
-            elif dialog is None:
+            if dialog is not None or not any(row.strip() for row in rows):
+                idle_since = None  # nothing drawn yet (still starting), or a dialog: not ready
+            else:
                 busy = classify(rows, cursor, busy_pattern=self.busy_pattern, idle_pattern=self.idle_pattern)
-                if busy == "idle":
+                if busy != "idle":
+                    idle_since = None
+                elif shown is None:
                     return
-            elif dialog != shown:
+                else:  # a dialog was answered during this wait: idle must hold, see dialog_settle
+                    now = anyio.current_time()
+                    idle_since = now if idle_since is None else idle_since
+                    if now - idle_since >= self.dialog_settle:
+                        return
+            if dialog is not None and dialog != shown:
                 shown = dialog
                 logger.info("the CLI shows a dialog; holding the prompt: %s", dialog.replace("\n", " | "))
                 if on_dialog is not None:
