@@ -9,6 +9,17 @@ export function el(tag, className, text) {
 
 export const $ = (id) => document.getElementById(id);
 
+/** A button named by ``label`` (also its tooltip) showing an icon and, optionally, visible text. */
+export function iconButton(className, label, iconNode, text) {
+  const b = el("button", className);
+  b.type = "button";
+  if (iconNode) b.append(iconNode);
+  if (text) b.append(el("span", null, text));
+  b.setAttribute("aria-label", label);
+  b.title = label;
+  return b;
+}
+
 /** Settings this browser remembers (`bc.*` in localStorage); private mode keeps them for the page only. */
 export const store = {
   get: (key, fallback) => {

@@ -5,7 +5,7 @@
 // events (every page sees every change), `message_edited` / `message_deleted` (a deleted message
 // loses its pin) and `channel_cleared`.
 import { request } from "./api.js";
-import { $, el, fmtAgo, fmtFull, snippet, toast } from "./dom.js";
+import { $, el, fmtAgo, fmtFull, iconButton, snippet, toast } from "./dom.js";
 import { icon, pathIcon } from "./icons.js";
 import { loadWithLate } from "./ordered.js";
 
@@ -25,16 +25,6 @@ const SHAPES = {
 /** A stroke icon in the style of icons.js for the shapes only pins use. */
 export function pinIcon(name, size = 16) {
   return pathIcon(SHAPES[name], size);
-}
-
-function button(className, label, iconNode, text) {
-  const b = el("button", className);
-  b.type = "button";
-  if (iconNode) b.append(iconNode);
-  if (text) b.append(el("span", null, text));
-  b.setAttribute("aria-label", label);
-  b.title = label;
-  return b;
 }
 
 export class Pins {
@@ -60,7 +50,7 @@ export class Pins {
     this.heading = el("h2", null, "Pinned");
     this.heading.id = "pins-heading";
     this.heading.tabIndex = -1;
-    const close = button("icon-btn", "Close pins", icon("x"));
+    const close = iconButton("icon-btn", "Close pins", icon("x"));
     close.addEventListener("click", () => this.close());
     head.append(this.heading, close);
     this.list = el("ol", "pins-list");
@@ -161,18 +151,18 @@ export class Pins {
     if (msg.deleted || msg.kind === "system") return;
     const pinned = this.pins.get(msg.id);
     if (!pinned) {
-      const b = button("icon-btn small", "Pin", pinIcon("pin"));
+      const b = iconButton("icon-btn small", "Pin", pinIcon("pin"));
       b.dataset.action = "pin";
       b.addEventListener("click", () => this.pin(msg));
       bar.append(b);
       return;
     }
     const done = pinned.pin.done;
-    const d = button("icon-btn small", done ? "Mark not done" : "Mark done", icon("check", 16));
+    const d = iconButton("icon-btn small", done ? "Mark not done" : "Mark done", icon("check", 16));
     d.dataset.action = "pin-done";
     d.setAttribute("aria-pressed", String(done));
     d.addEventListener("click", () => this.setDone(msg.id, !done));
-    const u = button("icon-btn small", "Unpin", pinIcon("pin-off"));
+    const u = iconButton("icon-btn small", "Unpin", pinIcon("pin-off"));
     u.dataset.action = "unpin";
     u.addEventListener("click", () => this.unpin(msg.id));
     bar.append(d, u);
@@ -299,7 +289,7 @@ export class Pins {
     const by = el("span", "pin-by small muted", `pinned by ${msg.pin.pinned_by} · ${fmtAgo(msg.pin.pinned_at)}`);
     by.title = fmtFull(msg.pin.pinned_at);
     const actions = el("div", "pin-item-actions");
-    const done = button(
+    const done = iconButton(
       `btn small pin-done-btn${msg.pin.done ? " is-done" : ""}`,
       msg.pin.done ? `Mark not done: ${snippet(msg.text, 40)}` : `Mark done: ${snippet(msg.text, 40)}`,
       icon("check", 14),
@@ -308,7 +298,7 @@ export class Pins {
     done.dataset.role = "done";
     done.setAttribute("aria-pressed", String(msg.pin.done));
     done.addEventListener("click", () => this.setDone(msg.id, !msg.pin.done));
-    const unpin = button("icon-btn small", `Unpin: ${snippet(msg.text, 40)}`, pinIcon("pin-off", 15));
+    const unpin = iconButton("icon-btn small", `Unpin: ${snippet(msg.text, 40)}`, pinIcon("pin-off", 15));
     unpin.dataset.role = "unpin";
     unpin.addEventListener("click", () => this.unpin(msg.id));
     actions.append(by, done, unpin);

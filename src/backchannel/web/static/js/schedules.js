@@ -6,7 +6,7 @@
 // `schedule` events (created / updated / fired / deleted) on every page. Events that arrive while
 // the list loads are applied again after it (`late`), so nothing newer is lost.
 import { request } from "./api.js";
-import { $, el, fmtFull, openDialog, snippet, toast } from "./dom.js";
+import { $, el, fmtFull, iconButton, openDialog, snippet, toast } from "./dom.js";
 import { icon, pathIcon } from "./icons.js";
 import { loadWithLate } from "./ordered.js";
 
@@ -84,16 +84,6 @@ export function repeatText(s) {
 /** A one-shot that has fired (or was cancelled by the server) is over: the strip no longer lists it. */
 function isOver(s) {
   return s.one_shot && !s.next_run;
-}
-
-function button(className, label, iconNode, text) {
-  const b = el("button", className);
-  b.type = "button";
-  if (iconNode) b.append(iconNode);
-  if (text) b.append(el("span", null, text));
-  b.setAttribute("aria-label", label);
-  b.title = label;
-  return b;
 }
 
 export class Schedules {
@@ -198,17 +188,17 @@ export class Schedules {
     if (s.run_count) meta.append(el("span", "sched-count", s.run_count === 1 ? "ran once" : `ran ${s.run_count}×`));
     body.append(head, meta);
     const actions = el("div", "sched-actions");
-    const pause = button(
+    const pause = iconButton(
       "icon-btn small",
       s.active ? `Pause schedule: ${what}` : `Resume schedule: ${what}`,
       scheduleIcon(s.active ? "pause" : "play", 15),
     );
     pause.dataset.role = "pause";
     pause.addEventListener("click", () => this.setActive(s, !s.active));
-    const edit = button("icon-btn small", `Edit schedule: ${what}`, icon("edit", 15));
+    const edit = iconButton("icon-btn small", `Edit schedule: ${what}`, icon("edit", 15));
     edit.dataset.role = "edit";
     edit.addEventListener("click", () => this.edit(s));
-    const del = button("icon-btn small danger", `Delete schedule: ${what}`, icon("trash", 15));
+    const del = iconButton("icon-btn small danger", `Delete schedule: ${what}`, icon("trash", 15));
     del.dataset.role = "delete";
     del.addEventListener("click", () => this.remove(s));
     actions.append(pause, edit, del);
@@ -397,7 +387,7 @@ export class Schedules {
     this.error = el("p", "error small sched-error");
     this.error.setAttribute("role", "alert");
     const buttons = el("div", "sched-buttons");
-    const cancel = button("btn small", "Cancel", null, "Cancel");
+    const cancel = iconButton("btn small", "Cancel", null, "Cancel");
     cancel.addEventListener("click", () => this.closePopover());
     this.submitBtn = el("button", "btn small primary", "Schedule");
     this.submitBtn.type = "submit";
