@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import anyio
 import typer.main
 
 import backchannel
@@ -16,12 +15,11 @@ README = (Path(__file__).parents[1] / "README.md").read_text()
 
 
 def test_every_mcp_tool_is_documented(tmp_path: Path) -> None:
-    mcp = create_app(Settings(data_dir=tmp_path)).state.mcp_server
-    tools = anyio.run(mcp.list_tools)
+    tools = create_app(Settings(data_dir=tmp_path)).state.toolset.list_wire()
     assert len(tools) >= 12
     for tool in tools:
-        assert f"`{tool.name}`" in README, f"MCP tool {tool.name} is not in README.md"
-        assert tool.description, tool.name
+        assert f"`{tool['name']}`" in README, f"MCP tool {tool['name']} is not in README.md"
+        assert tool["description"], tool["name"]
 
 
 def test_every_cli_command_is_documented() -> None:

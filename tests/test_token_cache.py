@@ -1,11 +1,14 @@
 """The token cache (issue 14): one store read per identity, and never a stale answer.
 
-Any committed change to the agents table empties it, so a rotated token is refused on the very
-next call and a renamed agent acts under its new name at once.
+A committed change to anything a cached Agent holds empties it, so a rotated token is refused on
+the very next call and a renamed agent acts under its new name at once. What calls write
+(liveness, read positions, the channel read last) leaves it in place, and those values are served
+as committed.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -108,3 +111,76 @@ async def test_over_mcp_and_rest_a_rotated_token_gets_stale_on_the_next_call(ser
         assert beat.status_code == 401, beat.text
         after = await client.call_tool("chat_send", {"message": "after", "channel": "general"})
         assert after.is_error and "stale" in text_of(after).lower(), text_of(after)
+
+
+async def test_what_every_call_writes_keeps_the_cache(registry: Registry) -> None:
+    """Liveness, read positions, messages, wake-up counters: none of it is what the cache holds."""
+    store = registry.store
+    token = (await registry.register("codex", "one", None)).token
+    me = await registry.authenticate(token, touch=False)
+    await store.read_for_agent(me.id, "general", 20, None)  # its first read sets its last channel
+    await registry.authenticate(token, touch=False)
+    lookups = count_lookups(registry)
+    later = time.time() + 5
+    await store.touch_agent(me.id, later, None)  # a call's liveness write
+    await registry.heartbeat(token, "codex", None)  # a plain heartbeat
+    await store.read_for_agent(me.id, "general", 20, None)  # its read position; the same channel
+    await store.post(channel="general", sender="codex", kind="agent", text="hi", agent_id=me.id)
+    await store.db.write(lambda c: c.execute("UPDATE agents SET wakes_since_rules = wakes_since_rules + 1"))
+    again = await registry.authenticate(token, touch=False)
+    assert lookups == []
+    assert again.last_seen == later  # the committed liveness, not the cached one
+
+
+async def test_a_new_last_channel_is_seen_by_the_next_call_without_a_lookup(registry: Registry) -> None:
+    """Agents hop between channels all the time: that must neither go unseen nor flush the cache."""
+    store = registry.store
+    token = (await registry.register("codex", "one", None)).token
+    me = await registry.authenticate(token, touch=False)
+    await store.create_channel("ops", 10)
+    lookups = count_lookups(registry)
+    await store.read_for_agent(me.id, "ops", 20, None)
+    assert (await registry.authenticate(token, touch=False)).last_channel == "ops"
+    await store.update_agent(me.id, last_channel="general")  # chat_join
+    assert (await registry.authenticate(token, touch=False)).last_channel == "general"
+    await store.rename_channel("general", "main")  # moves every agent's last channel with it
+    assert (await registry.authenticate(token, touch=False)).last_channel == "main"
+    assert lookups == []
+
+
+async def test_activity_and_liveness_are_served_as_committed_without_a_lookup(registry: Registry) -> None:
+    token = (await registry.register("codex", "one", None)).token
+    await registry.authenticate(token, touch=False)
+    lookups = count_lookups(registry)
+    await registry.heartbeat(token, "codex", "busy")
+    assert (await registry.authenticate(token, touch=False)).activity == "busy"
+    await registry.store.db.write(lambda c: c.execute("UPDATE agents SET activity = 'idle', last_seen = 1"))
+    me = await registry.authenticate(token, touch=False)
+    assert (me.activity, me.last_seen) == ("idle", 1)
+    assert lookups == []
+
+
+async def test_a_busy_agent_is_touched_once_not_on_every_call(registry: Registry) -> None:
+    """The served last_seen follows each liveness write, so the one-second throttle holds."""
+    token = (await registry.register("codex", "one", None)).token
+    await registry.authenticate(token, touch=False)
+    await registry.store.db.write(lambda c: c.execute("UPDATE agents SET last_seen = ?", (time.time() - 2,)))
+    touches: list[int] = []
+    touch = registry.store.touch_agent
+
+    async def counted(agent_id: int, when: float, activity: str | None) -> None:
+        touches.append(agent_id)
+        await touch(agent_id, when, activity)
+
+    registry.store.touch_agent = counted  # type: ignore[method-assign]
+    for _ in range(5):
+        await registry.authenticate(token)
+    assert len(touches) == 1
+
+
+async def test_a_column_any_module_sets_is_seen_on_the_next_call(registry: Registry) -> None:
+    token = (await registry.register("codex", "one", None)).token
+    await registry.authenticate(token, touch=False)
+    await registry.store.db.write(lambda c: c.execute("UPDATE agents SET role = 'reviewer', rules_seen = 3"))
+    me = await registry.authenticate(token, touch=False)
+    assert (me.role, me.rules_seen) == ("reviewer", 3)

@@ -83,9 +83,6 @@ class Settings:
         default=86_400.0,
         metadata={"help": "Seconds an agent may stay silent before its token is revoked (it re-registers)."},
     )
-    mcp_session_idle_timeout: float = field(
-        default=1800.0, metadata={"help": "Seconds before an idle MCP streamable-HTTP session is dropped."}
-    )
     agent_colors: tuple[tuple[str, str], ...] = field(
         default=(),
         metadata={"help": "Agent colours by base, from [agents.<base>].color in the config file only."},

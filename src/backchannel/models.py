@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from copy import deepcopy
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 SenderKind = Literal["human", "agent", "system"]
@@ -57,13 +58,28 @@ class Message:
     job_id: int | None = None
 
     def public(self) -> dict[str, Any]:
-        """The JSON shape for REST, WebSocket and ``chat_read``; deleted text is never shown."""
-        data = asdict(self)
-        if self.deleted:
-            data["text"] = ""
-            data["attachments"] = []
-        data["time"] = self.created_at
-        return data
+        """The JSON shape for REST, WebSocket and ``chat_read``; deleted text is never shown.
+
+        Spelled out rather than ``asdict`` (about a tenth of a post's CPU): the same keys in the same
+        order, nested values copied, so a caller changing the dict never changes the message."""
+        deleted = self.deleted
+        return {
+            "id": self.id,
+            "channel": self.channel,
+            "sender": self.sender,
+            "kind": self.kind,
+            "type": self.type,
+            "text": "" if deleted else self.text,
+            "reply_to": self.reply_to,
+            "attachments": [] if deleted or not self.attachments else deepcopy(self.attachments),
+            "metadata": deepcopy(self.metadata) if self.metadata else {},
+            "created_at": self.created_at,
+            "edited_at": self.edited_at,
+            "deleted": deleted,
+            "person_id": self.person_id,
+            "job_id": self.job_id,
+            "time": self.created_at,
+        }
 
     def for_agent(self) -> dict[str, Any]:
         """The compact agentchattr-compatible shape agents see in ``chat_read``."""

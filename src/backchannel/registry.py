@@ -25,7 +25,7 @@ from backchannel.config import Settings
 from backchannel.errors import InvalidInput, NotFound, StaleToken
 from backchannel.models import Agent, Event, Presence
 from backchannel.store import Store
-from backchannel.store.agents import TakeOver
+from backchannel.store.agents import TakeOver, with_volatile
 from backchannel.store.rules import version as rules_version
 
 logger = logging.getLogger("backchannel.registry")
@@ -113,7 +113,9 @@ class Registry:
         # The room's rules version (kept current by the Rules service): the roster's fresh/stale.
         self.rules_version = 0
         # token hash -> agent, valid while the store's agents generation is _tokens_generation:
-        # any committed change to the agents table (a rotation, a rename, a touch) empties it.
+        # a committed change to anything an Agent holds (a rotation, a rename, a role) empties it;
+        # what calls write (last_seen, activity, last_channel) does not: those are taken from the
+        # store's agents_volatile on the way out (store/_db.py).
         self._tokens: dict[str, Agent] = {}
         self._tokens_generation = -1
 
@@ -164,23 +166,30 @@ class Registry:
         return agent
 
     async def _agent_by_token(self, token_hash: str) -> Agent | None:
-        """The store's answer, from memory while no agent row changed since it was read.
+        """The store's answer, from memory while nothing a cached Agent holds changed since it was
+        read, with its last_seen, activity and last_channel as last committed.
 
         The generation is read before the lookup, so a lookup that raced a change is filed under
         the old generation and never served again. Unknown tokens are not cached.
         """
-        generation = self.store.db.agents_generation
+        db = self.store.db
+        generation = db.agents_generation
         if generation != self._tokens_generation:
             self._tokens.clear()
             self._tokens_generation = generation
         agent = self._tokens.get(token_hash)
         if agent is None:
             agent = await self.store.agent_by_token_hash(token_hash)
-            if agent is not None and generation == self.store.db.agents_generation:
-                if len(self._tokens) >= 10_000:  # bounded: identities, not requests, fill it
-                    self._tokens.clear()
-                self._tokens[token_hash] = agent
-        return agent
+            if agent is None:
+                return None
+            if generation != db.agents_generation:
+                return agent  # served once, as read; filed under nothing
+            if len(self._tokens) >= 10_000:  # bounded: identities, not requests, fill it
+                self._tokens.clear()
+        fresh = with_volatile(agent, db.agents_volatile)
+        if generation == self._tokens_generation:  # no await since the check: still this generation
+            self._tokens[token_hash] = fresh  # made current once per such write, not per call
+        return fresh
 
     async def authenticate_as(self, token: str | None, name: str, *, touch: bool = True) -> Agent:
         agent = await self.authenticate(token, touch=touch)

@@ -59,6 +59,8 @@ def _strip_inline(text: str) -> str:
 
 def mention_tokens(text: str) -> list[str]:
     """Lower-cased mention tokens outside code, in order, without duplicates."""
+    if "@" not in text:  # most messages mention no one: skip the code stripping
+        return []
     seen: dict[str, None] = {}
     for match in _MENTION.finditer(strip_code(text)):
         seen.setdefault(match.group(1).lower().rstrip("-_"), None)

@@ -1,17 +1,23 @@
-"""Running the server for real: bind first (so ``--port 0`` can print its port), then uvicorn."""
+"""Running the server for real: bind first (so ``--port 0`` can print its port), then uvicorn.
+
+Nothing on the way to listening imports FastAPI: :class:`~backchannel.server.boot.BootApp` answers
+MCP at once and builds the web app in the background (issue 14: cold start).
+"""
 
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import socket
 import sys
+from collections.abc import Callable
 
 import uvicorn
 
 from backchannel.config import Settings
 from backchannel.errors import InvalidInput
 from backchannel.server import limits
-from backchannel.server.app import create_app
+from backchannel.server.boot import BootApp
 from backchannel.server.security import JOIN_KEY_FILE
 
 
@@ -31,17 +37,32 @@ def bind(settings: Settings) -> socket.socket:
     return sock
 
 
+def event_loop() -> str:
+    """uvloop where it exists (Linux, macOS): about 25 us less server CPU per request than asyncio's
+    loop (bench/README.md, issue 14); asyncio's own loop elsewhere (Windows)."""
+    return "uvloop" if importlib.util.find_spec("uvloop") is not None else "asyncio"
+
+
 def base_url(host: str, port: int) -> str:
     shown = f"[{host}]" if ":" in host else host
     return f"http://{shown}:{port}"
 
 
 class _Server(uvicorn.Server):
-    """uvicorn's server with an event-loop error handler that cannot stop the loop."""
+    """uvicorn's server with an event-loop error handler that cannot stop the loop, and a hook run
+    as shutdown begins (uvicorn waits on open responses before it sends the lifespan shutdown)."""
+
+    def __init__(self, config: uvicorn.Config, on_shutdown: Callable[[], None] = lambda: None) -> None:
+        super().__init__(config)
+        self.on_shutdown = on_shutdown
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         asyncio.get_running_loop().set_exception_handler(limits.LoopErrorHandler())
         await super().startup(sockets)
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        self.on_shutdown()
+        await super().shutdown(sockets)
 
 
 def serve(settings: Settings, *, log_level: str = "warning") -> None:
@@ -54,9 +75,9 @@ def serve(settings: Settings, *, log_level: str = "warning") -> None:
     cap = limits.connection_cap(settings, fd_limit)
     sock = bind(settings)
     port = sock.getsockname()[1]
-    app = create_app(settings)
-    limits.install_safe_logging()  # after create_app: the MCP SDK installs its own root handler
-    services = app.state.services
+    app = BootApp(settings)
+    limits.install_safe_logging()  # after our imports, so that none can put another root handler back
+    services = app.services
     print(f"backchannel serving on {base_url(settings.host, port)}", flush=True)
     print(f"  data dir: {settings.data_dir}", flush=True)
     print(f"  connections: at most {cap} (open-file limit {fd_limit})", flush=True)
@@ -73,12 +94,13 @@ def serve(settings: Settings, *, log_level: str = "warning") -> None:
         log_config=None,  # uvicorn's loggers go to the root handler: one line per record, never raises
         lifespan="on",
         ws="auto",
+        loop=event_loop(),
         http=limits.protocol_for(cap, settings.request_timeout),
         timeout_keep_alive=max(1, round(settings.idle_timeout)),
         backlog=limits.accept_backlog(cap),
         timeout_graceful_shutdown=3,
     )
-    server = _Server(config)
+    server = _Server(config, on_shutdown=app.begin_shutdown)  # open /sse streams end at once
     try:
         server.run(sockets=[sock])
     finally:

@@ -78,29 +78,24 @@ async def check_page(page: Page) -> None:
     assert await page.evaluate(CONTRAST_JS) == []
 
 
-@pytest.mark.parametrize("scheme", ["light", "dark"])
-async def test_controls_are_named_and_text_has_enough_contrast(
-    server: RunningServer,
-    browser: Browser,  # noqa: F811  # pytest fixture
-    scheme: str,
-) -> None:
-    await busy_room(server)
-    ui = UI(browser, server.url)
-    page = await ui.open(color_scheme=scheme)
-    await expect(page.locator(".msg.agent .choices button")).to_have_count(2)
-    await expect(page.locator("#roster .agent")).to_have_count(2)
-    await check_page(page)
-    await page.get_by_role("button", name="Create channel").click()
-    await check_page(page)
-    assert ui.errors == []
-
-
-async def test_the_room_can_be_used_with_the_keyboard_alone(
+async def test_controls_are_named_and_readable_in_both_schemes_and_the_room_works_by_keyboard(
     server: RunningServer,
     browser: Browser,  # noqa: F811  # pytest fixture
 ) -> None:
+    """One room for both checks: names and contrast (light, then dark) before anyone answers the
+    decision card, then the keyboard walk, which answers it."""
     await busy_room(server)
     ui = UI(browser, server.url)
+    for scheme in ("light", "dark"):
+        page = await ui.open(color_scheme=scheme)
+        await expect(page.locator(".msg.agent .choices button")).to_have_count(2)
+        await expect(page.locator("#roster .agent")).to_have_count(2)
+        await check_page(page)
+        await page.get_by_role("button", name="Create channel").click()
+        await check_page(page)
+        assert ui.errors == [], scheme
+        await ui.close(page)
+
     page = await ui.open()
     await page.keyboard.press("Tab")
     await expect(page.get_by_role("link", name="Skip to message box")).to_be_focused()

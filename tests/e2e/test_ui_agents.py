@@ -50,11 +50,13 @@ async def test_roster_shows_presence_and_delivery_and_a_click_mentions_the_agent
     assert ui.errors == []
 
 
-async def test_renaming_an_agent_from_the_roster_updates_every_page(
+async def test_renaming_an_agent_and_answering_its_decision_card_show_on_every_page(
     server: RunningServer,
     browser: Browser,  # noqa: F811  # pytest fixture
 ) -> None:
+    """Two browsers: a rename from one page's roster, then a decision card answered once."""
     await register(server.url, "codex")
+    agent = await register(server.url, "gemini")
     ui = UI(browser, server.url)
     page = await ui.open()
     other = await ui.open("carol")
@@ -67,6 +69,15 @@ async def test_renaming_an_agent_from_the_roster_updates_every_page(
     await expect(page.locator("#dialog")).to_be_hidden()
     await expect(other.locator("#roster .agent[data-agent=reviewer] .label")).to_have_text("Reviewer")
     await expect(other.locator("#roster .agent[data-agent=codex]")).to_have_count(0)
+
+    async with mcp_client(server.url, agent["token"]) as client:
+        await client.call_tool("chat_send", {"message": "Which database?", "choices": ["sqlite", "postgres"]})
+    card, seen = (p.locator(".msg.agent", has_text="Which database?") for p in (page, other))
+    await expect(seen.locator(".choices button")).to_have_count(2)
+    await card.get_by_role("button", name="postgres").click()
+    for c in (card, seen):
+        await expect(c.locator(".choice-receipt")).to_have_text(re.compile(r"^\S+ chose postgres$"))
+        await expect(c.locator(".choices button")).to_have_count(0)
     assert ui.errors == []
 
 
@@ -162,23 +173,4 @@ async def test_a_hidden_tab_is_notified_when_an_agent_answers(
     await page.wait_for_function("() => window.shown.length === 1")
     assert await page.evaluate("window.shown") == [["claude in #general", "The build is green."]]
     await expect(page).to_have_title("(1) #general · backchannel")
-    assert ui.errors == []
-
-
-async def test_a_decision_card_is_answered_once_and_every_browser_sees_the_choice(
-    server: RunningServer,
-    browser: Browser,  # noqa: F811  # pytest fixture
-) -> None:
-    agent = await register(server.url, "gemini")
-    ui = UI(browser, server.url)
-    page = await ui.open()
-    other = await ui.open("carol")
-    async with mcp_client(server.url, agent["token"]) as client:
-        await client.call_tool("chat_send", {"message": "Which database?", "choices": ["sqlite", "postgres"]})
-    card, seen = (p.locator(".msg.agent", has_text="Which database?") for p in (page, other))
-    await expect(seen.locator(".choices button")).to_have_count(2)
-    await card.get_by_role("button", name="postgres").click()
-    for c in (card, seen):
-        await expect(c.locator(".choice-receipt")).to_have_text(re.compile(r"^\S+ chose postgres$"))
-        await expect(c.locator(".choices button")).to_have_count(0)
     assert ui.errors == []

@@ -13,10 +13,13 @@ from tests.e2e.ui_support import UI, _chromium, browser, human, say, seed  # noq
 pytestmark = pytest.mark.anyio
 
 
-async def test_create_rename_and_delete_a_channel_with_confirmation(
+async def test_channels_are_created_renamed_deleted_and_summarised_live_in_another_browser(
     server: RunningServer,
     browser: Browser,  # noqa: F811  # pytest fixture
 ) -> None:
+    """Two browsers: one creates, renames and deletes a channel, then asks an agent for a summary
+    of #general; the other sees each step live."""
+    agent = await register(server.url, "claude")
     ui = UI(browser, server.url)
     page = await ui.open()
     other = await ui.open("carol")
@@ -51,6 +54,36 @@ async def test_create_rename_and_delete_a_channel_with_confirmation(
         assert [c["name"] for c in client.get("/api/channels").json()] == ["general"]
     # general can be neither renamed nor deleted, so the page does not offer it
     await expect(page.get_by_role("button", name="Rename channel")).to_be_hidden()
+
+    await expect(other.locator("#channel-summary")).to_be_hidden()
+
+    # /summary @agent asks the agent: nothing but a one-line note is posted, on every page.
+    box = page.get_by_label("Message #general")
+    await box.fill(f"/summary @{agent['name']} ")  # the space closes the mention menu, as typing on does
+    await box.press("Enter")
+    note = f"asked @{agent['name']} for a summary"
+    await expect(other.locator("#messages .msg.system", has_text=note)).to_have_count(1)
+    await expect(box).to_have_value("")
+
+    long = "We ship on Friday. " + "The release notes are in docs/release.md and need review. " * 4
+    async with mcp_client(server.url, agent["token"]) as mcp:
+        wrote = await mcp.call_tool("chat_summary", {"action": "write", "channel": "general", "text": long})
+        assert not wrote.is_error
+    # The header of the other browser shows it live, collapsed to one line, with who wrote it.
+    summary = other.locator("#channel-summary")
+    await expect(summary).to_be_visible()
+    await expect(other.locator("#summary-text")).to_have_text(long.strip())
+    await expect(other.locator("#summary-meta")).to_contain_text(agent["name"])
+    toggle = other.get_by_role("button", name=re.compile("Summary"))
+    await expect(toggle).to_have_attribute("aria-expanded", "false")
+    await toggle.click()
+    await expect(toggle).to_have_attribute("aria-expanded", "true")
+    await expect(summary).to_have_class(re.compile("expanded"))
+    # The timeline carries it as a summary card.
+    card = other.locator("#messages .msg.summary-card")
+    await expect(card).to_have_count(1)
+    await expect(card.locator(".tag.type-summary")).to_have_text("Summary")
+    await expect(card).to_contain_text("We ship on Friday.")
     assert ui.errors == []
 
 
@@ -124,44 +157,4 @@ async def test_search_finds_a_message_in_another_channel_and_jumps_to_it(
     # the jump loaded a window of old history; the way back to the newest messages is offered
     await page.locator("#new-anchor").click()
     await expect(page.locator(".msg", has_text="later note 79")).to_be_in_viewport()
-    assert ui.errors == []
-
-
-async def test_summary_request_and_an_agents_summary_show_live_in_another_browser(
-    server: RunningServer,
-    browser: Browser,  # noqa: F811  # pytest fixture
-) -> None:
-    agent = await register(server.url, "claude")
-    ui = UI(browser, server.url)
-    page = await ui.open()
-    other = await ui.open("carol")
-    await expect(other.locator("#channel-summary")).to_be_hidden()
-
-    # /summary @agent asks the agent: nothing but a one-line note is posted, on every page.
-    box = page.get_by_label("Message #general")
-    await box.fill(f"/summary @{agent['name']} ")  # the space closes the mention menu, as typing on does
-    await box.press("Enter")
-    note = f"asked @{agent['name']} for a summary"
-    await expect(other.locator("#messages .msg.system", has_text=note)).to_have_count(1)
-    await expect(box).to_have_value("")
-
-    long = "We ship on Friday. " + "The release notes are in docs/release.md and need review. " * 4
-    async with mcp_client(server.url, agent["token"]) as mcp:
-        wrote = await mcp.call_tool("chat_summary", {"action": "write", "channel": "general", "text": long})
-        assert not wrote.is_error
-    # The header of the other browser shows it live, collapsed to one line, with who wrote it.
-    summary = other.locator("#channel-summary")
-    await expect(summary).to_be_visible()
-    await expect(other.locator("#summary-text")).to_have_text(long.strip())
-    await expect(other.locator("#summary-meta")).to_contain_text(agent["name"])
-    toggle = other.get_by_role("button", name=re.compile("Summary"))
-    await expect(toggle).to_have_attribute("aria-expanded", "false")
-    await toggle.click()
-    await expect(toggle).to_have_attribute("aria-expanded", "true")
-    await expect(summary).to_have_class(re.compile("expanded"))
-    # The timeline carries it as a summary card.
-    card = other.locator("#messages .msg.summary-card")
-    await expect(card).to_have_count(1)
-    await expect(card.locator(".tag.type-summary")).to_have_text("Summary")
-    await expect(card).to_contain_text("We ship on Friday.")
     assert ui.errors == []

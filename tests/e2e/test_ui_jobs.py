@@ -439,67 +439,65 @@ async def show(page: Page, what: str) -> None:
         await page.locator("#job-input").blur()
 
 
-@pytest.mark.parametrize("scheme", ["light", "dark"])
 async def test_board_and_thread_controls_are_named_and_readable(
     server: RunningServer,
     browser: Browser,  # noqa: F811  # pytest fixture
-    scheme: str,
 ) -> None:
+    """One scene, looked at in light and dark; then (in light) a long thread and the phone sheet."""
     await build_scene(server)
     ui = UI(browser, server.url)
-    page = await ui.open("maya", color_scheme=scheme)
-    await show(page, "board")
-    await expect(page.locator(".proposal-card")).to_be_visible()
-    await card(page, "Bench the board").get_by_role("button", name=re.compile("Move or delete")).click()
-    await expect(page.get_by_role("menuitem", name="Open")).to_be_focused()
-    assert await page.evaluate(UNNAMED_JS) == []
-    assert await page.evaluate(CONTRAST_JS) == []
-    await page.keyboard.press("Escape")
-    await show(page, "thread")
-    assert await page.evaluate(UNNAMED_JS) == []
-    assert await page.evaluate(CONTRAST_JS) == []
-    if scheme == "light":
-        # A long thread loads its newest page first and the rest as the reader scrolls up.
-        with human(server.url, server.secret) as client:
-            long = client.post("/api/jobs", json={"title": "A long thread"}).json()["id"]
-        store = Store(server.settings.db_path)
-        try:
-            for i in range(130):
-                await store.post(
-                    channel="general", sender="maya", kind="human", text=f"note {i}", job_id=long
-                )
-        finally:
-            store.close()
-        # At phone width the panel is a full-screen sheet. Limits come from the server (here a
-        # stand-in), and a server that returns fewer messages than asked still pages back to the start.
-        phone = await ui.open("maya", viewport={"width": 390, "height": 780})
+    for scheme in ("light", "dark"):
+        page = await ui.open("maya", color_scheme=scheme)
+        await show(page, "board")
+        await expect(page.locator(".proposal-card")).to_be_visible()
+        await card(page, "Bench the board").get_by_role("button", name=re.compile("Move or delete")).click()
+        await expect(page.get_by_role("menuitem", name="Open")).to_be_focused()
+        assert await page.evaluate(UNNAMED_JS) == [], scheme
+        assert await page.evaluate(CONTRAST_JS) == [], scheme
+        await page.keyboard.press("Escape")
+        await show(page, "thread")
+        assert await page.evaluate(UNNAMED_JS) == [], scheme
+        assert await page.evaluate(CONTRAST_JS) == [], scheme
+        await ui.close(page)
+    # A long thread loads its newest page first and the rest as the reader scrolls up.
+    with human(server.url, server.secret) as client:
+        long = client.post("/api/jobs", json={"title": "A long thread"}).json()["id"]
+    store = Store(server.settings.db_path)
+    try:
+        for i in range(130):
+            await store.post(channel="general", sender="maya", kind="human", text=f"note {i}", job_id=long)
+    finally:
+        store.close()
+    # At phone width the panel is a full-screen sheet. Limits come from the server (here a
+    # stand-in), and a server that returns fewer messages than asked still pages back to the start.
+    phone = await ui.open("maya", viewport={"width": 390, "height": 780})
 
-        async def capped(route: Any) -> None:
-            await route.continue_(url=route.request.url.replace("limit=100", "limit=60"))
+    async def capped(route: Any) -> None:
+        await route.continue_(url=route.request.url.replace("limit=100", "limit=60"))
 
-        limits = {"max_message_chars": 500, "job_title_max": 64, "job_body_max": 300, "read_limit_max": 1000}
+    limits = {"max_message_chars": 500, "job_title_max": 64, "job_body_max": 300, "read_limit_max": 1000}
 
-        async def stand_in(route: Any) -> None:
-            await route.fulfill(json=limits)
+    async def stand_in(route: Any) -> None:
+        await route.fulfill(json=limits)
 
-        await phone.route("**/api/limits", stand_in)
-        await phone.route(re.compile(r"/api/jobs/\d+/messages\?"), capped)
-        await phone.reload()
-        await open_board(phone)
-        box = await phone.locator("#jobs-panel").bounding_box()
-        assert box == {"x": 0, "y": 0, "width": 390, "height": 780}
-        await card(phone, "A long thread").locator(".job-open").click()
-        await expect(phone.locator("#job-input")).to_have_attribute("maxlength", "500")
-        notes = phone.locator(".job-thread > li")
-        await expect(notes).to_have_count(60)
-        await expect(notes.last).to_have_text(re.compile("note 129"))
-        for count in (120, 130):
-            await phone.locator(".job-scroll").evaluate("s => { s.scrollTop = 0; }")
-            await expect(notes).to_have_count(count)
-        await expect(notes.first).to_have_text(re.compile("note 0"))
-        await expect(phone.get_by_role("button", name="Load earlier messages")).to_be_hidden()
-        await phone.get_by_role("button", name="Close jobs").click()
-        await expect(phone.locator("#jobs-panel")).to_be_hidden()
+    await phone.route("**/api/limits", stand_in)
+    await phone.route(re.compile(r"/api/jobs/\d+/messages\?"), capped)
+    await phone.reload()
+    await open_board(phone)
+    box = await phone.locator("#jobs-panel").bounding_box()
+    assert box == {"x": 0, "y": 0, "width": 390, "height": 780}
+    await card(phone, "A long thread").locator(".job-open").click()
+    await expect(phone.locator("#job-input")).to_have_attribute("maxlength", "500")
+    notes = phone.locator(".job-thread > li")
+    await expect(notes).to_have_count(60)
+    await expect(notes.last).to_have_text(re.compile("note 129"))
+    for count in (120, 130):
+        await phone.locator(".job-scroll").evaluate("s => { s.scrollTop = 0; }")
+        await expect(notes).to_have_count(count)
+    await expect(notes.first).to_have_text(re.compile("note 0"))
+    await expect(phone.get_by_role("button", name="Load earlier messages")).to_be_hidden()
+    await phone.get_by_role("button", name="Close jobs").click()
+    await expect(phone.locator("#jobs-panel")).to_be_hidden()
     assert ui.errors == []
 
 

@@ -6,13 +6,13 @@ starts a browser.
 
 from __future__ import annotations
 
-import json
 import tempfile
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from weakref import WeakKeyDictionary, WeakSet
 
 import httpx
 import pytest
@@ -58,7 +58,10 @@ async def chromium() -> AsyncIterator[Browser]:
 async def _chromium() -> AsyncIterator[Browser]:
     """One Chromium per test module: a launch (driver + browser) costs more CPU than most tests."""
     async with chromium() as launched:
-        yield launched
+        try:
+            yield launched
+        finally:
+            _POOLS.pop(id(launched), None)
 
 
 @asynccontextmanager
@@ -79,11 +82,78 @@ async def scratch_room(
 
 @pytest.fixture
 async def browser(_chromium: Browser) -> AsyncIterator[Browser]:
-    """The module's browser; every context a test opened is closed after it, so no page of an
-    earlier test keeps reconnecting to a server that is gone."""
+    """The module's browser. After each test every page is closed, so no page of an earlier test
+    keeps reconnecting to a server that is gone; the contexts :meth:`UI.open` made go back to the
+    module's pool for the next test, the others are closed."""
     yield _chromium
-    for context in list(_chromium.contexts):
+    await release_contexts(_chromium)
+
+
+_PoolKey = tuple[int, int, str]
+
+
+@dataclass
+class _ContextPool:
+    """Browser contexts, each with one tab, that a module's tests hand on to each other.
+
+    Opening the UI in a new tab of a new context costs about twice the CPU of navigating a used
+    tab to it again: a new renderer process, and empty HTTP and code caches for the UI's ~30 scripts
+    and stylesheets. So a context goes back to the pool after a test (or :meth:`UI.close`), reused
+    only with the same viewport and colour scheme: its other tabs closed, its cookies, permissions and
+    routes cleared, and its tab parked on about:blank (the page and its WebSocket are gone). Before a
+    tab loads the UI again, :meth:`UI.open` wipes the origin's localStorage and sessionStorage and
+    seeds them, so every test still starts from a browser that remembers nothing. Tabs with an init
+    script and contexts with Playwright's fake clock are never reused.
+    """
+
+    idle: dict[_PoolKey, list[BrowserContext]] = field(default_factory=dict[_PoolKey, list[BrowserContext]])
+    keys: WeakKeyDictionary[BrowserContext, _PoolKey] = field(
+        default_factory=WeakKeyDictionary[BrowserContext, _PoolKey]
+    )  # every pooled context (idle or in use) -> its key
+    clean: WeakSet[Page] = field(default_factory=WeakSet[Page])  # tabs without an init script
+    listeners: WeakKeyDictionary[Page, list[tuple[str, Any]]] = field(
+        default_factory=WeakKeyDictionary[Page, list[tuple[str, Any]]]
+    )  # what UI.open hung on a tab, taken off before the tab is handed on
+
+
+_POOLS: dict[int, _ContextPool] = {}  # id(browser) -> its pool
+
+
+def _pool(browser: Browser) -> _ContextPool:
+    return _POOLS.setdefault(id(browser), _ContextPool())
+
+
+async def _hand_back(browser: Browser, context: BrowserContext) -> None:
+    """Reset the context and return it to the pool with one parked tab; close it if it is not pooled."""
+    pool = _pool(browser)
+    key = pool.keys.get(context)
+    if key is None:
         await context.close()
+        return
+    try:
+        keep = next((p for p in context.pages if p in pool.clean and not p.is_closed()), None)
+        for page in list(context.pages):
+            if page is not keep:
+                await page.close()
+        await context.unroute_all(behavior="ignoreErrors")
+        await context.clear_permissions()
+        await context.clear_cookies()
+        if keep is not None:
+            for event, handler in pool.listeners.pop(keep, []):
+                keep.remove_listener(event, handler)
+            await keep.unroute_all(behavior="ignoreErrors")
+            await keep.goto("about:blank")
+    except Exception:  # a context that cannot be reset cleanly is not handed on
+        del pool.keys[context]
+        await context.close()
+        return
+    pool.idle.setdefault(key, []).append(context)
+
+
+async def release_contexts(browser: Browser) -> None:
+    """Park or close every tab; pooled contexts go back to the pool, any other context is closed."""
+    for context in list(browser.contexts):
+        await _hand_back(browser, context)
 
 
 @dataclass
@@ -108,33 +178,50 @@ class UI:
     ) -> Page:
         """``storage``: extra ``bc.*`` localStorage values; ``fake_clock``: Playwright's clock, so a
         test can move time forward instead of waiting."""
-        context = await self.browser.new_context(
-            viewport=viewport or {"width": 1200, "height": 800},
-            color_scheme=color_scheme,
-        )
+        size: ViewportSize = viewport or {"width": 1200, "height": 800}
+        key: _PoolKey = (size["width"], size["height"], str(color_scheme))
+        pool = _pool(self.browser)
+        idle = [] if fake_clock else pool.idle.get(key, [])
+        if idle:
+            context = idle.pop()
+        else:
+            context = await self.browser.new_context(viewport=size, color_scheme=color_scheme)
+            if not fake_clock:  # the fake clock stays installed in its context: never handed on
+                pool.keys[context] = key
         self.contexts.append(context)
+        page = None if init_script else next((p for p in context.pages if p in pool.clean), None)
+        if page is None:
+            page = await context.new_page()
+            if not init_script:
+                pool.clean.add(page)
+        if init_script:
+            await page.add_init_script(init_script)
+        if fake_clock:
+            await page.clock.install()
+
+        def on_error(exc: Any) -> None:
+            self.errors.append(f"pageerror: {exc}")
+
+        def on_console(msg: Any) -> None:
+            if msg.type == "error" and "Content Security Policy" in msg.text:
+                self.errors.append(f"console: {msg.text}")
+
+        page.on("pageerror", on_error)
+        page.on("console", on_console)
+        pool.listeners[page] = [("pageerror", on_error), ("console", on_console)]
         values: dict[str, Any] = {"name": name} if name else {}
         values["helpSeen"] = True  # no first-visit tour over the page (storage={"helpSeen": False} shows it)
         values.update(storage or {})
-        if values:
-            await context.add_init_script(
-                f"if (!sessionStorage.getItem('bc.seeded')) {{ sessionStorage.setItem('bc.seeded', '1');"
-                f" for (const [k, v] of Object.entries({json.dumps(values)}))"
-                " localStorage.setItem(`bc.${k}`, JSON.stringify(v)); }"
-            )
-        if init_script:
-            await context.add_init_script(init_script)
-        page = await context.new_page()
-        if fake_clock:
-            await page.clock.install()
-        page.on("pageerror", lambda exc: self.errors.append(f"pageerror: {exc}"))
-        page.on(
-            "console",
-            lambda msg: (
-                self.errors.append(f"console: {msg.text}")
-                if msg.type == "error" and "Content Security Policy" in msg.text
-                else None
-            ),
+        # The browser remembers nothing but ``values`` (a pooled tab may have held an earlier test's
+        # page of this origin): set on a plain file of the origin, before the UI's scripts run.
+        await page.goto(f"{self.url}/static/app.css")
+        await page.evaluate(
+            """(values) => {
+              localStorage.clear();
+              sessionStorage.clear();
+              for (const [k, v] of Object.entries(values)) localStorage.setItem(`bc.${k}`, JSON.stringify(v));
+            }""",
+            values,
         )
         await page.goto(self.url)
         await expect(page.locator("#conn")).to_have_attribute("data-state", "live")
@@ -153,6 +240,14 @@ class UI:
             )
             await expect(page.locator("#me-name")).to_have_text(name)
         return page
+
+    async def close(self, page: Page) -> None:
+        """Done with ``page``: its context goes back to the pool, so a later :meth:`open` in the same
+        test gets a warm one (a page of the same size and scheme loads from its cache)."""
+        context = page.context
+        if context in self.contexts:
+            self.contexts.remove(context)
+        await _hand_back(self.browser, context)
 
 
 def human(url: str, secret: str) -> httpx.Client:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import httpx
 import pytest
 
@@ -163,7 +165,7 @@ async def test_person_renames_an_agent_and_sets_its_role(server: RunningServer) 
         assert beat.json() == {"name": "architect"}
     async with mcp_client(server.url, agent["token"]) as client:
         claimed = await client.call_tool("chat_claim", {})
-        assert '"confirmed_name": "architect"' in text_of(claimed)
+        assert json.loads(text_of(claimed))["confirmed_name"] == "architect"
 
 
 async def test_continue_accepts_a_channel_name_as_people_type_it(server: RunningServer) -> None:

@@ -308,7 +308,6 @@ async def test_malformed_json_body_is_a_4xx_json_error(
         b'{"jsonrpc": "1.0", "id": 1, "method": "initialize"}',
         b'{"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": "x"}',
         b'{"jsonrpc": "2.0", "id": {"a": 1}, "method": "tools/list"}',
-        b'{"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "chat_send"}}',
     ],
 )
 async def test_malformed_json_rpc_to_mcp_is_a_4xx(server: RunningServer, content: bytes) -> None:
@@ -316,6 +315,14 @@ async def test_malformed_json_rpc_to_mcp_is_a_4xx(server: RunningServer, content
         response = await client.post("/mcp", content=content, headers=MCP_HEADERS)
     assert 400 <= response.status_code < 500, (response.status_code, response.text)
     assert "error" in response.json()
+
+
+async def test_a_well_formed_call_without_token_or_arguments_is_a_tool_error(server: RunningServer) -> None:
+    """Valid JSON-RPC answers 200 (issue 14): what is wrong with the call is the tool's to say."""
+    call = {"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "chat_send"}}
+    async with httpx.AsyncClient(base_url=server.url, timeout=10) as client:
+        response = await client.post("/mcp", json=call, headers=MCP_HEADERS)
+    assert response.status_code == 200 and response.json()["result"]["isError"] is True, response.text
 
 
 async def test_mcp_transport_refuses_wrong_headers_and_unknown_sessions(server: RunningServer) -> None:

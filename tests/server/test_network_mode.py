@@ -106,7 +106,7 @@ async def test_forwarded_clients_need_the_join_key_and_a_token_for_mcp(server_fa
     server: RunningServer = server_factory(allow_network=True)
     app: Any = server.app
     key = app.state.services.guard.secrets.join_key
-    sessions = app.state.mcp_server.session_manager._server_instances
+    sse_sessions = app.mcp.sse_sessions  # the only state an MCP client can make the server hold
     body = {"base": "claude", "instance_id": "remote-1"}
     async with (
         tcp_forwarder(server.settings.port) as url,
@@ -117,7 +117,7 @@ async def test_forwarded_clients_need_the_join_key_and_a_token_for_mcp(server_fa
         wrong = await client.post("/api/agents/register", json=body, headers={"X-Join-Key": "guess"})
         assert wrong.status_code == 403
 
-        # No token, no MCP session: refused before the SDK creates anything.
+        # No token, no MCP at all: refused before the endpoint reads the body or opens a stream.
         init = {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {}}
         accept = {"Accept": "application/json, text/event-stream"}
         anonymous = await client.post("/mcp", json=init, headers=accept)
@@ -126,7 +126,7 @@ async def test_forwarded_clients_need_the_join_key_and_a_token_for_mcp(server_fa
         assert bad_token.status_code == 401
         assert (await client.get("/sse")).status_code == 401
         assert (await client.post("/messages/?session_id=0", json=init)).status_code == 401
-        assert sessions == {}
+        assert sse_sessions == {}
 
         joined = await client.post("/api/agents/register", json=body, headers={"X-Join-Key": key})
         assert joined.status_code == 200, joined.text

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 import threading
 from pathlib import Path
@@ -65,3 +66,32 @@ def test_a_read_outlasting_the_grace_is_interrupted_not_left_on_a_closed_handle(
     thread.join(10)
     assert len(outcome) == 1 and isinstance(outcome[0], sqlite3.OperationalError)
     assert "interrupt" in str(outcome[0])
+
+
+@pytest.mark.anyio
+async def test_a_write_answers_once_committed_raises_its_error_and_skips_a_cancelled_turn(
+    tmp_path: Path,
+) -> None:
+    db = Database(tmp_path / "db.sqlite")
+    try:
+        await db.write(lambda c: c.execute("CREATE TABLE t(x)"))
+        assert await db.write(lambda c: c.execute("INSERT INTO t VALUES (1)").lastrowid) == 1
+        assert db.read_sync(lambda c: c.execute("SELECT count(*) FROM t").fetchone()[0]) == 1  # committed
+
+        def fails(c: sqlite3.Connection) -> None:
+            c.execute("INSERT INTO t VALUES (9)")
+            raise ValueError("no")
+
+        with pytest.raises(ValueError, match="no"):
+            await db.write(fails)
+        # A write whose caller was cancelled before its turn came never runs.
+        gate = threading.Event()
+        busy = db.on_writer(lambda c: gate.wait(10))
+        task = asyncio.ensure_future(db.write(lambda c: c.execute("INSERT INTO t VALUES (2)")))
+        await asyncio.sleep(0)  # submitted, queued behind the busy writer
+        task.cancel()
+        gate.set()
+        busy.result()
+        assert await db.write(lambda c: c.execute("SELECT group_concat(x) FROM t").fetchone()[0]) == "1"
+    finally:
+        db.close()

@@ -1,15 +1,14 @@
-"""The MCP server agents talk to: agentchattr-compatible tool names and arguments.
+"""The MCP tools agents use: agentchattr-compatible tool names and arguments.
 
 Identity always comes from the token on the HTTP request, never from a tool argument.
 """
 
 from __future__ import annotations
 
-from mcp.server import MCPServer
-
 from backchannel import __version__
 from backchannel.jobs import JobBoard
 from backchannel.mcp_tools import chat, identity, images, jobs, rules, schedules
+from backchannel.mcp_tools._toolkit import Toolset
 from backchannel.registry import Registry
 from backchannel.room import Room
 from backchannel.rules import Rules
@@ -22,16 +21,14 @@ INSTRUCTIONS = (
 )
 
 
-def build_mcp_server(
+def build_toolset(
     room: Room, registry: Registry, board: JobBoard, rules_service: Rules, schedules_service: Schedules
-) -> MCPServer:
-    server: MCPServer = MCPServer(
-        "backchannel", instructions=INSTRUCTIONS, version=__version__, log_level="WARNING"
-    )
-    chat.register(server, room, registry, board)
-    jobs.register(server, registry, board)
-    identity.register(server, room, registry)
-    rules.register(server, registry, rules_service)
-    schedules.register(server, registry, schedules_service)
-    images.register(server, room, registry)  # chat_image (issue 13)
-    return server
+) -> Toolset:
+    tools = Toolset("backchannel", __version__, INSTRUCTIONS)
+    chat.register(tools, room, registry, board)
+    jobs.register(tools, registry, board)
+    identity.register(tools, room, registry)
+    rules.register(tools, registry, rules_service)
+    schedules.register(tools, registry, schedules_service)
+    images.register(tools, room, registry)  # chat_image (issue 13)
+    return tools

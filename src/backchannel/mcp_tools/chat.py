@@ -8,14 +8,12 @@ from pathlib import Path
 from typing import Any
 
 import anyio
-from mcp.server import MCPServer
-from mcp.server.mcpserver import Context
-from mcp_types import CallToolResult
 
 from backchannel import agent_images, uploads
 from backchannel.errors import Conflict, InvalidInput
 from backchannel.jobs import JobBoard
-from backchannel.mcp_tools._base import caller, ok, ok_json, tool_errors
+from backchannel.mcp_tools._base import append_text, caller, ok, ok_json
+from backchannel.mcp_tools._toolkit import ToolContext, ToolResult, Toolset
 from backchannel.mcp_tools.jobs import brief, find_job, header
 from backchannel.models import Agent, Message
 from backchannel.registry import Registry
@@ -44,7 +42,7 @@ def _read_result(
     again: str,
     empty: str = EMPTY_HINT,
     files: Path | None = None,
-) -> CallToolResult:
+) -> ToolResult:
     """A read's answer; `remaining` is exactly what the next reads without since_id return."""
     if since_id is None:
         more = f"({remaining} more unread in {place}: call {again} again to continue.)"
@@ -56,28 +54,27 @@ def _read_result(
             text = f"No messages in {place} after id {since_id}. {more}"
         return ok(text, {"messages": [], "remaining": remaining})
     result = ok_json([agent_images.with_file_paths(m.for_agent(), files) for m in batch], "messages")
-    assert result.structured_content is not None
-    result.structured_content["remaining"] = remaining
+    assert result.structured is not None
+    result.structured["remaining"] = remaining
     if remaining:
-        result.content[0].text += f"\n{more}"  # type: ignore[union-attr]  # ok_json builds one TextContent
+        append_text(result, more)
     return result
 
 
-def register(server: MCPServer, room: Room, registry: Registry, jobs: JobBoard) -> None:
+def register(tools: Toolset, room: Room, registry: Registry, jobs: JobBoard) -> None:
     summaries = Summaries(room.store, jobs)
 
-    @server.tool()
-    @tool_errors
+    @tools.tool()
     async def chat_send(
         message: str,
-        ctx: Context,
+        ctx: ToolContext,
         channel: str = "",
         reply_to: int = -1,
         choices: list[str] | None = None,
         image_path: str = "",
         job_id: int = 0,
         sender: str = "",
-    ) -> CallToolResult:
+    ) -> ToolResult:
         """Post a message as yourself. `choices` turns it into a decision card; `reply_to` quotes a message.
         `job_id` posts in that job's thread instead of a channel. A person answers a decision card once;
         you are then woken with the choice.
@@ -129,16 +126,15 @@ def register(server: MCPServer, room: Room, registry: Registry, jobs: JobBoard) 
         )
         return ok(f"Sent (id={msg.id})", {"id": msg.id, "channel": msg.channel})
 
-    @server.tool()
-    @tool_errors
+    @tools.tool()
     async def chat_read(
-        ctx: Context,
+        ctx: ToolContext,
         channel: str = "",
         since_id: int | None = None,
         limit: int = 20,
         job_id: int = 0,
         sender: str = "",
-    ) -> CallToolResult:
+    ) -> ToolResult:
         """Read messages. First read: the latest `limit`. Later: only what is new since your last read,
         oldest first; if more remain you are told how many. `since_id` reads after that id instead.
         `job_id` reads that job's thread (its own read position) instead of a channel.
@@ -162,30 +158,28 @@ def register(server: MCPServer, room: Room, registry: Registry, jobs: JobBoard) 
                 empty if first else EMPTY_HINT,
                 _files(room),
             )
-            result.content[0].text = f"{header(job)}\n\n{result.content[0].text}"  # type: ignore[union-attr]
-            assert result.structured_content is not None
-            result.structured_content.update(
+            result.content[0]["text"] = f"{header(job)}\n\n{result.content[0]['text']}"
+            assert result.structured is not None
+            result.structured.update(
                 {"job_id": job.id, "title": job.title, "channel": job.channel, "job": brief(job)}
             )
             return result
         batch, remaining = await room.agent_read(agent, name, limit, since_id)
         result = _read_result(batch, remaining, since_id, f"#{name}", "chat_read", files=_files(room))
-        assert result.structured_content is not None
-        result.structured_content["channel"] = name
+        assert result.structured is not None
+        result.structured["channel"] = name
         return result
 
-    @server.tool()
-    @tool_errors
-    async def chat_resync(ctx: Context, channel: str = "", limit: int = 50) -> CallToolResult:
+    @tools.tool()
+    async def chat_resync(ctx: ToolContext, channel: str = "", limit: int = 50) -> ToolResult:
         """The latest messages of a channel; resets your read cursor to the newest of them."""
         agent = await caller(ctx, registry)
         batch = await room.agent_resync(agent, _channel(agent, channel), limit)
         files = _files(room)
         return ok_json([agent_images.with_file_paths(m.for_agent(), files) for m in batch], "messages")
 
-    @server.tool()
-    @tool_errors
-    async def chat_join(ctx: Context, channel: str = DEFAULT_CHANNEL) -> CallToolResult:
+    @tools.tool()
+    async def chat_join(ctx: ToolContext, channel: str = DEFAULT_CHANNEL) -> ToolResult:
         """Join a channel (created if it does not exist) and make it your default for chat_send."""
         agent = await caller(ctx, registry)
         name = validate_channel(channel)
@@ -195,25 +189,22 @@ def register(server: MCPServer, room: Room, registry: Registry, jobs: JobBoard) 
         await room.store.update_agent(agent.id, last_channel=name)
         return ok(f"Joined #{name}. {await _who(room)}")
 
-    @server.tool()
-    @tool_errors
-    async def chat_who(ctx: Context) -> CallToolResult:
+    @tools.tool()
+    async def chat_who(ctx: ToolContext) -> ToolResult:
         """Who is online now."""
         await caller(ctx, registry)
         return ok(await _who(room))
 
-    @server.tool()
-    @tool_errors
-    async def chat_channels(ctx: Context) -> CallToolResult:
+    @tools.tool()
+    async def chat_channels(ctx: ToolContext) -> ToolResult:
         """The channel names."""
         await caller(ctx, registry)
         return ok_json([c.name for c in await room.channels()], "channels")
 
-    @server.tool()
-    @tool_errors
+    @tools.tool()
     async def chat_summary(
-        ctx: Context, action: str = "read", text: str = "", channel: str = ""
-    ) -> CallToolResult:
+        ctx: ToolContext, action: str = "read", text: str = "", channel: str = ""
+    ) -> ToolResult:
         """Read or write the channel summary (at most 1000 characters); writing posts a summary card."""
         agent = await caller(ctx, registry)
         name = _channel(agent, channel)
@@ -227,12 +218,11 @@ def register(server: MCPServer, room: Room, registry: Registry, jobs: JobBoard) 
 
     limits = f"title <= {room.settings.job_title_max}, body <= {room.settings.job_body_max} characters"
 
-    @server.tool(
+    @tools.tool(
         description=f"Propose a job ({limits}) as a card people accept, send back or dismiss. "
         "Accepting creates the job and wakes you with its id."
     )
-    @tool_errors
-    async def chat_propose_job(ctx: Context, title: str, body: str = "", channel: str = "") -> CallToolResult:
+    async def chat_propose_job(ctx: ToolContext, title: str, body: str = "", channel: str = "") -> ToolResult:
         agent = await caller(ctx, registry)
         title, body = jobs.check_title(title), jobs.check_body(body)
         name = _channel(agent, channel)

@@ -2,33 +2,26 @@
 
 from __future__ import annotations
 
-import json
-
-from mcp.server import MCPServer
-from mcp.server.mcpserver import Context
-from mcp_types import CallToolResult
-
 from backchannel.hats import sanitize_svg
-from backchannel.mcp_tools._base import caller, ok, tool_errors
+from backchannel.mcp_tools._base import caller, dumps, ok
+from backchannel.mcp_tools._toolkit import ToolContext, ToolResult, Toolset
 from backchannel.registry import Registry
 from backchannel.room import Room
 
 
-def register(server: MCPServer, room: Room, registry: Registry) -> None:
-    @server.tool()
-    @tool_errors
-    async def chat_claim(ctx: Context, name: str = "") -> CallToolResult:
+def register(tools: Toolset, room: Room, registry: Registry) -> None:
+    @tools.tool()
+    async def chat_claim(ctx: ToolContext, name: str = "") -> ToolResult:
         """Take a new name (lower-case letters, digits, '-'; not a word like you, all, system); your
         earlier messages show it too. Empty just confirms your current one."""
         agent = await caller(ctx, registry)
         if name and name != agent.name:
             agent = await registry.rename(agent.name, name)
         data = {"confirmed_name": agent.name, "label": agent.label, "base": agent.base}
-        return ok(json.dumps(data), data)
+        return ok(dumps(data), data)
 
-    @server.tool()
-    @tool_errors
-    async def chat_set_hat(ctx: Context, svg: str, target: str = "") -> CallToolResult:
+    @tools.tool()
+    async def chat_set_hat(ctx: ToolContext, svg: str, target: str = "") -> ToolResult:
         """Put an SVG hat (<= 5120 characters; scripts and links are removed) on your avatar or another's."""
         agent = await caller(ctx, registry)
         who = await registry.get(target) if target else agent

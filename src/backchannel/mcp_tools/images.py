@@ -6,13 +6,11 @@ import base64
 from typing import Any
 
 import anyio
-from mcp.server import MCPServer
-from mcp.server.mcpserver import Context
-from mcp_types import CallToolResult, ContentBlock, ImageContent, TextContent
 
 from backchannel import agent_images, uploads
 from backchannel.errors import InvalidInput, NotFound
-from backchannel.mcp_tools._base import caller, ok, tool_errors
+from backchannel.mcp_tools._base import caller, ok
+from backchannel.mcp_tools._toolkit import ToolContext, ToolResult, Toolset, image_block, text_block
 from backchannel.registry import Registry
 from backchannel.room import DEFAULT_CHANNEL, Room, validate_channel
 
@@ -25,12 +23,11 @@ def _read(path: Any) -> tuple[bytes, str]:
     return data, mime
 
 
-def register(server: MCPServer, room: Room, registry: Registry) -> None:
-    @server.tool()
-    @tool_errors
+def register(tools: Toolset, room: Room, registry: Registry) -> None:
+    @tools.tool()
     async def chat_image(
-        ctx: Context, message_id: int = 0, name: str = "", channel: str = ""
-    ) -> CallToolResult:
+        ctx: ToolContext, message_id: int = 0, name: str = "", channel: str = ""
+    ) -> ToolResult:
         """See the images of a message (`message_id`), one stored image (`name`, as in an attachment's
         url `/uploads/<name>`), or, with neither, the newest image posted in `channel`."""
         agent = await caller(ctx, registry)
@@ -54,15 +51,15 @@ def register(server: MCPServer, room: Room, registry: Registry) -> None:
             if not names:
                 return ok(f"Message {msg.id} has no images.", {"message_id": msg.id, "images": []})
             source = f"message {msg.id} from {msg.sender}"
-        content: list[ContentBlock] = []
+        content: list[dict[str, Any]] = []
         listed: list[dict[str, Any]] = []
         for stored in names[:MAX_IMAGES]:
             path = uploads.resolve(settings.uploads_dir, stored)
             if path is None:
                 raise NotFound(f"no stored image named {stored[:80]!r}")
             data, mime = await anyio.to_thread.run_sync(_read, path)
-            content.append(ImageContent(type="image", data=base64.b64encode(data).decode(), mime_type=mime))
+            content.append(image_block(base64.b64encode(data).decode(), mime))
             listed.append({"name": stored, "type": mime, "size": len(data)})
         more = f" ({len(names) - MAX_IMAGES} more not shown)" if len(names) > MAX_IMAGES else ""
-        content.insert(0, TextContent(type="text", text=f"{len(listed)} image(s) of {source}{more}."))
-        return CallToolResult(content=content, structured_content={"images": listed})
+        content.insert(0, text_block(f"{len(listed)} image(s) of {source}{more}."))
+        return ToolResult(content, {"images": listed})

@@ -8,13 +8,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from mcp.server import MCPServer
-from mcp.server.mcpserver import Context
-from mcp_types import CallToolResult
-
 from backchannel.errors import InvalidInput, NotFound
 from backchannel.jobs import JobBoard, normalize_status
-from backchannel.mcp_tools._base import caller, ok, ok_json, tool_errors
+from backchannel.mcp_tools._base import append_text, caller, ok, ok_json
+from backchannel.mcp_tools._toolkit import ToolContext, ToolResult, Toolset
 from backchannel.models import Agent, Job
 from backchannel.registry import Registry
 
@@ -63,12 +60,11 @@ def _check_agent_change(agent: Agent, job: Job, take: bool) -> None:
         )
 
 
-def register(server: MCPServer, registry: Registry, jobs: JobBoard) -> None:
-    @server.tool()
-    @tool_errors
+def register(tools: Toolset, registry: Registry, jobs: JobBoard) -> None:
+    @tools.tool()
     async def chat_jobs(
-        ctx: Context, action: str = "list", status: str = "", job_id: int = 0, assignee: str = ""
-    ) -> CallToolResult:
+        ctx: ToolContext, action: str = "list", status: str = "", job_id: int = 0, assignee: str = ""
+    ) -> ToolResult:
         """The jobs board. action="list": every job, or those of one `status` (todo, active, closed).
         action="update" on job `job_id`: `status` todo or active to move it, closed to close it;
         assignee="me" to take it. Other changes are for people. Talk in a job: chat_read/chat_send(job_id).
@@ -82,7 +78,7 @@ def register(server: MCPServer, registry: Registry, jobs: JobBoard) -> None:
             result = ok_json([brief(j) for j in board[:LIST_MAX]], "jobs")
             if len(board) > LIST_MAX:  # the board's order: to do first, closed last
                 more = f"({len(board) - LIST_MAX} more jobs not shown: pass status to list one group.)"
-                result.content[0].text += f"\n{more}"  # type: ignore[union-attr]  # ok_json: one TextContent
+                append_text(result, more)
             return result
         if action != "update":
             raise InvalidInput("action must be 'list' or 'update'")

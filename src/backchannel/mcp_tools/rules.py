@@ -5,20 +5,17 @@ Only people activate, edit or delete rules (REST); an agent's proposal is a card
 
 from __future__ import annotations
 
-from mcp.server import MCPServer
-from mcp.server.mcpserver import Context
-from mcp_types import CallToolResult
-
 from backchannel.errors import InvalidInput
-from backchannel.mcp_tools._base import caller, ok, ok_json, tool_errors
+from backchannel.mcp_tools._base import caller, ok, ok_json
+from backchannel.mcp_tools._toolkit import ToolContext, ToolResult, Toolset
 from backchannel.models import Agent
 from backchannel.registry import Registry
 from backchannel.room import DEFAULT_CHANNEL, validate_channel
 from backchannel.rules import MAX_REASON, MAX_TEXT, Rules
 
 
-def register(server: MCPServer, registry: Registry, rules: Rules) -> None:
-    async def run(agent: Agent, action: str, rule: str, reason: str, channel: str) -> CallToolResult:
+def register(tools: Toolset, registry: Registry, rules: Rules) -> None:
+    async def run(agent: Agent, action: str, rule: str, reason: str, channel: str) -> ToolResult:
         # An empty channel means the one the agent last read, else #general (as for chat_send).
         name = validate_channel(channel) if channel else (agent.last_channel or DEFAULT_CHANNEL)
         if action == "list":
@@ -41,22 +38,20 @@ def register(server: MCPServer, registry: Registry, rules: Rules) -> None:
             {"id": change.rule.id, "message_id": change.message.id},
         )
 
-    @server.tool(
+    @tools.tool(
         description="The room rules. action='list': the active rules you follow (room-wide and this "
         f"channel's). action='propose': propose `rule` (1-{MAX_TEXT} characters, one line) with an "
         f"optional `reason` (at most {MAX_REASON}); it is posted as a card in `channel` for a person "
         "to activate, keep as a draft or dismiss."
     )
-    @tool_errors
     async def chat_rules(
-        ctx: Context, action: str = "list", rule: str = "", reason: str = "", channel: str = ""
-    ) -> CallToolResult:
+        ctx: ToolContext, action: str = "list", rule: str = "", reason: str = "", channel: str = ""
+    ) -> ToolResult:
         return await run(await caller(ctx, registry), action, rule, reason, channel)
 
-    @server.tool()
-    @tool_errors
+    @tools.tool()
     async def chat_decision(
-        ctx: Context, action: str = "list", decision: str = "", reason: str = "", channel: str = ""
-    ) -> CallToolResult:
+        ctx: ToolContext, action: str = "list", decision: str = "", reason: str = "", channel: str = ""
+    ) -> ToolResult:
         """Alias of chat_rules with `decision` for `rule`."""
         return await run(await caller(ctx, registry), action, decision, reason, channel)

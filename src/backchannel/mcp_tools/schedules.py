@@ -9,12 +9,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from mcp.server import MCPServer
-from mcp.server.mcpserver import Context
-from mcp_types import CallToolResult
-
 from backchannel.errors import InvalidInput
-from backchannel.mcp_tools._base import caller, ok, tool_errors
+from backchannel.mcp_tools._base import caller, ok
+from backchannel.mcp_tools._toolkit import ToolContext, ToolResult, Toolset
 from backchannel.models import Agent
 from backchannel.registry import Registry
 from backchannel.room import DEFAULT_CHANNEL, validate_channel
@@ -27,7 +24,7 @@ def _line(schedule: Schedule, agent: Agent) -> dict[str, Any]:
     return {**schedule.public(), "mine": owned_by(schedule, agent)}
 
 
-def register(server: MCPServer, registry: Registry, schedules: Schedules) -> None:
+def register(tools: Toolset, registry: Registry, schedules: Schedules) -> None:
     async def run(
         agent: Agent,
         action: str,
@@ -37,7 +34,7 @@ def register(server: MCPServer, registry: Registry, schedules: Schedules) -> Non
         spec: str,
         send_at: str,
         schedule_id: int,
-    ) -> CallToolResult:
+    ) -> ToolResult:
         if action == "list":
             found = await schedules.list(channel or None)
             if not found:
@@ -73,7 +70,7 @@ def register(server: MCPServer, registry: Registry, schedules: Schedules) -> Non
             return ok(f"Schedule #{gone.id} deleted.", {"id": gone.id})
         raise InvalidInput(f"action must be 'list', 'create' or 'delete'; got {action!r}")
 
-    @server.tool(
+    @tools.tool(
         description="Schedules: post a prompt to agents later, once or repeatedly. action='create': "
         f"`prompt` (1-{MAX_PROMPT} characters), `targets` (1-{MAX_TARGETS} agent names; default you), "
         "`channel` (default the one you last read), and either `spec` or `send_at`. Accepted: "
@@ -81,9 +78,8 @@ def register(server: MCPServer, registry: Registry, schedules: Schedules) -> Non
         "is posted as you and the targets are woken. "
         "action='list': every schedule (or `channel`'s). action='delete': `schedule_id` of one you created."
     )
-    @tool_errors
     async def chat_schedule(
-        ctx: Context,
+        ctx: ToolContext,
         action: str = "list",
         prompt: str = "",
         targets: list[str] | str | None = None,
@@ -91,7 +87,7 @@ def register(server: MCPServer, registry: Registry, schedules: Schedules) -> Non
         spec: str = "",
         send_at: str = "",
         schedule_id: int = 0,
-    ) -> CallToolResult:
+    ) -> ToolResult:
         return await run(
             await caller(ctx, registry), action, prompt, targets, channel, spec, send_at, schedule_id
         )

@@ -1,12 +1,15 @@
 """``create_app(settings)``: builds one isolated server; nothing global, so tests can run many.
 
 One port serves the web UI, the REST API, the WebSocket, MCP streamable HTTP at ``/mcp`` and MCP
-SSE at ``/sse`` (+ ``/messages/``).
+SSE at ``/sse`` (+ ``/messages/``). MCP requests never enter FastAPI: :class:`BackchannelApp` checks
+``Host`` and hands them to :mod:`backchannel.server.mcp_endpoint` itself, which saves the router and
+middleware stack on every agent call. ``serve`` does not run this app's lifespan: it builds the
+services first (:mod:`backchannel.services`), answers MCP at once and builds this app afterwards
+(:mod:`backchannel.server.boot`).
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncGenerator
@@ -17,18 +20,13 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
-from mcp.server.transport_security import TransportSecuritySettings
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import WebSocketRoute
+from starlette.types import Receive, Scope, Send
 
 from backchannel import __version__
-from backchannel.bus import InMemoryEventBus
 from backchannel.config import Settings
 from backchannel.errors import BackchannelError
-from backchannel.mcp_tools import build_mcp_server
-from backchannel.registry import Registry
-from backchannel.room import Room
-from backchannel.room_settings import RoomSettings
 from backchannel.server import (
     agent_reads_api,
     agents_api,
@@ -44,16 +42,12 @@ from backchannel.server import (
     settings_api,
     web,
 )
-from backchannel.server.deps import Services
-from backchannel.server.security import (
-    BodyLimitMiddleware,
-    Guard,
-    HostCheckMiddleware,
-    McpGateMiddleware,
-    Secrets,
-)
+from backchannel.server.boot import mcp_for
+from backchannel.server.mcp_endpoint import PATHS as MCP_PATHS
+from backchannel.server.mcp_endpoint import McpEndpoint
+from backchannel.server.security import BodyLimitMiddleware, Guard, refuse_foreign_host
 from backchannel.server.websocket import websocket_endpoint
-from backchannel.store import Store
+from backchannel.services import Services, build_services
 
 logger = logging.getLogger("backchannel.server")
 
@@ -62,54 +56,39 @@ def _error(status: int, code: str, detail: str) -> JSONResponse:
     return JSONResponse({"error": code, "detail": detail}, status_code=status)
 
 
-def _transport_security(settings: Settings) -> TransportSecuritySettings:
-    if settings.allow_network:
-        # Host checks for network mode are ours (HostCheckMiddleware); agents send no Origin.
-        return TransportSecuritySettings(enable_dns_rebinding_protection=False)
-    return TransportSecuritySettings(
-        enable_dns_rebinding_protection=True,
-        allowed_hosts=["127.0.0.1:*", "localhost:*", "[::1]:*", "127.0.0.1", "localhost"],
-        allowed_origins=["http://127.0.0.1:*", "http://localhost:*", "http://[::1]:*"],
-    )
+class BackchannelApp(FastAPI):
+    """FastAPI behind one outer step: ``Host`` is checked for every request (DNS rebinding), then
+    MCP paths go straight to the MCP endpoint and everything else to FastAPI's own stack."""
+
+    guard: Guard
+    mcp: McpEndpoint
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        kind = scope["type"]
+        if kind == "http" or kind == "websocket":
+            if await refuse_foreign_host(self.guard, scope, send):
+                return
+            if kind == "http" and scope["path"] in MCP_PATHS:
+                await self.mcp(scope, receive, send)
+                return
+        await super().__call__(scope, receive, send)
 
 
-def create_app(settings: Settings) -> FastAPI:
-    store = Store(settings.db_path)
-    bus = InMemoryEventBus()
-    registry = Registry(store, bus, settings)
-    room = Room(store, bus, registry, settings, RoomSettings(store, bus, settings))
-    secrets_ = Secrets.create(settings)
-    services = Services(settings, store, bus, registry, room, Guard(settings, secrets_))
-
-    mcp_server = build_mcp_server(room, registry, services.jobs, services.rules, services.schedules)
-    security = _transport_security(settings)
-    mcp_http = mcp_server.streamable_http_app(
-        streamable_http_path="/mcp",
-        transport_security=security,
-        session_idle_timeout=settings.mcp_session_idle_timeout,
-        # A tool call answers with one JSON body, not an SSE stream (every client accepts both; no
-        # tool sends notifications mid-call): 10-25% less server CPU per call (bench_server.py).
-        json_response=True,
-    )
-    mcp_sse = mcp_server.sse_app(sse_path="/sse", message_path="/messages/", transport_security=security)
+def create_app(settings: Settings, services: Services | None = None) -> BackchannelApp:
+    """The whole app. Given ``services`` (``serve``'s boot path), it uses them and its own lifespan
+    is never run; without, it builds them and its lifespan runs them (tests, embedding)."""
+    if services is None:
+        services = build_services(settings)
+    running = services.running
+    # Under serve, BootApp answers MCP with its own endpoint (same services; no state of note).
+    endpoint = mcp_for(services)
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncGenerator[None, None]:
-        sweeper = asyncio.create_task(registry.run_sweeper())
-        scheduler = asyncio.create_task(services.scheduler.run())  # schedules (issue 11)
-        try:
-            async with mcp_server.session_manager.run():
-                yield
-        finally:
-            sweeper.cancel()
-            scheduler.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await sweeper
-            with contextlib.suppress(asyncio.CancelledError):
-                await scheduler
-            store.close()
+        async with running():
+            yield
 
-    app = FastAPI(
+    app = BackchannelApp(
         title="backchannel",
         version=__version__,
         lifespan=lifespan,
@@ -118,7 +97,9 @@ def create_app(settings: Settings) -> FastAPI:
         description="Chat server where people and AI coding agents meet. Agent protocol: see README.",
     )
     app.state.services = services
-    app.state.mcp_server = mcp_server
+    app.state.toolset = endpoint.toolset
+    app.guard = services.guard
+    app.mcp = endpoint
     app.include_router(jobs_api.router)  # the jobs board (issue 9)
     app.include_router(rules_api.router)  # room rules (issue 10)
     app.include_router(pins_api.router)  # pins (issue 10)
@@ -133,9 +114,6 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(agent_reads_api.router)  # agents' context reads and images (issue 13)
     app.include_router(web.router)
     app.router.routes.append(WebSocketRoute("/ws", websocket_endpoint))
-    # MCP first: every agent call is an /mcp request, and matching it against each included
-    # router's routes first cost about a tenth of the server's CPU per call (bench_server.py).
-    app.router.routes[0:0] = [*mcp_http.routes, *mcp_sse.routes]
     app.mount("/static", StaticFiles(directory=web.STATIC_DIR), name="static")
     app.mount("/docs-assets", StaticFiles(directory=swagger_ui_bundle.swagger_ui_path), name="docs-assets")
 
@@ -149,15 +127,8 @@ def create_app(settings: Settings) -> FastAPI:
             swagger_favicon_url="/docs-assets/favicon-32x32.png",
         )
 
-    async def authenticate_agent(token: str | None) -> object:
-        return await registry.authenticate(token, touch=False)
-
-    app.add_middleware(
-        McpGateMiddleware, guard=services.guard, transport_security=security, authenticate=authenticate_agent
-    )
     # Generous for any JSON we accept (a maximal message is at most 4 bytes a character).
     app.add_middleware(BodyLimitMiddleware, max_bytes=max(256 * 1024, settings.max_message_chars * 8))
-    app.add_middleware(HostCheckMiddleware, guard=services.guard)
 
     @app.exception_handler(BackchannelError)
     async def on_domain_error(_: Request, exc: BackchannelError) -> JSONResponse:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import StreamingResponse
@@ -11,10 +11,13 @@ from starlette.datastructures import UploadFile
 from starlette.requests import ClientDisconnect
 from starlette.types import Message
 
-from backchannel.archive import MAX_ARCHIVE_BYTES, Archives, Limits, check_channel
 from backchannel.errors import InvalidInput, PayloadTooLarge
 from backchannel.server.api import Reader, Writer
 from backchannel.server.deps import services
+
+if TYPE_CHECKING:  # imported on first use: export and import are rare, and start-up pays for every
+    # module (backchannel.archive brings zipfile, the template checks and the import SQL; issue 14)
+    from backchannel.archive import Archives
 
 router = APIRouter(tags=["archives"])
 # Room for the multipart envelope around a maximal archive.
@@ -23,6 +26,8 @@ _ENVELOPE = 64 * 1024
 
 def archives(request: Request) -> Archives:
     """The app's one archive service (its lock makes imports one at a time)."""
+    from backchannel.archive import Archives, Limits
+
     found: Archives | None = getattr(request.app.state, "archives", None)
     if found is None:
         svc = services(request)
@@ -49,6 +54,8 @@ async def export(
     request: Request, channel: Annotated[str | None, Query(min_length=1, max_length=64)] = None
 ) -> StreamingResponse:
     """The room (or one channel) as a zip, streamed as it is written."""
+    from backchannel.archive import check_channel
+
     await check_channel(services(request).store, channel)
     stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
     name = f"backchannel-export-{channel + '-' if channel else ''}{stamp}.zip"
@@ -61,6 +68,8 @@ async def export(
 
 def _limited(request: Request, limit: int) -> Request:
     """The same request whose body fails with 413 past ``limit`` bytes (however it is sent)."""
+    from backchannel.archive import MAX_ARCHIVE_BYTES
+
     seen = 0
     receive = request.receive
 
@@ -79,6 +88,8 @@ def _limited(request: Request, limit: int) -> Request:
 @router.post("/api/import", dependencies=Writer)
 async def import_archive(request: Request) -> dict[str, Any]:
     """Merge an uploaded archive (multipart field ``file``, at most 50 MB packed and unpacked)."""
+    from backchannel.archive import MAX_ARCHIVE_BYTES
+
     limit = MAX_ARCHIVE_BYTES + _ENVELOPE
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > limit:

@@ -10,6 +10,10 @@ logged by a handler that itself needed a descriptor, and that error stopped the 
 * a connection must send its request headers within ``request_timeout`` and may not pause longer
   than that inside a body; with no request in progress it is closed after ``idle_timeout``;
 * logging never raises, and running out of descriptors in ``accept()`` is one line, not a crash.
+
+Requests are parsed by httptools (llhttp, in C): uvicorn's pure-Python h11 parser cost 0.15-0.2 ms
+of server CPU per request, a third of the per-call budget (issue 14, ``bench/README.md``). The h11
+protocol stays for the A/B benchmark and as a fallback.
 """
 
 from __future__ import annotations
@@ -21,12 +25,14 @@ import logging
 import resource
 import sys
 import time
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, cast
 
-import h11
-from uvicorn.protocols.http.h11_impl import H11Protocol
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
 
 from backchannel.config import Settings
+
+if TYPE_CHECKING:
+    from backchannel.server.limits_h11 import GuardedH11Protocol
 
 logger = logging.getLogger("backchannel.server")
 
@@ -42,10 +48,11 @@ def _json_response(status: str, code: str, detail: str) -> bytes:
     return f"{head}content-length: {len(body)}\r\nconnection: close\r\n\r\n".encode() + body
 
 
-_OVER_CAP = _json_response(
+# The two answers for moments before a request exists (shared with backchannel.server.limits_h11).
+OVER_CAP = _json_response(
     "503 Service Unavailable", "too_many_connections", "too many connections; retry shortly"
 )
-_TIMED_OUT = _json_response("408 Request Timeout", "request_timeout", "the request was sent too slowly")
+TIMED_OUT = _json_response("408 Request Timeout", "request_timeout", "the request was sent too slowly")
 
 
 def raise_fd_limit() -> int:
@@ -76,18 +83,22 @@ def accept_backlog(cap: int) -> int:
     return max(8, min(2048, cap // 16))
 
 
-class GuardedH11Protocol(H11Protocol):
-    """uvicorn's HTTP/1.1 protocol plus a connection cap and header/body/idle timeouts."""
+class GuardedHttpToolsProtocol(HttpToolsProtocol):
+    """uvicorn's httptools protocol plus the same cap and timeouts as ``limits_h11.GuardedH11Protocol``,
+    and a bound on a request head still arriving (h11 had one built in; llhttp keeps no limit)."""
 
     max_connections: ClassVar[int] = 1000
     request_timeout: ClassVar[float] = 30.0
+    max_head_bytes: ClassVar[int] = 64 * 1024
 
     _request_timer: asyncio.TimerHandle | None = None
+    _phase: int = 0  # _IDLE, _HEAD (request started, headers incomplete) or _BODY
+    _head_bytes: int = 0
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
         if len(self.connections) > self.max_connections:
-            transport.write(_OVER_CAP)
+            transport.write(OVER_CAP)
             transport.close()  # frees the descriptor as soon as the short answer is out
             return
         # uvicorn arms its idle timer only after a first response: a silent connection would stay.
@@ -99,27 +110,40 @@ class GuardedH11Protocol(H11Protocol):
         self._cancel_request_timer()
         super().connection_lost(exc)
 
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self._phase = _HEAD
+
+    def on_headers_complete(self) -> None:
+        self._phase = _BODY
+        super().on_headers_complete()
+
+    def on_message_complete(self) -> None:
+        self._phase = _IDLE
+        self._head_bytes = 0
+        super().on_message_complete()
+
     def data_received(self, data: bytes) -> None:
+        if self._phase != _BODY:
+            self._head_bytes += len(data)  # counted per read, not per header: no call per header
         super().data_received(data)
         if self.transport.is_closing() or self.transport.get_protocol() is not self:
             self._cancel_request_timer()  # closed, or upgraded to a WebSocket
-            return
-        their = self.conn.their_state
-        if their is h11.IDLE and self.conn.trailing_data[0]:
+        elif self._phase == _HEAD:
+            if self._head_bytes > self.max_head_bytes:
+                # Still no end of headers after this many bytes (as h11's own bound): refuse.
+                self.send_400_response("Request head too large.")
+                self._cancel_request_timer()
+                return
             # Part of a request line or headers: one deadline for all of them (slowloris).
             if self._request_timer is None:
                 self._request_timer = self.loop.call_later(self.request_timeout, self._on_request_timeout)
-        elif their is h11.SEND_BODY:
+        elif self._phase == _BODY:
             # Inside a body: the deadline is for the next chunk, so big uploads on slow links pass.
             self._cancel_request_timer()
             self._request_timer = self.loop.call_later(self.request_timeout, self._on_request_timeout)
-        else:
+        elif self._request_timer is not None:
             self._cancel_request_timer()  # the request is complete: the app decides from here
-
-    def handle_websocket_upgrade(self, event: h11.Request) -> None:
-        self._cancel_request_timer()
-        self._unset_keepalive_if_required()
-        super().handle_websocket_upgrade(event)
 
     def _cancel_request_timer(self) -> None:
         if self._request_timer is not None:
@@ -134,25 +158,37 @@ class GuardedH11Protocol(H11Protocol):
             # We stopped reading (the app has not taken the body yet): the client is not slow.
             self._request_timer = self.loop.call_later(self.request_timeout, self._on_request_timeout)
             return
-        if self.conn.their_state is h11.IDLE and self.conn.our_state is h11.IDLE:
-            self.transport.write(_TIMED_OUT)
+        cycle = cast("RequestResponseCycle | None", self.cycle)  # None before the first request
+        if self._phase == _HEAD and (cycle is None or cycle.response_complete):
+            self.transport.write(TIMED_OUT)
         self.transport.close()  # a body in progress: the app sees http.disconnect
 
 
-def protocol_for(cap: int, request_timeout: float) -> type[GuardedH11Protocol]:
-    """A protocol class carrying this server's limits (uvicorn builds protocols from a class)."""
-    return type(
-        "BackchannelH11Protocol",
-        (GuardedH11Protocol,),
-        {"max_connections": cap, "request_timeout": request_timeout},
-    )
+_IDLE, _HEAD, _BODY = 0, 1, 2
+
+
+def protocol_for(
+    cap: int, request_timeout: float, *, parser: str = "httptools"
+) -> type[GuardedHttpToolsProtocol] | type[GuardedH11Protocol]:
+    """A protocol class carrying this server's limits (uvicorn builds protocols from a class).
+
+    ``parser="h11"`` gives the pure-Python parser (the A/B benchmark's "before"); only then is h11
+    imported (about 20 ms of start-up).
+    """
+    limits = {"max_connections": cap, "request_timeout": request_timeout}
+    if parser == "h11":
+        from backchannel.server.limits_h11 import GuardedH11Protocol
+
+        return type("BackchannelH11Protocol", (GuardedH11Protocol,), limits)
+    return type("BackchannelHttpToolsProtocol", (GuardedHttpToolsProtocol,), limits)
 
 
 class SafeStreamHandler(logging.StreamHandler[Any]):
     """Plain one-record-per-line logging to stderr that never raises, whatever state the process is in.
 
-    The MCP SDK installs a rich handler that imports modules lazily while logging an error; with no
-    descriptors left that import failed, the failure escaped the event loop and the server exited.
+    A handler that imports modules lazily while logging an error (the MCP SDK's rich one did, when the
+    server still used it) fails with no descriptors left, and that failure escaped the event loop and
+    ended the server; this one opens nothing and swallows its own errors.
     """
 
     def __init__(self) -> None:
@@ -170,7 +206,7 @@ class SafeStreamHandler(logging.StreamHandler[Any]):
 
 
 def install_safe_logging(level: int = logging.WARNING) -> None:
-    """Replace root handlers (the SDK's rich one) with :class:`SafeStreamHandler`."""
+    """Replace any root handlers (a library's, a test runner's) with :class:`SafeStreamHandler`."""
     logging.raiseExceptions = False
     root = logging.getLogger()
     for handler in list(root.handlers):

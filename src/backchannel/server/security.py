@@ -11,7 +11,7 @@ a foreign page into a same-origin one.
 Network mode (``--allow-network``): a same-host forwarder (stunnel, socat, ``ssh -L``, a TLS
 terminator) makes every client look like loopback, so the peer address proves nothing. Every
 registration then needs the join key (local wrappers read it from the 0600 ``join_key`` file), and
-the MCP endpoints refuse requests without a valid agent token before a session is created.
+the MCP endpoints refuse requests without a valid agent token before they read anything else.
 """
 
 from __future__ import annotations
@@ -22,27 +22,26 @@ import ipaddress
 import json
 import os
 import secrets
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
-from starlette.datastructures import Headers
-from starlette.requests import HTTPConnection, Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+if TYPE_CHECKING:
+    # Annotations only: importing starlette.requests at run time pulls in email, http.client and
+    # python_multipart (~27 ms) for every process that imports this module's helpers.
+    from starlette.requests import HTTPConnection
 
 from backchannel.config import Settings
 from backchannel.errors import Forbidden, Unauthorized
-
-if TYPE_CHECKING:
-    from mcp.server.transport_security import TransportSecuritySettings
 
 SESSION_HEADER = "x-backchannel-session"
 JOIN_KEY_HEADER = "x-join-key"
 LOCAL_SECRET_FILE = "local_secret"
 JOIN_KEY_FILE = "join_key"
-MCP_PATHS = ("/mcp", "/sse", "/messages")
 _MIN_SECRET_CHARS = 16
 _LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1", "[::1]"}
 
@@ -189,27 +188,25 @@ class Guard:
         return host in _LOOPBACK_HOSTS or is_loopback_address(host)
 
 
-class HostCheckMiddleware:
-    """Refuse requests whose ``Host`` is not ours (DNS rebinding) before any route runs."""
+async def refuse_foreign_host(guard: Guard, scope: Scope, send: Send) -> bool:
+    """Answer a request whose ``Host`` is not ours (DNS rebinding) and return True; else False.
 
-    def __init__(self, app: ASGIApp, guard: Guard) -> None:
-        self.app = app
-        self.guard = guard
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] in ("http", "websocket"):
-            host = dict(scope.get("headers") or []).get(b"host", b"").decode("latin-1")
-            if not self.guard.host_allowed(host):
-                if scope["type"] == "websocket":
-                    await send({"type": "websocket.close", "code": 4403})
-                    return
-                await send_json_error(send, 403, "forbidden", "unexpected Host header")
-                return
-        await self.app(scope, receive, send)
-
-
-def is_mcp_path(path: str) -> bool:
-    return any(path == p or path.startswith(p + "/") for p in MCP_PATHS)
+    The app's outermost step, for every HTTP request and WebSocket, MCP included.
+    """
+    if guard.settings.allow_network:
+        return False
+    host = b""
+    for name, value in scope["headers"]:
+        if name == b"host":
+            host = value
+            break
+    if guard.host_allowed(host.decode("latin-1")):
+        return False
+    if scope["type"] == "websocket":
+        await send({"type": "websocket.close", "code": 4403})
+    else:
+        await send_json_error(send, 403, "forbidden", "unexpected Host header")
+    return True
 
 
 def agent_token(headers: Mapping[str, str]) -> str | None:
@@ -220,66 +217,16 @@ def agent_token(headers: Mapping[str, str]) -> str | None:
     return headers.get("x-agent-token", "").strip() or None
 
 
-# What the SDK's transport check refuses with, as the app's error codes (421: Host not ours).
-_SDK_REFUSALS = {400: "invalid_input", 403: "forbidden", 421: "misdirected_request"}
-
-
-class McpGateMiddleware:
-    """Checks that must pass before the MCP SDK creates any session for a request.
-
-    * A refused ``/sse`` (foreign ``Origin`` or ``Host``) is answered here: the SDK answers it too,
-      but then raises, and that became a long traceback per refused page load.
-    * Network mode: no valid agent token, no MCP at all, so anonymous peers cannot pile up
-      sessions (each holds memory until it idles out).
-    """
-
-    def __init__(
-        self,
-        app: ASGIApp,
-        guard: Guard,
-        transport_security: TransportSecuritySettings,
-        authenticate: Callable[[str | None], Awaitable[Any]],
-    ) -> None:
-        self.app = app
-        self.guard = guard
-        # Imported here: the CLI and every wrapper import this module for its constants, and the
-        # mcp package costs them about a second of start-up they never use.
-        from mcp.server.transport_security import TransportSecurityMiddleware
-
-        self.transport = TransportSecurityMiddleware(transport_security)
-        self.authenticate = authenticate
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not is_mcp_path(scope["path"]):
-            await self.app(scope, receive, send)
-            return
-        if scope["path"] == "/sse":
-            refused = await self.transport.validate_request(Request(scope), is_post=False)
-            if refused is not None:  # the SDK logged one warning line saying why
-                detail = bytes(refused.body).decode(errors="replace")
-                code = _SDK_REFUSALS.get(refused.status_code, "forbidden")
-                await send_json_error(send, refused.status_code, code, detail)
-                return
-        if self.guard.settings.allow_network:
-            try:
-                await self.authenticate(agent_token(Headers(scope=scope)))
-            except Unauthorized as exc:
-                await send_json_error(
-                    send, exc.status, exc.code, f"network mode: MCP needs an agent token. {exc.detail}"
-                )
-                return
-        await self.app(scope, receive, send)
-
-
 class BodyLimitMiddleware:
     """Refuse oversized JSON bodies before anything reads them into memory.
 
     FastAPI parses a body before auth dependencies run, so without this an anonymous client could
-    make the server buffer gigabytes. Routes that stream their own bodies (uploads, MCP) are exempt:
-    they enforce their own limits while reading.
+    make the server buffer gigabytes. Routes that stream their own bodies (uploads, imports) are
+    exempt: they enforce their own limits while reading. MCP never comes through here (its endpoint
+    has its own limit).
     """
 
-    EXEMPT = ("/api/uploads", "/api/import", "/mcp", "/messages/")
+    EXEMPT = ("/api/uploads", "/api/import")
 
     def __init__(self, app: ASGIApp, max_bytes: int) -> None:
         self.app = app

@@ -56,6 +56,7 @@ class Store:
         self.db = Database(path)
         self.db.write_sync(migrate)
         self.db.track_agents()  # the token cache's invalidation (registry.py)
+        self.roster = agents.Roster(self.db)  # the live agents routing reads, per generation
         self.db.write_sync(lambda c: channels.ensure(c, "general"))
         # Removed text's leftover bytes (index segments, WAL frames) are purged in the background.
         self.scrubber = scrub.Scrubber(self.db)
@@ -191,6 +192,7 @@ class Store:
                 metadata=metadata,
                 person_id=person_id,
                 job_id=thread,
+                channel_name=ch.name,
             )
             if agent_id is not None:
                 # An agent that had read everything has also "read" its own message; one that had not
@@ -202,14 +204,12 @@ class Store:
                     ):
                         jobs.set_cursor(c, agent_id, thread, msg.id)
                 else:
-                    cursor = messages.get_cursor(c, agent_id, ch.id)
-                    if cursor is not None and not messages.any_between(c, ch.id, cursor, msg.id):
-                        messages.set_cursor(c, agent_id, ch.id, msg.id)
+                    messages.advance_own_cursor(c, agent_id, ch.id, msg.id)
             evs = [events.append(c, "message", {"message": msg.public()})]
             made: list[tuple[Agent, Trigger]] = []
             notices: list[Message] = []
             if planner is not None:
-                plan = planner(guard, agents.live(c))
+                plan = planner(guard, self.roster.live(c))
                 # A running session takes its turn here, in this transaction (store/sessions.py).
                 turn = sessions.step(c, ch, msg, plan.targets, msg.created_at) if thread is None else None
                 if turn is not None:
@@ -325,7 +325,7 @@ class Store:
             read = messages.cursor_read(
                 c, ch.id, limit, since_id, cursor, lambda last: messages.set_cursor(c, agent_id, ch.id, last)
             )
-            agents.update(c, agent_id, last_channel=ch.name)
+            agents.set_last_channel(c, agent_id, ch.name)
             return read
 
         return await self.db.write(tx)
@@ -335,7 +335,7 @@ class Store:
             ch = channels.get(c, channel)
             batch = messages.latest(c, ch.id, limit, agent_view=True)
             messages.reset_cursor(c, agent_id, ch.id, batch[-1].id if batch else 0)
-            agents.update(c, agent_id, last_channel=ch.name)
+            agents.set_last_channel(c, agent_id, ch.name)
             return batch
 
         return await self.db.write(tx)

@@ -16,11 +16,18 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import TypeVar
+from typing import TypeVar, cast
 
 import anyio.to_thread
 
 T = TypeVar("T")
+
+# Columns of ``agents`` that tool calls and heartbeats write (liveness; the channel an agent reads):
+# tracked per agent in agents_volatile, so writing them flushes no cache.
+VOLATILE_COLUMNS = ("last_seen", "activity", "last_channel")
+Volatile = tuple[float, str, str]  # last_seen, activity, last_channel
+# Columns no cached Agent holds (a counter per wake-up delivery): writing them moves nothing.
+UNCACHED_COLUMNS = ("wakes_since_rules",)
 
 
 def _connect(path: Path) -> sqlite3.Connection:
@@ -64,6 +71,23 @@ def truncate_wal(conn: sqlite3.Connection) -> bool:
     return not busy
 
 
+def _settle(answer: asyncio.Future[T], result: T | None, exc: BaseException | None) -> None:
+    if answer.cancelled():
+        return
+    if exc is not None:
+        answer.set_exception(exc)
+    else:
+        answer.set_result(cast(T, result))
+
+
+def _deliver(
+    loop: asyncio.AbstractEventLoop, answer: asyncio.Future[T], result: T | None, exc: BaseException | None
+) -> None:
+    """From the writer thread: settle ``answer`` on its loop (gone when the loop has closed)."""
+    with contextlib.suppress(RuntimeError):  # the loop closed meanwhile: nobody is waiting
+        loop.call_soon_threadsafe(_settle, answer, result, exc)
+
+
 class Database:
     """Async facade over SQLite; ``write`` and ``read`` take a function of a connection."""
 
@@ -80,10 +104,17 @@ class Database:
         self._reads_done = threading.Condition()
         self._active_reads = 0
         self._closed = False
-        # Bumped after every commit that changed the agents table (see track_agents): the token
-        # cache in registry.py is valid only while this number is the one it was filled under.
+        # Bumped after every commit that changed what a cached Agent holds (see track_agents): the
+        # token cache (registry.py) and the routing roster (store/agents.py) are valid only while
+        # this number is the one they were filled under. Writes of the VOLATILE_COLUMNS do not
+        # move it: their values land in agents_volatile instead.
         self.agents_generation = 0
+        # agent id -> its VOLATILE_COLUMNS as of the latest commit that changed one, for every agent
+        # with such a change since start: exactly what its row holds now, so a cached Agent is made
+        # current with one dict lookup (agents.with_volatile).
+        self.agents_volatile: dict[int, Volatile] = {}
         self._agents_changed = False
+        self._volatile_pending: dict[int, Volatile] = {}
 
     def _write_conn(self) -> sqlite3.Connection:
         if self._writer is None:
@@ -97,35 +128,73 @@ class Database:
             result = fn(conn)
         except BaseException:
             conn.execute("ROLLBACK")
-            self._after_commit()
+            self._after_commit(committed=False)
             raise
         conn.execute("COMMIT")
-        self._after_commit()
+        self._after_commit(committed=True)
         return result
 
-    def _after_commit(self) -> None:
-        # After COMMIT, never before: a reader that saw the new generation also sees the new rows.
+    def _after_commit(self, committed: bool | None) -> None:
+        """Publish what the transaction did to ``agents``; ``committed`` None: not known.
+
+        After COMMIT, never before: a reader that saw the new generation also sees the new rows.
+        Volatile values go first, so a cache that sees the new generation re-reads rows no older.
+        """
+        pending = self._volatile_pending
+        if pending:
+            self._volatile_pending = {}
+            if committed:
+                self.agents_volatile.update(pending)
+            elif committed is None:  # maybe committed: forget these, and the caches re-read the rows
+                for agent_id in pending:
+                    self.agents_volatile.pop(agent_id, None)
+                self._agents_changed = True
         if self._agents_changed:
             self._agents_changed = False
             self.agents_generation += 1
 
-    def track_agents(self) -> None:
-        """Count changes to ``agents`` (after migrations created it) in ``agents_generation``.
+    def agents_dirty(self) -> bool:
+        """Whether the open write transaction changed ``agents`` (writer thread only): a cache must
+        then read the rows themselves, which show the change, until the commit publishes it."""
+        return self._agents_changed or bool(self._volatile_pending)
 
-        TEMP triggers on the writer connection only: every server write goes through it, nothing
-        is added to the database file, and other connections (tools, tests) are unaffected.
+    def track_agents(self) -> None:
+        """Track committed changes to ``agents`` (after migrations created it), for the caches.
+
+        A change to any column a cached Agent holds (a column added later too: only the listed
+        ones are left out) moves ``agents_generation``; a change to a VOLATILE_COLUMNS value (the
+        liveness every tool call and heartbeat writes, the channel an agent reads) goes to
+        ``agents_volatile`` instead; a write that changes no value (the same channel again) does
+        neither. TEMP triggers on the writer connection only: every server write goes through it,
+        nothing is added to the database file, and other connections (tools, tests) are unaffected.
         """
 
         def install(conn: sqlite3.Connection) -> None:
             def changed() -> None:
                 self._agents_changed = True
 
+            def volatile(agent_id: int, last_seen: float, activity: str, last_channel: str) -> None:
+                self._volatile_pending[agent_id] = (last_seen, activity, last_channel)
+
             conn.create_function("backchannel_agents_changed", 0, changed)
-            for op in ("INSERT", "UPDATE", "DELETE"):
-                conn.execute(
-                    f"CREATE TEMP TRIGGER IF NOT EXISTS track_agents_{op.lower()} AFTER {op} ON main.agents"
-                    " BEGIN SELECT backchannel_agents_changed(); END"
-                )
+            conn.create_function("backchannel_agent_volatile", 1 + len(VOLATILE_COLUMNS), volatile)
+            columns = [str(r[1]) for r in conn.execute("PRAGMA main.table_info(agents)")]
+            cached = [c for c in columns if c not in VOLATILE_COLUMNS and c not in UNCACHED_COLUMNS]
+            differs = " OR ".join(f'OLD."{c}" IS NOT NEW."{c}"' for c in cached)
+            moved = " OR ".join(f'OLD."{c}" IS NOT NEW."{c}"' for c in VOLATILE_COLUMNS)
+            change = "backchannel_agents_changed()"
+            record = f"backchannel_agent_volatile(NEW.id, {', '.join(f'NEW.{c}' for c in VOLATILE_COLUMNS)})"
+            triggers = {
+                "insert": f"AFTER INSERT ON main.agents BEGIN SELECT {change}, {record}; END",
+                "delete": f"AFTER DELETE ON main.agents BEGIN SELECT {change}; END",
+                "update": f"AFTER UPDATE ON main.agents WHEN {differs} BEGIN SELECT {change}; END",
+                "volatile": f"AFTER UPDATE OF {', '.join(VOLATILE_COLUMNS)} ON main.agents WHEN {moved}"
+                f" BEGIN SELECT {record}; END",
+            }
+            for name in ("insert", "delete", "update", "seen", "volatile"):
+                conn.execute(f"DROP TRIGGER IF EXISTS temp.track_agents_{name}")
+            for name, body in triggers.items():
+                conn.execute(f"CREATE TEMP TRIGGER track_agents_{name} {body}")
 
         self.on_writer(install).result()
 
@@ -134,9 +203,29 @@ class Database:
         return self._writer_pool.submit(self._run_write, fn).result()
 
     async def write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """Run ``fn`` in one write transaction; returns once it is committed.
+
+        The answer comes back with one ``call_soon_threadsafe`` rather than through
+        ``asyncio.wrap_future``'s chained futures: the same hop for about half its CPU, and every
+        tool call that writes pays it once.
+        """
         if self._closed:
             raise RuntimeError("database is closed")
-        return await asyncio.wrap_future(self._writer_pool.submit(self._run_write, fn))
+        loop = asyncio.get_running_loop()
+        answer: asyncio.Future[T] = loop.create_future()
+
+        def run() -> None:
+            if answer.cancelled():  # the caller left before its turn came: skip it, as before
+                return
+            try:
+                result = self._run_write(fn)
+            except BaseException as exc:
+                _deliver(loop, answer, None, exc)
+            else:
+                _deliver(loop, answer, result, None)
+
+        self._writer_pool.submit(run)
+        return await answer
 
     def on_writer(self, fn: Callable[[sqlite3.Connection], T]) -> Future[T]:
         """Run ``fn`` on the writer thread outside any transaction (it manages its own); for
@@ -148,7 +237,7 @@ class Database:
             try:
                 return fn(self._write_conn())
             finally:
-                self._after_commit()
+                self._after_commit(committed=None)
 
         return self._writer_pool.submit(run)
 

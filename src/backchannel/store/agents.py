@@ -6,12 +6,14 @@ import hmac
 import math
 import sqlite3
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
+from typing import cast
 
 from backchannel.errors import Conflict, NotFound
-from backchannel.models import Agent, Event
+from backchannel.models import Activity, Agent, Event
 from backchannel.store import messages, persons, sessions
+from backchannel.store._db import Database, Volatile
 from backchannel.store.triggers import PENDING_STATES
 
 
@@ -62,6 +64,43 @@ def row_to_agent(row: sqlite3.Row) -> Agent:
 def live(conn: sqlite3.Connection) -> list[Agent]:
     """Every identity that still owns its name (online or not)."""
     return [row_to_agent(r) for r in conn.execute("SELECT * FROM agents WHERE retired = 0 ORDER BY id")]
+
+
+def with_volatile(agent: Agent, volatile: Mapping[int, Volatile]) -> Agent:
+    """``agent`` (a cached copy) with its current ``last_seen``, ``activity`` and ``last_channel``.
+
+    ``volatile`` is ``Database.agents_volatile``: the committed values of every agent that had
+    one of them change since start (such writes do not move the agents generation).
+    """
+    now = volatile.get(agent.id)
+    if now is None or now == (agent.last_seen, agent.activity, agent.last_channel):
+        return agent
+    return replace(agent, last_seen=now[0], activity=cast(Activity, now[1]), last_channel=now[2])
+
+
+class Roster:
+    """The live agents a post routes to, kept between commits that change none of them.
+
+    Read on the writer thread only, inside a write transaction: the generation moves on that
+    thread after each commit, so it cannot move between the check here and the use of the list.
+    A transaction that changed ``agents`` itself reads the rows (they show its change).
+    """
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+        self._generation = -1
+        self._agents: list[Agent] = []
+
+    def live(self, conn: sqlite3.Connection) -> list[Agent]:
+        db = self._db
+        if db.agents_dirty():
+            return live(conn)
+        if self._generation != db.agents_generation:
+            self._agents, self._generation = live(conn), db.agents_generation
+        else:
+            volatile = db.agents_volatile
+            self._agents = [with_volatile(a, volatile) for a in self._agents]
+        return list(self._agents)  # the caller's own list: the cached one never changes under it
 
 
 def by_name(conn: sqlite3.Connection, name: str) -> Agent | None:
@@ -284,6 +323,14 @@ def touch(conn: sqlite3.Connection, agent_id: int, when: float, activity: str | 
     conn.execute(
         "UPDATE agents SET last_seen = max(last_seen, ?), activity = coalesce(?, activity) WHERE id = ?",
         (when, activity, agent_id),
+    )
+
+
+def set_last_channel(conn: sqlite3.Connection, agent_id: int, channel: str) -> None:
+    """Remember the channel an agent read last; no write at all when it is the same one again."""
+    conn.execute(
+        "UPDATE agents SET last_channel = ? WHERE id = ? AND last_channel IS NOT ?",
+        (channel, agent_id, channel),
     )
 
 

@@ -6,13 +6,21 @@ import json
 import sqlite3
 import time
 from collections.abc import Callable
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 from backchannel.errors import InvalidInput, NotFound
-from backchannel.models import Message
+from backchannel.models import Message, SenderKind
 from backchannel.store import events, triggers
 
 _SELECT = "SELECT m.*, c.name AS channel_name FROM messages m JOIN channels c ON c.id = m.channel_id"
+
+
+def _json_list(text: str) -> list[dict[str, Any]]:
+    return [] if text == "[]" else json.loads(text)  # most messages carry nothing: skip the parser
+
+
+def _json_object(text: str) -> dict[str, Any]:
+    return {} if text == "{}" else json.loads(text)
 
 
 def row_to_message(row: sqlite3.Row) -> Message:
@@ -24,8 +32,8 @@ def row_to_message(row: sqlite3.Row) -> Message:
         type=row["type"],
         text=row["text"],
         reply_to=row["reply_to"],
-        attachments=json.loads(row["attachments"]),
-        metadata=json.loads(row["metadata"]),
+        attachments=_json_list(row["attachments"]),
+        metadata=_json_object(row["metadata"]),
         created_at=row["created_at"],
         edited_at=row["edited_at"],
         deleted=bool(row["deleted"]),
@@ -48,7 +56,10 @@ def insert(
     metadata: dict[str, Any] | None = None,
     person_id: int | None = None,
     job_id: int | None = None,
+    channel_name: str | None = None,
 ) -> Message:
+    """Store a message. With ``channel_name`` (the caller has read the channel) the answer is built
+    from what was written instead of read back: the same Message, one query fewer per post."""
     if reply_to is not None:
         target = conn.execute("SELECT channel_id, job_id FROM messages WHERE id = ?", (reply_to,)).fetchone()
         if target is None:
@@ -58,6 +69,11 @@ def insert(
         if target["job_id"] != job_id:
             place = "a job thread" if target["job_id"] is not None else "the channel timeline"
             raise InvalidInput(f"reply_to: message {reply_to} is in {place}, not here")
+    stored_attachments, stored_metadata, now = (
+        json.dumps(attachments or []),
+        json.dumps(metadata or {}),
+        time.time(),
+    )
     cur = conn.execute(
         "INSERT INTO messages(channel_id, sender, agent_id, kind, type, text, reply_to, attachments,"
         " metadata, created_at, person_id, job_id) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
@@ -69,21 +85,40 @@ def insert(
             type,
             text,
             reply_to,
-            json.dumps(attachments or []),
-            json.dumps(metadata or {}),
-            time.time(),
+            stored_attachments,
+            stored_metadata,
+            now,
             person_id,
             job_id,
         ),
     )
-    assert cur.lastrowid is not None
+    message_id = cur.lastrowid
+    assert message_id is not None
     # Which uploads this message references, so deleting it can remove a file nothing else uses.
     names = {name for a in attachments or [] if (name := _upload_name(a))}
-    conn.executemany(
-        "INSERT OR IGNORE INTO message_uploads(name, message_id) VALUES (?,?)",
-        [(name, cur.lastrowid) for name in sorted(names)],
+    if names:
+        conn.executemany(
+            "INSERT OR IGNORE INTO message_uploads(name, message_id) VALUES (?,?)",
+            [(name, message_id) for name in sorted(names)],
+        )
+    if channel_name is None:
+        return get(conn, message_id)
+    return Message(
+        id=message_id,
+        channel=channel_name,
+        sender=sender,
+        kind=cast(SenderKind, kind),
+        type=type,
+        text=text,
+        reply_to=reply_to,
+        attachments=_json_list(stored_attachments),  # as read back: copies, never the caller's objects
+        metadata=_json_object(stored_metadata),
+        created_at=now,
+        edited_at=None,
+        deleted=False,
+        person_id=person_id,
+        job_id=job_id,
     )
-    return get(conn, cur.lastrowid)
 
 
 def _upload_name(attachment: dict[str, Any]) -> str | None:
@@ -230,6 +265,18 @@ def any_between(
     return row is not None
 
 
+def advance_own_cursor(conn: sqlite3.Connection, agent_id: int, channel_id: int, message_id: int) -> None:
+    """After an agent posted ``message_id`` in a channel's timeline: if it had read everything
+    before it, it has read its own message too; if not, its cursor stays, so sending never skips a
+    message it has not seen. No cursor yet: none is made. One statement, not read-check-write."""
+    conn.execute(
+        "UPDATE cursors SET last_id = :msg WHERE agent_id = :agent AND channel_id = :channel"
+        " AND last_id < :msg AND NOT EXISTS (SELECT 1 FROM messages WHERE channel_id = :channel"
+        f" AND job_id IS NULL AND id > cursors.last_id AND id < :msg{_NOT_PRESENCE})",
+        {"msg": message_id, "agent": agent_id, "channel": channel_id},
+    )
+
+
 def last_id(conn: sqlite3.Connection, channel_id: int, *, job_id: int | None = None) -> int:
     where, key = _place(channel_id, job_id, "")
     row = conn.execute(f"SELECT max(id) FROM messages WHERE {where}", (key,)).fetchone()
@@ -279,11 +326,19 @@ def cursor_read(
         batch = after(conn, channel_id, cursor, limit, agent_view=True, job_id=job_id)
     # An explicit since_id past unread messages must not move the cursor over them.
     if batch and (since_id is None or cursor is None or since_id <= cursor):
+        reached_end = since_id is None and (cursor is None or len(batch) < limit)
         cursor = max(cursor or 0, batch[-1].id)
         move(cursor)
     elif cursor is None:
+        reached_end = since_id is None
         cursor = last_id(conn, channel_id, job_id=job_id)
         move(cursor)
+    else:
+        reached_end = since_id is None  # nothing after the cursor: the read came back empty
+    if reached_end:
+        # The batch ends at the newest message agents see (the latest ones, or fewer than asked
+        # after the cursor), in this same transaction: nothing is left to count after it.
+        return batch, 0
     return batch, count_after(conn, channel_id, cursor, job_id=job_id)
 
 

@@ -284,9 +284,14 @@ class ApiAgent(Runner):
 
     @contextlib.asynccontextmanager
     async def _mcp(self) -> AsyncGenerator[Client]:
-        """A real MCP client session through our identity proxy (it carries the current token)."""
+        """A real MCP client session through our identity proxy (it carries the current token).
+
+        ``mode="legacy"``: our server speaks the handshake era only, so the 2026 ``server/discover``
+        probe would be one wasted round trip per turn before ``initialize``.
+        """
         http = httpx2.AsyncClient(timeout=httpx2.Timeout(30, read=120), trust_env=False)
-        async with http, Client(streamable_http_client(self.mcp_url, http_client=http)) as client:
+        transport = streamable_http_client(self.mcp_url, http_client=http)
+        async with http, Client(transport, mode="legacy") as client:
             yield client
 
     async def _turn(self, group: list[Trigger], turn: Turn) -> None:

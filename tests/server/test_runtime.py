@@ -1,0 +1,153 @@
+"""The server's runtime (issue 14): uvloop and the httptools parser, with the same guards h11 had.
+
+The protocol tests run uvicorn in a thread with a tiny ASGI app and speak raw HTTP over a socket, for
+both parsers: the guards must behave alike, whichever parses.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import uvicorn
+
+from backchannel.server import limits
+
+TIMEOUT = 0.4  # request_timeout of the protocol under test
+
+
+async def echo_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    """Answers every request with the size of the body it read."""
+    if scope["type"] != "http":
+        return
+    size, more = 0, True
+    while more:
+        message = await receive()
+        size += len(message.get("body", b""))
+        more = message.get("more_body", False)
+    body = json.dumps({"read": size}).encode()
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    await send({"type": "http.response.start", "status": 200, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+@pytest.fixture(params=["httptools", "h11"])
+def address(request: pytest.FixtureRequest) -> Iterator[tuple[str, int]]:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(16)
+    protocol = limits.protocol_for(16, TIMEOUT, parser=request.param)
+    config = uvicorn.Config(echo_app, http=protocol, loop="uvloop", lifespan="off", log_level="critical")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started and thread.is_alive() and time.monotonic() < deadline:
+        time.sleep(0.005)
+    assert server.started
+    yield sock.getsockname()
+    server.should_exit = True
+    thread.join(10)
+    sock.close()
+
+
+def read_until_closed(sock: socket.socket, seconds: float = 5) -> bytes:
+    sock.settimeout(seconds)
+    data = b""
+    with contextlib.suppress(ConnectionResetError):
+        while chunk := sock.recv(65536):
+            data += chunk
+    return data
+
+
+def test_an_endless_request_head_is_refused_and_the_server_keeps_serving(address: tuple[str, int]) -> None:
+    """llhttp keeps no limit of its own: without ours, one request could hold any amount of memory."""
+    with socket.create_connection(address) as sock:
+        sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 100_000)  # and the end never comes
+        assert read_until_closed(sock).startswith(b"HTTP/1.1 400")
+    with socket.create_connection(address) as sock:
+        sock.sendall(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nConnection: close\r\n\r\nabc")
+        reply = read_until_closed(sock)
+    assert reply.startswith(b"HTTP/1.1 200") and reply.endswith(b'{"read": 3}'), reply
+
+
+def test_a_half_sent_head_gets_408_and_a_slow_but_steady_body_is_served(address: tuple[str, int]) -> None:
+    started = time.monotonic()
+    with socket.create_connection(address) as sock:
+        sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+        reply = read_until_closed(sock)
+    assert reply.startswith(b"HTTP/1.1 408") and time.monotonic() - started < 3, reply
+    assert json.loads(reply.split(b"\r\n\r\n", 1)[1])["error"] == "request_timeout"
+    # Four chunks, each well inside the timeout but longer than it in total: the deadline is per chunk.
+    with socket.create_connection(address) as sock:
+        sock.sendall(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nConnection: close\r\n\r\n")
+        for _ in range(4):
+            time.sleep(TIMEOUT / 2)
+            sock.sendall(b"x")
+        reply = read_until_closed(sock)
+    assert reply.startswith(b"HTTP/1.1 200") and reply.endswith(b'{"read": 4}'), reply
+
+
+# Modules a started server must not have loaded: each is start-up time and memory for nothing
+# (the MCP SDK, the CLI, the rarely used archive code, the h11 parser that httptools replaced).
+# FastAPI, pydantic and the REST routers come later, built in a thread once the server listens
+# (server/boot.py): an agent's first MCP call must not wait for them.
+NOT_ON_THE_SERVE_PATH = (
+    "fastapi",
+    "pydantic",
+    "pydantic_core",
+    "backchannel.server.app",
+    "backchannel.server.api",
+    "backchannel.server.deps",
+    "mcp",
+    "mcp_types",
+    "openai",
+    "typer",
+    "rich",
+    "httpx",
+    "h11",
+    "backchannel.cli",
+    "backchannel.wrapper",
+    "backchannel.archive",
+    "backchannel.archive_agentchattr",
+)
+
+
+def test_serve_runs_uvloop_and_httptools_and_loads_nothing_it_does_not_need(tmp_path: Path) -> None:
+    """Checked in a child, just before uvicorn runs: ``serve`` also replaces the root log handlers,
+    which a test process must keep."""
+    code = (
+        "import json, sys\n"
+        "from pathlib import Path\n"
+        "from backchannel import serve\n"
+        "from backchannel.config import Settings\n"
+        "def run(self, sockets=None):\n"
+        "    loaded = sorted(m for m in sys.modules if m.startswith(tuple(sys.argv[1:])))\n"
+        "    print(json.dumps({'loop': self.config.loop, 'loaded': loaded,\n"
+        "                      'http': [c.__name__ for c in self.config.http.__mro__]}))\n"
+        "serve._Server.run = run\n"
+        f"serve.serve(Settings(host='127.0.0.1', port=0, data_dir=Path({str(tmp_path / 'data')!r})))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code, *NOT_ON_THE_SERVE_PATH], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    chosen = json.loads(result.stdout.strip().splitlines()[-1])
+    assert chosen["loop"] == "uvloop"
+    assert "GuardedHttpToolsProtocol" in chosen["http"] and "HttpToolsProtocol" in chosen["http"]
+    loaded = [
+        m for m in chosen["loaded"] if m in NOT_ON_THE_SERVE_PATH or m.startswith(NOT_ON_THE_SERVE_PATH_PKGS)
+    ]
+    assert loaded == [], loaded
+
+
+NOT_ON_THE_SERVE_PATH_PKGS = tuple(f"{m}." for m in NOT_ON_THE_SERVE_PATH)

@@ -1,0 +1,255 @@
+"""The store's hot path (issue 14): what chat_send and chat_read cost in queries, and that the
+caches behind them never route or answer from a stale roster."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import AsyncIterator
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+
+import pytest
+
+from backchannel.bus import InMemoryEventBus
+from backchannel.config import Settings
+from backchannel.models import Agent, Message
+from backchannel.registry import Registry
+from backchannel.room import Room
+from backchannel.room_settings import RoomSettings
+from backchannel.store import Store, agent_settings, messages
+
+pytestmark = pytest.mark.anyio
+
+
+@dataclass
+class Setup:
+    store: Store
+    registry: Registry
+    room: Room
+
+
+@pytest.fixture
+async def setup(tmp_path: Path) -> AsyncIterator[Setup]:
+    store = Store(tmp_path / "db.sqlite")
+    bus = InMemoryEventBus()
+    settings = Settings(data_dir=tmp_path)
+    registry = Registry(store, bus, settings)
+    try:
+        yield Setup(store, registry, Room(store, bus, registry, settings, RoomSettings(store, bus, settings)))
+    finally:
+        store.close()
+
+
+def writer_statements(store: Store) -> list[str]:
+    """Every statement the writer connection runs from now on (trigger bodies show as comments)."""
+    seen: list[str] = []
+    store.db.on_writer(lambda c: c.set_trace_callback(seen.append)).result()
+    return seen
+
+
+async def delivered(setup: Setup) -> None:
+    """Every wake-up so far was typed: a new mention gets a wake-up of its own (none folds)."""
+    await setup.store.db.write(lambda c: c.execute("UPDATE triggers SET state = 'injected'"))
+
+
+async def woken(setup: Setup, text: str) -> list[str]:
+    """A person posts ``text``; the names it woke."""
+    await delivered(setup)
+    posted = await setup.room.post(channel="general", text=text, sender="maya", kind="human")
+    return sorted(agent.name for agent, _ in posted.triggers)
+
+
+async def agent(setup: Setup, name: str) -> Agent:
+    return await setup.store.agent(name)
+
+
+async def test_a_post_routes_without_reading_every_agent(setup: Setup) -> None:
+    for i in range(8):
+        await setup.registry.register("codex", f"i-{i}", None)
+    assert await woken(setup, "warm-up @codex") == ["codex"]
+    statements = writer_statements(setup.store)
+    assert await woken(setup, "again @codex-3") == ["codex-3"]
+    assert not [s for s in statements if "FROM agents" in s], statements
+
+
+async def test_a_rename_a_forget_and_a_new_agent_are_routed_right_after(setup: Setup) -> None:
+    await setup.registry.register("codex", "one", None)
+    await setup.registry.register("claude", "one", None)
+    assert await woken(setup, "@codex @claude") == ["claude", "codex"]  # the roster is cached now
+
+    await setup.registry.rename("codex", "reviewer")
+    await delivered(setup)
+    posted = await setup.room.post(channel="general", text="@reviewer @codex", sender="maya", kind="human")
+    assert [a.name for a, _ in posted.triggers] == ["reviewer"]
+    assert "No agent named @codex" in posted.notices[0].text
+
+    claude = await agent(setup, "claude")
+    await setup.store.db.write(
+        lambda c: c.execute("UPDATE agents SET last_seen = 0 WHERE id = ?", (claude.id,))
+    )
+    await setup.store.db.write(lambda c: agent_settings.forget(c, claude))
+    assert await woken(setup, "@claude") == []
+
+    await setup.registry.register("gemini", "one", None)
+    assert await woken(setup, "@gemini @reviewer") == ["gemini", "reviewer"]
+
+
+async def test_all_wakes_whoever_is_online_at_that_moment(setup: Setup) -> None:
+    """Liveness writes do not move the agents generation, yet @all sees them at once."""
+    await setup.registry.register("codex", "one", None)
+    await setup.registry.register("claude", "one", None)
+    claude = await agent(setup, "claude")
+    await setup.store.db.write(
+        lambda c: c.execute("UPDATE agents SET last_seen = 0 WHERE id = ?", (claude.id,))
+    )
+    assert await woken(setup, "@all") == ["codex"]
+    generation = setup.store.db.agents_generation
+    await setup.store.touch_agent(claude.id, time.time(), None)  # claude's wrapper calls again
+    assert await woken(setup, "@all") == ["claude", "codex"]
+    assert setup.store.db.agents_generation == generation  # served from the cached roster
+
+
+async def test_a_role_given_meanwhile_is_in_the_next_wake_prompt(setup: Setup) -> None:
+    await setup.registry.register("codex", "one", None)
+    assert await woken(setup, "@codex") == ["codex"]
+    codex = await agent(setup, "codex")
+    await setup.store.update_agent(codex.id, role="reviewer of all things")
+    await delivered(setup)
+    posted = await setup.room.post(channel="general", text="@codex again", sender="maya", kind="human")
+    assert "Your role: reviewer of all things." in posted.triggers[0][1].prompt
+
+
+async def test_reads_in_any_channel_flush_no_cache(setup: Setup) -> None:
+    await setup.room.create_channel("ops")
+    await setup.registry.register("codex", "one", None)
+    codex = await agent(setup, "codex")
+    await setup.room.agent_read(codex, "ops", 20, None)
+    generation = setup.store.db.agents_generation
+    for _ in range(3):
+        await setup.room.agent_read(codex, "ops", 20, None)
+        await setup.room.post_agent(codex, channel="ops", text="hello")
+    await setup.room.agent_read(codex, "general", 20, None)  # another channel: cached, not flushed
+    assert setup.store.db.agents_generation == generation
+    assert setup.store.db.agents_volatile[codex.id][2] == "general"
+    assert (await agent(setup, "codex")).last_channel == "general"
+
+
+async def test_sending_moves_the_senders_cursor_only_past_what_it_has_read(setup: Setup) -> None:
+    await setup.registry.register("codex", "one", None)
+    codex = await agent(setup, "codex")
+    store = setup.store
+
+    def cursor() -> int | None:
+        return store.db.read_sync(lambda c: messages.get_cursor(c, codex.id, 1))
+
+    await setup.room.post_agent(codex, channel="general", text="before any read")
+    assert cursor() is None  # no read position yet: sending makes none
+    await setup.room.agent_read(codex, "general", 20, None)
+    mine = await setup.room.post_agent(codex, channel="general", text="all read")
+    assert cursor() == mine.id
+    await setup.room.post_system("general", "codex joined.", type="join")  # agents skip these
+    mine = await setup.room.post_agent(codex, channel="general", text="still all read")
+    assert cursor() == mine.id
+    await setup.room.post(channel="general", text="unread", sender="maya", kind="human")
+    await setup.room.post_agent(codex, channel="general", text="not read the last one")
+    assert cursor() == mine.id
+
+
+def test_insert_answers_the_message_it_stored(tmp_path: Path) -> None:
+    store = Store(tmp_path / "db.sqlite")
+    try:
+
+        def tx(c: sqlite3.Connection) -> None:
+            first = messages.insert(c, channel_id=1, sender="maya", kind="human", text="q", person_id=None)
+            built = messages.insert(
+                c,
+                channel_id=1,
+                sender="codex",
+                kind="agent",
+                text="a \u00e9 \U0001f600",
+                reply_to=first.id,
+                attachments=[{"url": "/uploads/x.png", "name": "x.png", "size": 3}],
+                metadata={"choices": ["a", "b"], "n": 1.5},
+                type="decision",
+                channel_name="general",
+            )
+            assert built == messages.get(c, built.id)
+
+        store.db.write_sync(tx)
+    finally:
+        store.close()
+
+
+async def test_a_rolled_back_write_leaves_the_caches_as_they_were(setup: Setup) -> None:
+    await setup.registry.register("codex", "one", None)
+    codex = await agent(setup, "codex")
+    db = setup.store.db
+    before = (db.agents_generation, dict(db.agents_volatile))
+
+    def fails(c: sqlite3.Connection) -> None:
+        c.execute("UPDATE agents SET last_seen = 1, activity = 'busy' WHERE id = ?", (codex.id,))
+        raise RuntimeError("rolled back")
+
+    with pytest.raises(RuntimeError):
+        await db.write(fails)
+    assert (db.agents_generation, db.agents_volatile) == before
+    assert (await setup.registry.store.agent("codex")).last_seen == codex.last_seen
+
+
+def test_a_messages_public_form_is_its_fields_copied() -> None:
+    """``Message.public`` spelled out keeps the shape ``asdict`` gave, and shares nothing."""
+    nested = Message(
+        id=7,
+        channel="general",
+        sender="codex",
+        kind="agent",
+        type="decision",
+        text="pick",
+        reply_to=3,
+        attachments=[{"url": "/uploads/a.png", "meta": {"w": 1}}],
+        metadata={"choices": ["a", "b"], "deep": {"x": [1]}},
+        created_at=1.5,
+        edited_at=2.5,
+        deleted=False,
+        person_id=None,
+        job_id=4,
+    )
+    for message in (nested, replace(nested, deleted=True), replace(nested, attachments=[], metadata={})):
+        expected = asdict(message)
+        if message.deleted:
+            expected.update(text="", attachments=[])
+        expected["time"] = message.created_at
+        public = message.public()
+        assert public == expected and list(public) == list(expected)
+        public["metadata"].setdefault("deep", {})["x"] = "changed"
+        public["attachments"].append({})
+        assert message.metadata == nested.metadata or not message.metadata
+        assert message.attachments in ([], nested.attachments)
+    assert nested.metadata == {"choices": ["a", "b"], "deep": {"x": [1]}}
+    assert nested.attachments == [{"url": "/uploads/a.png", "meta": {"w": 1}}]
+
+
+async def test_remaining_is_what_the_next_reads_return(setup: Setup) -> None:
+    """The count a read skips when it reached the end is the count it would have made."""
+    await setup.registry.register("codex", "one", None)
+    codex = await agent(setup, "codex")
+    store, room = setup.store, setup.room
+    script = [("post", 3), ("read", 2), ("join", 1), ("read", 5), ("post", 4), ("read", 4), ("read", 4)]
+    script += [("since", 2), ("post", 2), ("join", 2), ("read", 2), ("read", 9), ("since", 0)]
+    for step, n in script:
+        if step == "post":
+            for i in range(n):
+                await room.post(channel="general", text=f"m{i}", sender="maya", kind="human")
+        elif step == "join":
+            for _ in range(n):
+                await room.post_system("general", "someone joined.", type="join")
+        else:
+            since = n if step == "since" else None
+            batch, remaining = await store.read_for_agent(
+                codex.id, "general", 20 if since is not None else n, since
+            )
+            cursor = store.db.read_sync(lambda c: messages.get_cursor(c, codex.id, 1))
+            assert cursor is not None
+            counted = store.db.read_sync(lambda c, at=cursor: messages.count_after(c, 1, at))
+            assert remaining == counted, (step, n, [m.id for m in batch])
