@@ -8,10 +8,13 @@ as committed.
 
 from __future__ import annotations
 
+import asyncio
+import threading
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import anyio.to_thread
 import httpx
 import pytest
 
@@ -184,3 +187,33 @@ async def test_a_column_any_module_sets_is_seen_on_the_next_call(registry: Regis
     await registry.store.db.write(lambda c: c.execute("UPDATE agents SET role = 'reviewer', rules_seen = 3"))
     me = await registry.authenticate(token, touch=False)
     assert (me.role, me.rules_seen) == ("reviewer", 3)
+
+
+async def test_a_row_read_before_its_commit_is_published_is_served_as_read(registry: Registry) -> None:
+    """After COMMIT the writer thread still has to put the new values into agents_volatile; a token
+    lookup (a second session's first call) that reads the row in between is served what it read,
+    not the older value agents_volatile still holds."""
+    store, db = registry.store, registry.store.db
+    registered = await registry.register("codex", "one", None)
+    await store.create_channel("ops", 10)
+    await store.read_for_agent(registered.agent.id, "general", 20, None)
+    landed, publish = threading.Event(), threading.Event()
+    after_commit = db._after_commit
+
+    def held(committed: bool | None) -> None:  # the writer thread, right after the next COMMIT
+        if committed:
+            db._after_commit = after_commit  # type: ignore[method-assign]
+            landed.set()
+            publish.wait(10)
+        after_commit(committed)
+
+    db._after_commit = held  # type: ignore[method-assign]
+    moving = asyncio.ensure_future(store.read_for_agent(registered.agent.id, "ops", 20, None))
+    try:
+        assert await anyio.to_thread.run_sync(landed.wait, 10)
+        assert db.agents_volatile[registered.agent.id][2] == "general"  # not published yet
+        assert (await registry.authenticate(registered.token, touch=False)).last_channel == "ops"
+    finally:
+        publish.set()
+        await moving
+    assert (await registry.authenticate(registered.token, touch=False)).last_channel == "ops"

@@ -11,6 +11,7 @@ import re
 import xml.etree.ElementTree as ET
 
 from backchannel.errors import InvalidInput
+from backchannel.text import check_unicode
 
 MAX_SVG_CHARS = 5120
 _SVG_NS = "http://www.w3.org/2000/svg"
@@ -85,6 +86,7 @@ def sanitize_svg(svg: str) -> str:
         raise InvalidInput("svg is empty")
     if len(svg) > MAX_SVG_CHARS:
         raise InvalidInput(f"svg is {len(svg)} characters; the limit is {MAX_SVG_CHARS}")
+    check_unicode(svg, "svg")  # the XML parser encodes it first
     if "<!" in svg:
         raise InvalidInput("svg must not contain DOCTYPE, ENTITY or CDATA declarations")
     try:

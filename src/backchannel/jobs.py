@@ -17,6 +17,7 @@ from backchannel.models import JOB_STATUSES, Agent, Job, JobStatus, Message, Per
 from backchannel.room import Room, validate_channel
 from backchannel.router import one_line, with_role
 from backchannel.store import Author, JobChange, Store
+from backchannel.text import check_unicode
 
 Actor = Person | Agent
 
@@ -91,7 +92,7 @@ class JobBoard:
             raise InvalidInput(f"{field} is {len(value)} characters; the limit is {limit}")
         if "\x00" in value:
             raise InvalidInput(f"{field} contains a NUL character")
-        return value
+        return check_unicode(value, field)
 
     def check_title(self, title: Any) -> str:
         return self._text("title", title, self.settings.job_title_max, required=True)

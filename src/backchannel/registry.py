@@ -170,7 +170,9 @@ class Registry:
         read, with its last_seen, activity and last_channel as last committed.
 
         The generation is read before the lookup, so a lookup that raced a change is filed under
-        the old generation and never served again. Unknown tokens are not cached.
+        the old generation and never served again. Unknown tokens are not cached. A row read while
+        a commit of liveness or channel values was not yet in agents_volatile may be newer than it:
+        that row is served as read too, not made older by agents_volatile.
         """
         db = self.store.db
         generation = db.agents_generation
@@ -182,7 +184,7 @@ class Registry:
             agent = await self.store.agent_by_token_hash(token_hash)
             if agent is None:
                 return None
-            if generation != db.agents_generation:
+            if generation != db.agents_generation or db.volatile_in_flight:
                 return agent  # served once, as read; filed under nothing
             if len(self._tokens) >= 10_000:  # bounded: identities, not requests, fill it
                 self._tokens.clear()

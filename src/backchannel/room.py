@@ -25,6 +25,7 @@ from backchannel.room_settings import RoomSettings
 from backchannel.router import CONTINUE_COMMAND, mention_tokens, plan_routing, wake_prompt
 from backchannel.store import Posted, Store
 from backchannel.store.triggers import delivery_event
+from backchannel.text import check_unicode
 
 CHANNEL_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")
 DEFAULT_CHANNEL = "general"
@@ -83,7 +84,7 @@ class Room:
             )
         if "\x00" in text:
             raise InvalidInput("message text contains a NUL character")
-        return text
+        return check_unicode(text, "text")
 
     def clamp_limit(self, limit: Any, default: int = 50) -> int:
         if limit is None:
@@ -230,6 +231,8 @@ class Room:
         """Post as ``agent`` (with ``job``: into that job's thread). A chat message in a channel
         holding a ```session block is a session draft card (session_drafts.py)."""
         text = self.check_text(text)
+        for choice in (metadata or {}).get("choices", ()):
+            check_unicode(choice, "choices")  # a choice nobody could send back would block the card
         channel = validate_channel(channel)
         in_tx: Callable[[sqlite3.Connection], list[Event]] | None = None
         if job is None and type == "chat" and session_drafts.has_block(text):

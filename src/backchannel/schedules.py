@@ -24,6 +24,7 @@ from backchannel.schedule_spec import first_run, invalid, next_run, parse, parse
 from backchannel.store import Store, agents, channels, persons
 from backchannel.store import schedules as sql
 from backchannel.store.schedules import AlreadyClaimed, Schedule, ScheduleChange
+from backchannel.text import check_unicode
 
 MAX_PROMPT = 1000
 MAX_TARGETS = 10
@@ -43,7 +44,7 @@ def check_prompt(value: Any) -> str:
         raise InvalidInput(f"prompt is {len(value)} characters; the limit is {MAX_PROMPT}")
     if "\x00" in value:
         raise InvalidInput("prompt contains a NUL character")
-    return value
+    return check_unicode(value, "prompt")
 
 
 def _target_names(value: Any) -> list[str]:

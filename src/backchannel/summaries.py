@@ -16,6 +16,7 @@ from backchannel.models import Agent, Channel, Person
 from backchannel.room import validate_channel
 from backchannel.router import with_role
 from backchannel.store import Author, Store
+from backchannel.text import check_unicode
 
 MAX_SUMMARY = 1000
 MAX_AGENT_NAME = 64
@@ -33,6 +34,7 @@ class Summaries:
             raise InvalidInput("a summary needs text")
         if len(text) > MAX_SUMMARY:
             raise InvalidInput(f"summary is {len(text)} characters; the limit is {MAX_SUMMARY}")
+        check_unicode(text, "text")
         author = Author(name=agent.name, kind="agent", agent_id=agent.id)
         ch, change = await self.store.write_summary(validate_channel(channel), text, author)
         await self.board.publish(change)

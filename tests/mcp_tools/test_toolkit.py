@@ -70,6 +70,11 @@ def fake_toolset() -> Toolset:
         raise OverflowError("Python int too large to convert to SQLite INTEGER")
 
     @tools.tool()
+    async def half_emoji(s: str = "") -> ToolResult:
+        s.encode()  # what SQLite does with a lone surrogate no domain check caught
+        return ToolResult([text_block("never")])
+
+    @tools.tool()
     async def refuse(why: str = "no") -> ToolResult:
         raise InvalidInput(f"refused: {why}")
 
@@ -239,6 +244,8 @@ def test_errors_become_short_tool_errors(caplog: pytest.LogCaptureFixture) -> No
     assert refused.is_error and text(refused) == "refused: because"
     big = call(tools, "too_big", {"n": 2**70})
     assert big.is_error and text(big) == f"too_big: a number argument is too large (at most {2**63 - 1})"
+    half = call(tools, "half_emoji", {"s": "hi \ud800"})
+    assert half.is_error and "must be valid Unicode" in text(half)
     with caplog.at_level(logging.ERROR, logger="backchannel.mcp"):
         failed = call(tools, "boom", {})
     assert failed.is_error

@@ -4,6 +4,8 @@ hand-made requests for everything a client may get wrong, and JSON (never a trac
 from __future__ import annotations
 
 import json
+import re
+import socket
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -98,7 +100,8 @@ async def test_initialize_echoes_a_known_version_and_offers_only_tools(http: htt
     assert future.headers["mcp-session-id"] != answer.headers["mcp-session-id"]
 
 
-async def test_a_session_id_from_before_a_restart_is_served(http: httpx.AsyncClient) -> None:
+async def test_any_session_id_or_none_is_served_as_after_a_restart(http: httpx.AsyncClient) -> None:
+    """Sessions hold nothing, so an id this server never issued (as after a restart) is served."""
     call = rpc("tools/call", {"name": "chat_who", "arguments": {}})
     for headers in ({"mcp-session-id": "0f3c-made-up-before-the-restart"}, {}):
         answer = await http.post("/mcp", json=call, headers={**headers, "mcp-protocol-version": "2025-06-18"})
@@ -194,7 +197,8 @@ async def test_http_level_refusals_are_json(srv: RunningServer, http: httpx.Asyn
         "error": "forbidden",
         "detail": "Invalid Origin header",
     }
-    for origin in (srv.url, "http://localhost:3000", "http://[::1]:8300"):
+    # Loopback as the Host check (and Guard) define it: all of 127/8, not only 127.0.0.1.
+    for origin in (srv.url, "http://localhost:3000", "http://[::1]:8300", "http://127.0.0.2:8300"):
         assert (await http.post("/mcp", json=rpc("ping"), headers={"Origin": origin})).status_code == 200, (
             origin
         )
@@ -304,8 +308,52 @@ async def test_a_failure_inside_is_logged_and_answered_as_json(
         "code": -32603,
         "message": "Internal error; the server log has details",
     }
+    # A result that will not encode: inside a batch too, that one answer is -32603, the rest stand.
+    monkeypatch.setattr(endpoint.toolset, "list_wire", lambda: [{"bad": object()}])
+    batch = await http.post("/mcp", json=[rpc("tools/list", request_id=1), rpc("ping", request_id=2)])
+    assert batch.status_code == 200, batch.text
+    assert batch.json() == [
+        {"jsonrpc": "2.0", "id": 1, "error": {"code": -32603, "message": "Internal error"}},
+        {"jsonrpc": "2.0", "id": 2, "result": {}},
+    ]
     monkeypatch.setattr(endpoint, "_answer_body", broken)
     in_transport = await http.post("/mcp", json=rpc("ping"))
     assert in_transport.status_code == 500 and in_transport.json()["error"] == "internal"
     assert "a bug" not in in_method.text + in_transport.text
     assert [r.exc_info is not None for r in caplog.records if "failed" in r.getMessage()] == [True, True]
+    assert any("could not be written as JSON" in r.getMessage() for r in caplog.records)
+
+
+async def test_an_sse_stream_whose_client_stops_reading_is_ended_not_left_to_grow(
+    srv: RunningServer, http: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Answers for a stream nobody reads are held up to a byte budget; past it the stream ends (the
+    client or the identity proxy reconnects) and they are freed: never held without bound, and
+    never one silently dropped while the stream lives on."""
+    budget = 64 * 1024
+    monkeypatch.setattr(mcp_endpoint, "SSE_BUDGET_BYTES", budget)  # the server runs in this process
+    # Each POST a batch answered at once with about 300 KB: past the kernel's buffers in a few.
+    batch = [rpc("tools/list", request_id=n) for n in range(40)]
+    size = len((await http.post("/mcp", json=batch)).content)
+    port = srv.settings.port
+    with socket.socket() as reader:
+        reader.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # before connect: a small window
+        reader.settimeout(5)
+        reader.connect(("127.0.0.1", port))
+        reader.sendall(f"GET /sse HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n".encode())
+        head = b""
+        while b"\r\n\r\n" not in head.partition(b"session_id=")[2]:
+            head += reader.recv(4096)
+        found = re.search(rb"session_id=([0-9a-f]+)", head)
+        assert found is not None, head
+        endpoint = f"/messages/?session_id={found[1].decode()}"
+        posted = 0
+        while (answer := await http.post(endpoint, json=batch)).status_code == 202:
+            posted += 1  # from here on the stream is not read
+            assert posted < 100, "the stream was never ended"
+        assert answer.status_code == 404 and not srv.app.mcp.sse_sessions
+        received = len(head)
+        while chunk := reader.recv(65536):  # what was in buffers arrives, then the connection ends
+            received += len(chunk)
+    # The queued answers were freed, not sent late: at least most of a budget's worth never came.
+    assert received + budget // 2 < posted * size, (received, posted, size)

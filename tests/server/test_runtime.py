@@ -23,10 +23,18 @@ import uvicorn
 from backchannel.server import limits
 
 TIMEOUT = 0.4  # request_timeout of the protocol under test
+IDLE = 1  # its idle timeout (uvicorn's timeout_keep_alive, whole seconds as serve.py passes it)
 
 
 async def echo_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
-    """Answers every request with the size of the body it read."""
+    """Answers every request with the size of the body it read; a WebSocket gets its texts back."""
+    if scope["type"] == "websocket":
+        while (message := await receive())["type"] != "websocket.disconnect":
+            if message["type"] == "websocket.connect":
+                await send({"type": "websocket.accept"})
+            else:
+                await send({"type": "websocket.send", "text": message.get("text") or ""})
+        return
     if scope["type"] != "http":
         return
     size, more = 0, True
@@ -46,7 +54,14 @@ def address(request: pytest.FixtureRequest) -> Iterator[tuple[str, int]]:
     sock.bind(("127.0.0.1", 0))
     sock.listen(16)
     protocol = limits.protocol_for(16, TIMEOUT, parser=request.param)
-    config = uvicorn.Config(echo_app, http=protocol, loop="uvloop", lifespan="off", log_level="critical")
+    config = uvicorn.Config(
+        echo_app,
+        http=protocol,
+        loop="uvloop",
+        lifespan="off",
+        log_level="critical",
+        timeout_keep_alive=IDLE,
+    )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
@@ -95,6 +110,42 @@ def test_a_half_sent_head_gets_408_and_a_slow_but_steady_body_is_served(address:
             sock.sendall(b"x")
         reply = read_until_closed(sock)
     assert reply.startswith(b"HTTP/1.1 200") and reply.endswith(b'{"read": 4}'), reply
+
+
+def _masked_text_frame(text: str) -> bytes:
+    """A client's WebSocket text frame (clients must mask; a zero key keeps the bytes as they are)."""
+    payload = text.encode()
+    assert len(payload) < 126
+    return bytes([0x81, 0x80 | len(payload)]) + b"\0\0\0\0" + payload
+
+
+def test_a_websocket_outlives_the_request_and_idle_timeouts(address: tuple[str, int]) -> None:
+    """The upgrade ends the HTTP request: no head, body or idle deadline may close the socket after it
+    (the page's live updates run on one WebSocket for hours)."""
+    with socket.create_connection(address) as sock:
+        # The head in two reads, as a slow link sends it: the first arms the head deadline.
+        sock.sendall(b"GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n")
+        time.sleep(TIMEOUT / 4)
+        sock.sendall(
+            b"Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+            b"Sec-WebSocket-Version: 13\r\n\r\n"
+        )
+        sock.settimeout(5)
+        head = b""
+        while b"\r\n\r\n" not in head:
+            chunk = sock.recv(4096)
+            assert chunk, head
+            head += chunk
+        assert head.startswith(b"HTTP/1.1 101"), head
+        # Longer than both timeouts: a live deadline would close the socket (recv gives b"") or
+        # write a 408 into it.
+        sock.settimeout(max(3 * TIMEOUT, IDLE + TIMEOUT))
+        with pytest.raises(TimeoutError):
+            got = sock.recv(4096)
+            pytest.fail(f"the server spoke or closed the WebSocket: {got!r}")
+        sock.settimeout(5)
+        sock.sendall(_masked_text_frame("still here"))
+        assert sock.recv(4096) == b"\x81\x0astill here"
 
 
 # Modules a started server must not have loaded: each is start-up time and memory for nothing

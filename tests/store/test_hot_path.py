@@ -8,6 +8,7 @@ import time
 from collections.abc import AsyncIterator
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -18,6 +19,7 @@ from backchannel.registry import Registry
 from backchannel.room import Room
 from backchannel.room_settings import RoomSettings
 from backchannel.store import Store, agent_settings, messages
+from backchannel.store._db import Database
 
 pytestmark = pytest.mark.anyio
 
@@ -181,20 +183,115 @@ def test_insert_answers_the_message_it_stored(tmp_path: Path) -> None:
         store.close()
 
 
-async def test_a_rolled_back_write_leaves_the_caches_as_they_were(setup: Setup) -> None:
+def sqlite_rolls_back_on_insert(db: Database) -> str:
+    """A TEMP table whose insert fails the way SQLITE_FULL or IOERR does: SQLite has already rolled
+    the whole transaction back when the error reaches the caller. Returns the table's name."""
+
+    def arm(c: sqlite3.Connection) -> None:
+        c.execute("CREATE TEMP TABLE full_disk(x)")
+        c.execute(
+            "CREATE TEMP TRIGGER full_disk_t AFTER INSERT ON full_disk"
+            " BEGIN SELECT RAISE(ROLLBACK, 'database or disk is full'); END"
+        )
+
+    db.on_writer(arm).result()
+    return "full_disk"
+
+
+@pytest.mark.parametrize("how", ["the write raises", "sqlite rolled it back itself"])
+async def test_a_rolled_back_write_leaves_the_caches_as_they_were(setup: Setup, how: str) -> None:
+    """Also when SQLite ended the transaction before the error came up: the caller gets that
+    error (not "no transaction is active" from our ROLLBACK), and no later commit publishes it."""
     await setup.registry.register("codex", "one", None)
     codex = await agent(setup, "codex")
     db = setup.store.db
+    table = sqlite_rolls_back_on_insert(db)
     before = (db.agents_generation, dict(db.agents_volatile))
 
     def fails(c: sqlite3.Connection) -> None:
         c.execute("UPDATE agents SET last_seen = 1, activity = 'busy' WHERE id = ?", (codex.id,))
-        raise RuntimeError("rolled back")
+        if how == "the write raises":
+            raise RuntimeError("database or disk is full")
+        c.execute(f"INSERT INTO {table} VALUES (1)")
 
-    with pytest.raises(RuntimeError):
+    with pytest.raises((RuntimeError, sqlite3.IntegrityError), match="database or disk is full"):
         await db.write(fails)
+    await db.write(lambda c: c.execute("SELECT 1"))  # any later commit
     assert (db.agents_generation, db.agents_volatile) == before
     assert (await setup.registry.store.agent("codex")).last_seen == codex.last_seen
+
+
+class FailingWriter:
+    """The writer connection, with one statement made to fail: as after SQLITE_FULL on COMMIT (the
+    transaction rolled back by SQLite), or a ROLLBACK that fails and leaves the transaction open."""
+
+    def __init__(self, conn: sqlite3.Connection, statement: str, roll_back: bool) -> None:
+        self.conn, self.statement, self.roll_back = conn, statement, roll_back
+
+    def execute(self, sql: str, *args: Any) -> sqlite3.Cursor:
+        if sql == self.statement:
+            self.statement = ""  # once
+            if self.roll_back:
+                self.conn.execute("ROLLBACK")
+            raise sqlite3.OperationalError(f"{sql} failed: database or disk is full")
+        return self.conn.execute(sql, *args)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.conn, name)
+
+
+def fail_next(db: Database, statement: str, roll_back: bool) -> None:
+    db.on_writer(lambda c: setattr(db, "_writer", FailingWriter(c, statement, roll_back))).result()
+
+
+@pytest.mark.parametrize("how", ["sqlite keeps the transaction open", "sqlite rolled it back itself"])
+async def test_a_failed_commit_publishes_nothing_and_the_writer_goes_on(setup: Setup, how: str) -> None:
+    """A value whose COMMIT failed is never served: not by the token cache, not by a later commit
+    publishing it; and a transaction SQLite left open is rolled back, so the next write works."""
+    token = (await setup.registry.register("codex", "one", None)).token
+    codex = await agent(setup, "codex")
+    store, db = setup.store, setup.store.db
+    await store.read_for_agent(codex.id, "general", 20, None)
+    assert (await setup.registry.authenticate(token, touch=False)).last_channel == "general"  # cached
+    if how == "sqlite rolled it back itself":
+        fail_next(db, "COMMIT", roll_back=True)
+
+    def never_committed(c: sqlite3.Connection) -> None:
+        c.execute("UPDATE agents SET last_channel = 'never-committed' WHERE id = ?", (codex.id,))
+        if how == "sqlite keeps the transaction open":  # a real COMMIT that fails: a deferred check
+            c.execute("PRAGMA defer_foreign_keys = ON")
+            c.execute("INSERT INTO cursors (agent_id, channel_id, last_id) VALUES (-1, 1, 0)")
+
+    failure = (sqlite3.IntegrityError, sqlite3.OperationalError)
+    with pytest.raises(failure, match="FOREIGN KEY constraint failed|COMMIT failed"):
+        await db.write(never_committed)
+    await store.post(channel="general", sender="codex", kind="agent", text="hi", agent_id=codex.id)
+    assert (await agent(setup, "codex")).last_channel == "general"
+    assert db.agents_volatile.get(codex.id, (0, "", "general"))[2] == "general"
+    assert (await setup.registry.authenticate(token, touch=False)).last_channel == "general"
+
+
+async def test_a_failed_rollback_neither_hides_the_error_nor_leaves_a_transaction_open(setup: Setup) -> None:
+    await setup.registry.register("codex", "one", None)
+    codex = await agent(setup, "codex")
+    store, db = setup.store, setup.store.db
+    await store.create_channel("ops", 10)
+    fail_next(db, "ROLLBACK", roll_back=False)
+
+    def fails(c: sqlite3.Connection) -> None:
+        c.execute("UPDATE agents SET last_channel = 'never-committed', role = 'x' WHERE id = ?", (codex.id,))
+        raise RuntimeError("the caller's own error")
+
+    with pytest.raises(RuntimeError, match="the caller's own error"):
+        await db.write(fails)
+    assert (await agent(setup, "codex")).role == ""  # not committed: the connection was closed
+    # A new write connection, which tracks changes to agents as the old one did.
+    generation = db.agents_generation
+    await store.read_for_agent(codex.id, "ops", 20, None)
+    assert db.agents_volatile[codex.id][2] == "ops"
+    assert db.agents_generation == generation
+    await store.update_agent(codex.id, role="reviewer")
+    assert db.agents_generation == generation + 1
 
 
 def test_a_messages_public_form_is_its_fields_copied() -> None:

@@ -17,9 +17,9 @@ from backchannel.registry import Registry
 from backchannel.server.security import agent_token
 
 
-def token_from_headers(headers: Mapping[str, str] | None) -> str | None:
+def token_from_headers(headers: Mapping[str, str]) -> str | None:
     """``Authorization: Bearer <t>``, else ``X-Agent-Token: <t>``; never a tool argument."""
-    return None if headers is None else agent_token(headers)
+    return agent_token(headers)
 
 
 async def caller(ctx: ToolContext, registry: Registry) -> Agent:

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from backchannel.errors import BackchannelError
+from backchannel.text import not_unicode
 
 logger = logging.getLogger("backchannel.mcp")
 
@@ -360,9 +361,6 @@ class Toolset:
 
         return register
 
-    def names(self) -> list[str]:
-        return list(self._tools)
-
     def list_wire(self) -> list[dict[str, Any]]:
         """The tools/list entries, built once."""
         if self._listed is None:
@@ -397,6 +395,8 @@ class Toolset:
             return _error(exc.detail)
         except OverflowError:  # an int argument beyond SQLite's 64 bits, e.g. since_id=10**30
             return _error(f"{name}: a number argument is too large (at most {MAX_INT})")
+        except UnicodeEncodeError:  # a text field no domain check covers yet reached SQLite
+            return _error(f"{name}: {not_unicode('a text argument')}")
         except Exception:
             logger.exception("tool %s failed", name)
             return _error(f"{name} failed with an internal error; the server log has details.")

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import AsyncGenerator
+from typing import Any
 
 import swagger_ui_bundle  # type: ignore[import-untyped]  # ships no type hints
 from fastapi import FastAPI, Request
@@ -48,6 +49,7 @@ from backchannel.server.mcp_endpoint import McpEndpoint
 from backchannel.server.security import BodyLimitMiddleware, Guard, refuse_foreign_host
 from backchannel.server.websocket import websocket_endpoint
 from backchannel.services import Services, build_services
+from backchannel.text import not_unicode
 
 logger = logging.getLogger("backchannel.server")
 
@@ -136,10 +138,13 @@ def create_app(settings: Settings, services: Services | None = None) -> Backchan
 
     @app.exception_handler(RequestValidationError)
     async def on_validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err.get('loc', ()) if p != 'body') or 'body'}: {err.get('msg')}"
-            for err in exc.errors()
-        )
+        def field(err: Any) -> str:
+            return ".".join(str(p) for p in err.get("loc", ()) if p != "body") or "body"
+
+        for err in exc.errors():
+            if err.get("type") == "string_unicode":  # a lone surrogate: the domain's answer (text.py)
+                return _error(400, "invalid_input", not_unicode(field(err)))
+        problems = "; ".join(f"{field(err)}: {err.get('msg')}" for err in exc.errors())
         return _error(422, "invalid_input", problems or "invalid request")
 
     @app.exception_handler(StarletteHTTPException)

@@ -25,13 +25,17 @@ import logging
 import resource
 import sys
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, ClassVar, cast
 
+from uvicorn.protocols.http.flow_control import FlowControl
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
 
 from backchannel.config import Settings
 
 if TYPE_CHECKING:
+    from uvicorn.server import Protocols
+
     from backchannel.server.limits_h11 import GuardedH11Protocol
 
 logger = logging.getLogger("backchannel.server")
@@ -83,17 +87,30 @@ def accept_backlog(cap: int) -> int:
     return max(8, min(2048, cap // 16))
 
 
-class GuardedHttpToolsProtocol(HttpToolsProtocol):
-    """uvicorn's httptools protocol plus the same cap and timeouts as ``limits_h11.GuardedH11Protocol``,
-    and a bound on a request head still arriving (h11 had one built in; llhttp keeps no limit)."""
+class GuardMixin(asyncio.Protocol):
+    """The cap and the timeouts both parsers share; a subclass says only when a request head is
+    arriving (``_head_pending``) and arms the deadlines from its own ``data_received``.
+
+    Listed before uvicorn's protocol class in the bases, so ``super()`` reaches uvicorn's methods.
+    """
 
     max_connections: ClassVar[int] = 1000
     request_timeout: ClassVar[float] = 30.0
-    max_head_bytes: ClassVar[int] = 64 * 1024
 
     _request_timer: asyncio.TimerHandle | None = None
-    _phase: int = 0  # _IDLE, _HEAD (request started, headers incomplete) or _BODY
-    _head_bytes: int = 0
+
+    # Set by uvicorn's protocol class, the partner of this mixin in every subclass.
+    loop: asyncio.AbstractEventLoop
+    transport: asyncio.Transport
+    flow: FlowControl
+    connections: set[Protocols]
+    timeout_keep_alive: int
+    timeout_keep_alive_task: asyncio.TimerHandle | None
+    timeout_keep_alive_handler: Callable[[], None]
+
+    def _head_pending(self) -> bool:
+        """True while a request head is arriving and no response is under way: a 408 may be written."""
+        raise NotImplementedError
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -110,6 +127,47 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._cancel_request_timer()
         super().connection_lost(exc)
 
+    def _gone(self) -> bool:
+        """Closed, or upgraded to a WebSocket (the transport then talks to another protocol)."""
+        return self.transport.is_closing() or self.transport.get_protocol() is not self
+
+    def _head_deadline(self) -> None:
+        """Part of a request line or headers: one deadline for all of them (slowloris)."""
+        if self._request_timer is None:
+            self._request_timer = self.loop.call_later(self.request_timeout, self._on_request_timeout)
+
+    def _chunk_deadline(self) -> None:
+        """Inside a body: the deadline is for the next chunk, so big uploads on slow links pass."""
+        self._cancel_request_timer()
+        self._request_timer = self.loop.call_later(self.request_timeout, self._on_request_timeout)
+
+    def _cancel_request_timer(self) -> None:
+        if self._request_timer is not None:
+            self._request_timer.cancel()
+            self._request_timer = None
+
+    def _on_request_timeout(self) -> None:
+        self._request_timer = None
+        if self._gone():
+            return
+        if self.flow.read_paused:
+            # We stopped reading (the app has not taken the body yet): the client is not slow.
+            self._request_timer = self.loop.call_later(self.request_timeout, self._on_request_timeout)
+            return
+        if self._head_pending():
+            self.transport.write(TIMED_OUT)
+        self.transport.close()  # a body in progress: the app sees http.disconnect
+
+
+class GuardedHttpToolsProtocol(GuardMixin, HttpToolsProtocol):
+    """uvicorn's httptools protocol plus the same cap and timeouts as ``limits_h11.GuardedH11Protocol``,
+    and a bound on a request head still arriving (h11 had one built in; llhttp keeps no limit)."""
+
+    max_head_bytes: ClassVar[int] = 64 * 1024
+
+    _phase: int = 0  # _IDLE, _HEAD (request started, headers incomplete) or _BODY
+    _head_bytes: int = 0
+
     def on_message_begin(self) -> None:
         super().on_message_begin()
         self._phase = _HEAD
@@ -123,45 +181,27 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._head_bytes = 0
         super().on_message_complete()
 
+    def _head_pending(self) -> bool:
+        cycle = cast("RequestResponseCycle | None", self.cycle)  # None before the first request
+        return self._phase == _HEAD and (cycle is None or cycle.response_complete)
+
     def data_received(self, data: bytes) -> None:
         if self._phase != _BODY:
             self._head_bytes += len(data)  # counted per read, not per header: no call per header
         super().data_received(data)
-        if self.transport.is_closing() or self.transport.get_protocol() is not self:
-            self._cancel_request_timer()  # closed, or upgraded to a WebSocket
+        if self._gone():
+            self._cancel_request_timer()
         elif self._phase == _HEAD:
             if self._head_bytes > self.max_head_bytes:
                 # Still no end of headers after this many bytes (as h11's own bound): refuse.
                 self.send_400_response("Request head too large.")
                 self._cancel_request_timer()
                 return
-            # Part of a request line or headers: one deadline for all of them (slowloris).
-            if self._request_timer is None:
-                self._request_timer = self.loop.call_later(self.request_timeout, self._on_request_timeout)
+            self._head_deadline()
         elif self._phase == _BODY:
-            # Inside a body: the deadline is for the next chunk, so big uploads on slow links pass.
-            self._cancel_request_timer()
-            self._request_timer = self.loop.call_later(self.request_timeout, self._on_request_timeout)
+            self._chunk_deadline()
         elif self._request_timer is not None:
             self._cancel_request_timer()  # the request is complete: the app decides from here
-
-    def _cancel_request_timer(self) -> None:
-        if self._request_timer is not None:
-            self._request_timer.cancel()
-            self._request_timer = None
-
-    def _on_request_timeout(self) -> None:
-        self._request_timer = None
-        if self.transport.is_closing() or self.transport.get_protocol() is not self:
-            return
-        if self.flow.read_paused:
-            # We stopped reading (the app has not taken the body yet): the client is not slow.
-            self._request_timer = self.loop.call_later(self.request_timeout, self._on_request_timeout)
-            return
-        cycle = cast("RequestResponseCycle | None", self.cycle)  # None before the first request
-        if self._phase == _HEAD and (cycle is None or cycle.response_complete):
-            self.transport.write(TIMED_OUT)
-        self.transport.close()  # a body in progress: the app sees http.disconnect
 
 
 _IDLE, _HEAD, _BODY = 0, 1, 2

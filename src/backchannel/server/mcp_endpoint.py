@@ -3,7 +3,8 @@
 Why not the SDK's server: it spent about a third of the server's CPU per tool call (session tasks,
 memory streams, pydantic envelopes, telemetry) and most of a second of start-up on imports, for a
 protocol that, for tools alone, is a handful of JSON-RPC methods. This is a plain ASGI app that
-the outer layer in ``server/app.py`` calls before FastAPI's router and middleware ever see the request.
+the outer layers (``server/boot.py`` for ``serve``, ``server/app.py`` for ``create_app``) call
+after the ``Host`` check and before FastAPI's router and middleware would ever see the request.
 
 What clients rely on, and why it is shaped so:
 
@@ -16,6 +17,10 @@ What clients rely on, and why it is shaped so:
   ``initialize``; ``resources/*`` and ``prompts/list`` answer empty lists because some CLIs ask.
 * Every answer is JSON (or an SSE event): malformed input is a JSON-RPC error, a failure inside a
   method is logged and answered ``-32603``, never a traceback.
+* A legacy ``/sse`` stream holds at most :data:`SSE_BUDGET_BYTES` of answers its client has not
+  read (one answer of any size always fits): past that the stream is ended, not an answer dropped,
+  so the client (or the wrapper's identity proxy) sees the end and reconnects instead of waiting
+  forever for a lost answer, and a client that stops reading cannot make the server hold gigabytes.
 """
 
 from __future__ import annotations
@@ -25,11 +30,12 @@ import contextlib
 import json
 import logging
 import uuid
+from collections import deque
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, Final, cast
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qsl
 
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import Receive, Scope, Send
 
 from backchannel.config import Settings
 from backchannel.errors import Unauthorized
@@ -45,6 +51,7 @@ SSE_PATHS: Final = frozenset({"/sse", "/sse/"})
 MESSAGE_PATHS: Final = frozenset({"/messages", "/messages/"})
 PATHS: Final = STREAMABLE_PATHS | SSE_PATHS | MESSAGE_PATHS
 KEEP_ALIVE_SECONDS: Final = 15.0
+SSE_BUDGET_BYTES = 16 * 1024 * 1024  # unread answers per /sse stream before it is ended
 
 PARSE_ERROR: Final = -32700
 INVALID_REQUEST: Final = -32600
@@ -52,10 +59,9 @@ METHOD_NOT_FOUND: Final = -32601
 INVALID_PARAMS: Final = -32602
 INTERNAL_ERROR: Final = -32603
 
-_LOOPBACK_NAMES = frozenset({"127.0.0.1", "localhost", "::1"})
 _JSON = b"application/json"
 _EVENT_STREAM = b"text/event-stream"
-_SSE_QUEUE = 256  # answers waiting for an SSE client that does not read its stream; then dropped
+_PING: Final = b": ping\r\n\r\n"
 
 _encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 _encode_ascii = json.JSONEncoder(separators=(",", ":")).encode
@@ -93,15 +99,59 @@ class _MethodError(Exception):
         self.message = message
 
 
-def origin_allowed(origin: str | None) -> bool:
-    """No ``Origin`` (not a browser), or a page served from this machine's loopback names."""
-    if origin is None:
-        return True
+def _invalid_answer(exc: _Invalid) -> dict[str, Any]:
+    return _error(exc.request_id, INVALID_REQUEST, f"Invalid Request: {exc.message}")
+
+
+def _encode_answer(answer: dict[str, Any]) -> bytes:
+    """One answer as JSON; one that will not encode (a bug in a tool's result) becomes ``-32603``."""
     try:
-        parts = urlsplit(origin)
-        return parts.scheme in ("http", "https") and parts.hostname in _LOOPBACK_NAMES
-    except ValueError:  # e.g. an unbalanced "[" in the host
-        return False
+        return dumps(answer)
+    except (TypeError, ValueError):
+        logger.exception("an MCP answer could not be written as JSON")
+        return dumps(_error(answer.get("id"), INTERNAL_ERROR, "Internal error"))
+
+
+def _encode_answers(answers: list[dict[str, Any]], batch: bool) -> bytes:
+    """The body for a request's answers: a JSON array for a batch, else the one answer."""
+    if not batch:
+        return _encode_answer(answers[0])
+    return b"[" + b",".join(map(_encode_answer, answers)) + b"]"
+
+
+class _SseStream:
+    """The answers waiting to go out on one ``/sse`` stream, counted in bytes.
+
+    ``size`` counts an answer until its ``send`` has returned, so a client that stops reading (its
+    ``send`` blocks) cannot make us hold more than the budget plus one answer.
+    """
+
+    __slots__ = ("pending", "ready", "size", "overflow")
+
+    def __init__(self) -> None:
+        self.pending: deque[bytes] = deque()
+        self.size = 0
+        self.ready = asyncio.Event()  # something was queued
+        self.overflow = asyncio.Event()  # over budget: the stream ends
+
+    def put(self, data: bytes) -> bool:
+        """Queue ``data``; False (and the stream marked to end) when it would exceed the budget."""
+        if self.overflow.is_set():
+            return False
+        if self.size and self.size + len(data) > SSE_BUDGET_BYTES:
+            self.pending.clear()  # free them now: nobody will read them
+            self.size = 0
+            self.overflow.set()
+            return False
+        self.pending.append(data)
+        self.size += len(data)
+        self.ready.set()
+        return True
+
+    def sent(self) -> None:
+        """The oldest answer is out (after ``send`` returned)."""
+        if self.pending:  # empty if the stream overflowed meanwhile
+            self.size -= len(self.pending.popleft())
 
 
 class McpEndpoint:
@@ -120,7 +170,7 @@ class McpEndpoint:
         self.allow_network = settings.allow_network
         # Room for a maximal message with every character escaped, and far above any other call.
         self.max_body = max(1024 * 1024, settings.max_message_chars * 16)
-        self.sse_sessions: dict[str, asyncio.Queue[bytes]] = {}
+        self.sse_sessions: dict[str, _SseStream] = {}
         self._closing = asyncio.Event()
 
     def close_streams(self) -> None:
@@ -143,12 +193,10 @@ class McpEndpoint:
         if self.allow_network and not await self._token_ok(headers, send):
             return
         origin = headers.get(b"origin")
-        if origin is not None and not self.allow_network:
-            text = origin.decode("latin-1")
-            if not origin_allowed(text):
-                logger.warning("Invalid Origin header: %s", text)
-                await send_json_error(send, 403, "forbidden", "Invalid Origin header")
-                return
+        if origin is not None and not self.guard.mcp_origin_allowed(text := origin.decode("latin-1")):
+            logger.warning("Invalid Origin header: %s", text[:200])
+            await send_json_error(send, 403, "forbidden", "Invalid Origin header")
+            return
         path: str = scope["path"]
         method: str = scope["method"]
         if path in STREAMABLE_PATHS:
@@ -248,41 +296,42 @@ class McpEndpoint:
             parsed: object = json.loads(body)
         except (ValueError, RecursionError):
             return 400, dumps(_error(None, PARSE_ERROR, "Parse error: the body is not valid JSON")), None
-        session = None
-        if isinstance(parsed, list):  # a batch (2025-03-26)
-            items = cast("list[object]", parsed)
-            if not items:
-                return 400, dumps(_error(None, INVALID_REQUEST, "Invalid Request: empty batch")), None
-            answers: list[dict[str, Any]] = []
-            for item in items:
-                try:
-                    answer = await self.answer(item, headers)
-                except _Invalid as exc:
-                    answer = _error(exc.request_id, INVALID_REQUEST, f"Invalid Request: {exc.message}")
-                if answer is not None:
-                    answers.append(answer)
-                    if _is_initialize(item) and "result" in answer:
-                        session = uuid.uuid4().hex
-            return (200, dumps(answers), session) if answers else (202, None, session)
         try:
-            answer = await self.answer(parsed, headers)
-        except _Invalid as exc:
-            return (
-                400,
-                dumps(_error(exc.request_id, INVALID_REQUEST, f"Invalid Request: {exc.message}")),
-                None,
-            )
-        if answer is None:
-            return 202, None, None
-        if _is_initialize(parsed) and "result" in answer:
-            session = uuid.uuid4().hex
-        try:
-            return 200, dumps(answer), session
-        except (TypeError, ValueError):
-            logger.exception("an MCP answer could not be written as JSON")
-            return 200, dumps(_error(answer["id"], INTERNAL_ERROR, "Internal error")), None
+            answers, initialized = await self._answer_items(parsed, headers)
+        except _Invalid as exc:  # a lone message that is not JSON-RPC at all
+            return 400, dumps(_invalid_answer(exc)), None
+        session = uuid.uuid4().hex if initialized else None
+        if not answers:
+            return 202, None, session
+        return 200, _encode_answers(answers, isinstance(parsed, list)), session
 
     # -- JSON-RPC -------------------------------------------------------------------------------
+
+    async def _answer_items(
+        self, parsed: object, headers: dict[bytes, bytes]
+    ) -> tuple[list[dict[str, Any]], bool]:
+        """The answers to a parsed body, one message or a batch (2025-03-26), for both transports,
+        and whether an ``initialize`` in it succeeded. A lone message that is not JSON-RPC (or an
+        empty batch) raises :class:`_Invalid`; inside a batch each such item is an error entry."""
+        if not isinstance(parsed, list):
+            answer = await self.answer(parsed, headers)
+            if answer is None:
+                return [], False
+            return [answer], "result" in answer and _is_initialize(parsed)
+        items = cast("list[object]", parsed)
+        if not items:
+            raise _Invalid("empty batch")
+        answers: list[dict[str, Any]] = []
+        initialized = False
+        for item in items:
+            try:
+                answer = await self.answer(item, headers)
+            except _Invalid as exc:
+                answer = _invalid_answer(exc)
+            if answer is not None:
+                answers.append(answer)
+                initialized = initialized or ("result" in answer and _is_initialize(item))
+        return answers, initialized
 
     async def answer(self, message: object, headers: dict[bytes, bytes]) -> dict[str, Any] | None:
         """One JSON-RPC message's response object; ``None`` for notifications and client responses."""
@@ -303,15 +352,17 @@ class McpEndpoint:
             return None  # a notification (initialized, cancelled, ...): nothing to answer
         if not _valid_id(request_id):
             raise _Invalid('"id" must be a string or an integer')
-        params = msg.get("params")
-        if params is None:
-            params = {}
-        elif not isinstance(params, dict):
-            if not isinstance(params, list):  # JSON-RPC allows only structured params
-                raise _Invalid('"params" must be an object', request_id)
+        raw = msg.get("params")
+        if raw is None:
+            params: dict[str, Any] = {}
+        elif isinstance(raw, dict):
+            params = cast("dict[str, Any]", raw)
+        elif isinstance(raw, list):  # JSON-RPC allows only structured params
             return _error(request_id, INVALID_PARAMS, f"{method}: params must be an object")
+        else:
+            raise _Invalid('"params" must be an object', request_id)
         try:
-            result = await self._call(method, params, headers)  # pyright: ignore[reportUnknownArgumentType]
+            result = await self._call(method, params, headers)
         except _MethodError as exc:
             return _error(request_id, exc.code, exc.message)
         except Exception:
@@ -352,10 +403,11 @@ class McpEndpoint:
 
     async def _sse_stream(self, receive: Receive, send: Send) -> None:
         """``GET /sse``: the ``endpoint`` event, then each answer as a ``message`` event, until the
-        client goes; a comment every 15 s keeps proxies and idle timers from closing it."""
+        client goes, the server stops or the client falls :data:`SSE_BUDGET_BYTES` behind; a comment
+        every 15 s keeps proxies and idle timers from closing it."""
         session = uuid.uuid4().hex
-        queue: asyncio.Queue[bytes] = asyncio.Queue(_SSE_QUEUE)
-        self.sse_sessions[session] = queue
+        stream = _SseStream()
+        self.sse_sessions[session] = stream
         headers = [
             (b"content-type", b"text/event-stream; charset=utf-8"),
             (b"cache-control", b"no-store"),
@@ -363,34 +415,42 @@ class McpEndpoint:
         ]
         left = asyncio.ensure_future(_until_disconnect(receive))
         closing = asyncio.ensure_future(self._closing.wait())
-        getter: asyncio.Future[bytes] | None = None
+        overflow = asyncio.ensure_future(stream.overflow.wait())
+        ends = (left, closing, overflow)
         try:
             await send({"type": "http.response.start", "status": 200, "headers": headers})
             first = f"event: endpoint\r\ndata: /messages/?session_id={session}\r\n\r\n".encode()
             await send({"type": "http.response.body", "body": first, "more_body": True})
             while True:
-                getter = asyncio.ensure_future(queue.get())
-                await asyncio.wait(
-                    {getter, left, closing}, timeout=KEEP_ALIVE_SECONDS, return_when="FIRST_COMPLETED"
-                )
+                if not stream.pending:
+                    stream.ready.clear()
+                    ready = asyncio.ensure_future(stream.ready.wait())
+                    await asyncio.wait(
+                        {ready, *ends}, timeout=KEEP_ALIVE_SECONDS, return_when="FIRST_COMPLETED"
+                    )
+                    ready.cancel()
                 if left.done():
                     break
-                if closing.done():  # the server is stopping: end the response properly
-                    await send({"type": "http.response.body", "body": b"", "more_body": False})
+                if overflow.done():
+                    # Leave with the response unfinished: uvicorn then closes the connection, which
+                    # also frees a client that reads nothing (a clean end would wait on its reading).
+                    logger.warning(
+                        "MCP SSE session %s fell over %d bytes behind on its stream; ending the stream",
+                        session[:8],
+                        SSE_BUDGET_BYTES,
+                    )
                     break
-                if getter.done():
-                    chunk = b"event: message\r\ndata: " + getter.result() + b"\r\n\r\n"
-                else:
-                    getter.cancel()
-                    chunk = b": ping\r\n\r\n"
-                getter = None
-                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+                if closing.done():  # the server is stopping: end the response properly
+                    await _end_unless_stuck(send, left)
+                    break
+                message = bool(stream.pending)
+                chunk = b"event: message\r\ndata: " + stream.pending[0] + b"\r\n\r\n" if message else _PING
+                if await _sent_unless_ended(send, chunk, ends) and message:
+                    stream.sent()
         finally:
             self.sse_sessions.pop(session, None)
-            left.cancel()
-            closing.cancel()
-            if getter is not None:
-                getter.cancel()
+            for task in ends:
+                task.cancel()
 
     async def _sse_post(
         self, scope: Scope, headers: dict[bytes, bytes], receive: Receive, send: Send
@@ -401,8 +461,7 @@ class McpEndpoint:
         if not session:
             await send_json_error(send, 400, "invalid_input", "session_id is required")
             return
-        queue = self.sse_sessions.get(session)
-        if queue is None:
+        if session not in self.sse_sessions:
             await send_json_error(send, 404, "not_found", "Could not find session")
             return
         body = await self._body(headers, receive, send)
@@ -420,38 +479,15 @@ class McpEndpoint:
             await _respond(send, 400, dumps(problem))
             return
         await _respond(send, 202, b"")
-        answers: list[dict[str, Any]] = []
-        items: list[object] = cast("list[object]", parsed) if isinstance(parsed, list) else [parsed]
-        for item in items:
-            try:
-                answer = await self.answer(item, headers)
-            except _Invalid as exc:
-                answer = _error(exc.request_id, INVALID_REQUEST, f"Invalid Request: {exc.message}")
-            if answer is not None:
-                answers.append(answer)
-        if not answers:
-            return
         try:
-            data = dumps(answers if isinstance(parsed, list) else answers[0])
-        except (TypeError, ValueError):
-            logger.exception("an MCP answer could not be written as JSON")
-            data = dumps([_error(a.get("id"), INTERNAL_ERROR, "Internal error") for a in answers])
-        if session not in self.sse_sessions:
-            return  # the stream closed while the tool ran: nobody to tell
-        try:
-            queue.put_nowait(data)
-        except asyncio.QueueFull:  # never wait here: the stream may close and leave us waiting forever
-            logger.warning("MCP SSE session %s does not read its stream; an answer was dropped", session[:8])
-
-
-def mcp_app(
-    toolset: Toolset,
-    settings: Settings,
-    guard: Guard,
-    authenticate: Callable[[str | None], Awaitable[object]],
-) -> ASGIApp:
-    """The MCP endpoints as one ASGI app (for the paths in :data:`PATHS`)."""
-    return McpEndpoint(toolset, settings, guard, authenticate)
+            answers, _ = await self._answer_items(cast("object", parsed), headers)
+        except _Invalid as exc:
+            answers = [_invalid_answer(exc)]
+        stream = self.sse_sessions.get(session)
+        if not answers or stream is None:
+            return  # nothing to say, or the stream closed while the tool ran: nobody to tell
+        if not stream.put(_encode_answers(answers, isinstance(parsed, list))):
+            self.sse_sessions.pop(session, None)  # ending: later posts get 404, the client reconnects
 
 
 def _is_initialize(message: object) -> bool:
@@ -461,6 +497,27 @@ def _is_initialize(message: object) -> bool:
 def _accepts_json(accept: bytes) -> bool:
     lowered = accept.lower()
     return _JSON in lowered or b"*/*" in lowered or b"application/*" in lowered
+
+
+async def _sent_unless_ended(send: Send, body: bytes, ends: Iterable[asyncio.Future[Any]]) -> bool:
+    """Send one chunk of a stream; False if the stream ended first. ``send`` waits while the client
+    is not reading, and such a client must not keep the stream from ending."""
+    step = asyncio.ensure_future(send({"type": "http.response.body", "body": body, "more_body": True}))
+    await asyncio.wait({step, *ends}, return_when="FIRST_COMPLETED")
+    if not step.done():
+        step.cancel()
+        return False
+    step.result()  # a failed send is the stream's failure
+    return True
+
+
+async def _end_unless_stuck(send: Send, left: asyncio.Future[Any]) -> None:
+    """End a stream cleanly; a client that reads nothing would hold that forever (and the server's
+    shutdown with it), so after a second the response is left unfinished and uvicorn closes it."""
+    step = asyncio.ensure_future(send({"type": "http.response.body", "body": b"", "more_body": False}))
+    await asyncio.wait({step, left}, timeout=1.0)
+    if not step.done():
+        step.cancel()
 
 
 async def _until_disconnect(receive: Receive) -> None:

@@ -187,6 +187,19 @@ class Guard:
         host = host_header.rsplit(":", 1)[0] if not host_header.endswith("]") else host_header
         return host in _LOOPBACK_HOSTS or is_loopback_address(host)
 
+    def mcp_origin_allowed(self, origin: str | None) -> bool:
+        """MCP from a browser page only if the page is on this machine (the spec asks servers to check
+        ``Origin`` against DNS rebinding); no ``Origin`` is not a browser. Network mode: the token
+        gate decides. Loopback means the same as for ``Host``: :func:`is_loopback_address`."""
+        if origin is None or self.settings.allow_network:
+            return True
+        try:
+            parts = urlsplit(origin)
+            host = parts.hostname
+        except ValueError:  # e.g. an unbalanced "[" in the host
+            return False
+        return parts.scheme in ("http", "https") and is_loopback_address(host)
+
 
 async def refuse_foreign_host(guard: Guard, scope: Scope, send: Send) -> bool:
     """Answer a request whose ``Host`` is not ours (DNS rebinding) and return True; else False.

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import sqlite3
 import threading
@@ -21,6 +22,7 @@ from typing import TypeVar, cast
 import anyio.to_thread
 
 T = TypeVar("T")
+logger = logging.getLogger("backchannel.store")
 
 # Columns of ``agents`` that tool calls and heartbeats write (liveness; the channel an agent reads):
 # tracked per agent in agents_volatile, so writing them flushes no cache.
@@ -113,26 +115,62 @@ class Database:
         # with such a change since start: exactly what its row holds now, so a cached Agent is made
         # current with one dict lookup (agents.with_volatile).
         self.agents_volatile: dict[int, Volatile] = {}
+        # True from just before a COMMIT that wrote VOLATILE_COLUMNS until agents_volatile holds
+        # its values: a row read meanwhile may be newer than agents_volatile, so a cache must take
+        # it as read (registry.py). Maintenance (on_writer) commits on its own: True throughout.
+        self.volatile_in_flight = False
         self._agents_changed = False
         self._volatile_pending: dict[int, Volatile] = {}
+        # track_agents' installer, run again on a write connection opened to replace a broken one.
+        self._tracking: Callable[[sqlite3.Connection], None] | None = None
 
     def _write_conn(self) -> sqlite3.Connection:
         if self._writer is None:
-            self._writer = _connect(self.path)
+            conn = _connect(self.path)
+            if self._tracking is not None:  # a replacement: it must track agents before any write
+                try:
+                    self._tracking(conn)
+                except BaseException:
+                    conn.close()
+                    raise
+            self._writer = conn
         return self._writer
 
     def _run_write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         conn = self._write_conn()
         conn.execute("BEGIN IMMEDIATE")
+        committing = False
         try:
             result = fn(conn)
+            committing = True
+            if self._volatile_pending:
+                self.volatile_in_flight = True
+            conn.execute("COMMIT")
         except BaseException:
-            conn.execute("ROLLBACK")
-            self._after_commit(committed=False)
+            # A failed COMMIT may have landed for all we know: the caches then re-read (None).
+            self._abandon(conn, committed=None if committing else False)
             raise
-        conn.execute("COMMIT")
         self._after_commit(committed=True)
         return result
+
+    def _abandon(self, conn: sqlite3.Connection, committed: bool | None) -> None:
+        """After a failed transaction: roll back what SQLite has not, and publish none of it.
+
+        SQLite ends the transaction itself on some errors (FULL, IOERR, NOMEM, a RAISE(ROLLBACK)),
+        and keeps it open on others (a failed COMMIT): ROLLBACK only if one is open. A ROLLBACK that
+        fails is logged, not raised over the caller's error, and its connection is replaced (closing
+        rolls back), so the next BEGIN does not find a transaction still open.
+        """
+        try:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+        except sqlite3.Error:
+            logger.exception("ROLLBACK failed; opening a new write connection")
+            self._writer = None
+            with contextlib.suppress(sqlite3.Error):
+                conn.close()
+        finally:
+            self._after_commit(committed)
 
     def _after_commit(self, committed: bool | None) -> None:
         """Publish what the transaction did to ``agents``; ``committed`` None: not known.
@@ -152,6 +190,7 @@ class Database:
         if self._agents_changed:
             self._agents_changed = False
             self.agents_generation += 1
+        self.volatile_in_flight = False
 
     def agents_dirty(self) -> bool:
         """Whether the open write transaction changed ``agents`` (writer thread only): a cache must
@@ -197,6 +236,7 @@ class Database:
                 conn.execute(f"CREATE TEMP TRIGGER track_agents_{name} {body}")
 
         self.on_writer(install).result()
+        self._tracking = install
 
     def write_sync(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         """Run ``fn`` in one write transaction from synchronous code (start-up, migrations)."""
@@ -234,6 +274,7 @@ class Database:
             raise RuntimeError("database is closed")
 
         def run() -> T:
+            self.volatile_in_flight = True  # fn commits on its own; _after_commit publishes
             try:
                 return fn(self._write_conn())
             finally:

@@ -7,9 +7,10 @@ credential the client sent and adds the agent's *current* token, which the wrapp
 
 * an upstream ``401`` or a ``stale ... Re-register`` tool error: the proxy asks the wrapper for a
   fresh token (``refresh``) and replays the request;
-* ``404`` for a streamable-HTTP session the server no longer knows (it restarted): the proxy
-  replays the client's ``initialize`` + ``notifications/initialized`` to open a new session and maps
-  the client's session id onto it for good;
+* ``404`` for a streamable-HTTP session the server no longer knows (it restarted; older servers
+  only: this server serves any session id): the proxy replays the client's ``initialize`` +
+  ``notifications/initialized`` to open a new session and maps the client's session id onto it for
+  good;
 * the end of a legacy SSE stream (``GET /sse``) when the server restarts: the proxy keeps the
   client's stream open, connects a new upstream stream, replays the client's ``initialize`` (its
   answer swallowed) + ``notifications/initialized`` on the new session, and maps the client's
