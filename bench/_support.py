@@ -63,12 +63,17 @@ def running_server_process(data_dir: Path) -> Iterator[tuple[str, int]]:
         threading.Thread(target=_drain, args=(proc,), daemon=True).start()  # a full pipe would block it
         yield url, proc.pid
     finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(10)
+        stop(proc)
+
+
+def stop(proc: subprocess.Popen[str]) -> None:
+    """SIGTERM, then SIGKILL if the process has not gone within 10 s."""
+    proc.terminate()
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(10)
 
 
 def _drain(proc: subprocess.Popen[str]) -> None:

@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 import httpx
-from _support import cpu_seconds  # bench/ is on sys.path when a script here runs
+from _support import cpu_seconds, stop  # bench/ is on sys.path when a script here runs
 
 BARE_APP = textwrap.dedent(
     """
@@ -93,15 +93,6 @@ def _poll(client: httpx.Client, url: str) -> None:
         except httpx.TransportError:
             pass
         time.sleep(0.002)
-
-
-def _stop(proc: subprocess.Popen[str]) -> None:
-    proc.terminate()
-    try:
-        proc.wait(10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(10)
 
 
 def _rpc(method: str, params: dict[str, object], id_: int | None) -> dict[str, object]:
@@ -176,7 +167,7 @@ def prepare(data_dir: Path, messages: int) -> str:
             reg.raise_for_status()
             token = str(reg.json()["token"])
     finally:
-        _stop(proc)
+        stop(proc)
     if messages:
         t0 = time.perf_counter()
         seed(data_dir / "backchannel.db", "general", messages)
@@ -219,7 +210,7 @@ def cold_start(data_dir: Path, token: str, how: list[str] = FAST) -> Start:
             web_rss, _ = _rss_kb(proc.pid)
             web_cpu = cpu_seconds(proc.pid)
         finally:
-            _stop(proc)
+            stop(proc)
     return Start(listening, health, mcp, rss, hwm, cpu, web_rss, web_cpu)
 
 
@@ -245,7 +236,7 @@ def bare_fastapi() -> tuple[float, int, float]:
             rss, _ = _rss_kb(proc.pid)
             cpu = cpu_seconds(proc.pid)
         finally:
-            _stop(proc)
+            stop(proc)
     return took, rss, cpu
 
 

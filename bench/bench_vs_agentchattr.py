@@ -63,7 +63,7 @@ from typing import Any
 
 import anyio
 import httpx
-from _support import PROXY_VARS, agent, cpu_seconds, pct  # bench/ is on sys.path
+from _support import PROXY_VARS, agent, cpu_seconds, pct, stop  # bench/ is on sys.path
 from mcp import Client
 
 from backchannel.server.security import SESSION_HEADER, read_or_create_secret
@@ -142,12 +142,7 @@ def child(name: str, cmd: list[str], cwd: Path, ready: Callable[[Child], str | N
             time.sleep(0.05)
         yield c
     finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(10)
+        stop(proc)
 
 
 @contextmanager
