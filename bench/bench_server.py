@@ -8,11 +8,18 @@ what to watch (1M:1k should stay close to 1).
     .venv/bin/python bench/bench_server.py            # full run, a few minutes
     .venv/bin/python bench/bench_server.py --quick    # 1k / 10k / 100k, fewer calls: a smoke run
     .venv/bin/python bench/bench_server.py --calls    # only the concurrent-agent figures (no seeding)
+    .venv/bin/python bench/bench_server.py --calls --client sdk   # agents on the MCP SDK client
+
+The agents are played by a lean raw MCP client by default (``--client raw``, about 0.1 ms of CPU
+per call), so that on a small machine the load generator does not cap the server's figures; the
+MCP SDK client (``--client sdk``) costs 1.3-2.3 ms per call, more than the server. The load lines
+show the client's CPU per call too.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sqlite3
 import statistics
 import tempfile
@@ -25,8 +32,7 @@ from typing import Any
 
 import anyio
 import httpx
-from _support import agent, cpu_seconds, pct, running_server_process  # bench/ is on sys.path
-from mcp import Client
+from _support import CLIENT_HELP, CLIENTS, cpu_seconds, pct, running_server_process  # bench/ is on sys.path
 
 from backchannel.server.security import SESSION_HEADER, read_or_create_secret
 
@@ -108,13 +114,14 @@ async def timed(call: Callable[[], Awaitable[Any]], times: int, warmup: int = 5)
 
 
 async def concurrently(
-    clients: list[Client], calls: Callable[[Client], list[Callable[[], Awaitable[Any]]]], pid: int
-) -> tuple[float, float, list[float]]:
-    """Every client makes its calls in order, all clients at once: (calls/s, server CPU s per call,
-    per-call wall times). The server's CPU time is read from /proc before and after."""
+    clients: list[Any], calls: Callable[[Any], list[Callable[[], Awaitable[Any]]]], pid: int
+) -> tuple[float, tuple[float, float], list[float]]:
+    """Every client makes its calls in order, all clients at once: (calls/s, (server, client) CPU s
+    per call, per-call wall times). The server's CPU time is read from /proc before and after, the
+    client's (this process) from ``time.process_time``."""
     per_call: list[float] = []
 
-    async def run(client: Client) -> None:
+    async def run(client: Any) -> None:
         for call in calls(client):
             start = time.perf_counter()
             result = await call()
@@ -122,35 +129,37 @@ async def concurrently(
             if getattr(result, "is_error", False):
                 raise SystemExit(f"tool call failed: {result.content}")
 
-    cpu0, t0 = cpu_seconds(pid), time.perf_counter()
+    cpu0, own0, t0 = cpu_seconds(pid), time.process_time(), time.perf_counter()
     async with anyio.create_task_group() as tg:
         for client in clients:
             tg.start_soon(run, client)
-    elapsed, cpu = time.perf_counter() - t0, cpu_seconds(pid) - cpu0
-    return len(per_call) / elapsed, cpu / len(per_call), per_call
+    elapsed, cpu, own = time.perf_counter() - t0, cpu_seconds(pid) - cpu0, time.process_time() - own0
+    return len(per_call) / elapsed, (cpu / len(per_call), own / len(per_call)), per_call
 
 
-def load_line(label: str, rate: float, cpu_per_call: float, per_call: list[float]) -> str:
+def load_line(label: str, rate: float, cpu_per_call: tuple[float, float], per_call: list[float]) -> str:
+    server, client = cpu_per_call
     return (
-        f"  {label:<34} {rate:7.1f} calls/s   server CPU {cpu_per_call * 1000:5.2f} ms/call   "
-        f"p50 {ms(pct(per_call, 50))}   p99 {ms(pct(per_call, 99))}   max {ms(max(per_call))}"
+        f"  {label:<34} {rate:7.1f} calls/s   server CPU {server * 1000:5.2f} ms/call"
+        f" (client {client * 1000:4.2f})   p50 {ms(pct(per_call, 50))}   p99 {ms(pct(per_call, 99))}"
+        f"   max {ms(max(per_call))}"
     )
 
 
-async def many_agents(plan: Plan, url: str, human: httpx.AsyncClient, pid: int) -> None:
+async def many_agents(plan: Plan, url: str, human: httpx.AsyncClient, pid: int, client: str) -> None:
     """50 agents, each with its own MCP session, alternate chat_send and chat_read at once."""
     async with AsyncExitStack() as stack:
-        clients: list[Client] = []
+        clients: list[Any] = []
         for i in range(MANY_AGENTS):
             reg = await human.post("/api/agents/register", json={"base": "many", "instance_id": f"m{i}"})
             reg.raise_for_status()
-            clients.append(await stack.enter_async_context(agent(url, reg.json()["token"])))
+            clients.append(await stack.enter_async_context(CLIENTS[client](url, reg.json()["token"])))
         (await human.post("/api/channels", json={"name": "many"})).raise_for_status()
         counter = iter(range(10**9))
 
-        def rounds(client: Client) -> list[Callable[[], Awaitable[Any]]]:
-            send = lambda: client.call_tool("chat_send", {"message": f"m {next(counter)}", "channel": "many"})  # noqa: E731
-            read = lambda: client.call_tool("chat_read", {"channel": "many", "limit": READ_LIMIT})  # noqa: E731
+        def rounds(c: Any) -> list[Callable[[], Awaitable[Any]]]:
+            send = lambda: c.call_tool("chat_send", {"message": f"m {next(counter)}", "channel": "many"})  # noqa: E731
+            read = lambda: c.call_tool("chat_read", {"channel": "many", "limit": READ_LIMIT})  # noqa: E731
             return [send, read] * plan.many_rounds
 
         await concurrently(clients, lambda c: rounds(c)[:2], pid)  # warm-up: every session once
@@ -160,7 +169,7 @@ async def many_agents(plan: Plan, url: str, human: httpx.AsyncClient, pid: int) 
         print(f"  calls over 1 s: {sum(1 for t in per_call if t > 1)}\n")
 
 
-async def bench(plan: Plan, data_dir: Path, calls_only: bool = False) -> None:
+async def bench(plan: Plan, data_dir: Path, calls_only: bool = False, client: str = "raw") -> None:
     started = time.perf_counter()
     with running_server_process(data_dir) as (url, pid):
         human = httpx.AsyncClient(
@@ -170,21 +179,24 @@ async def bench(plan: Plan, data_dir: Path, calls_only: bool = False) -> None:
             trust_env=False,
         )
         async with human, AsyncExitStack() as stack:
-            clients: list[Client] = []
+            clients: list[Any] = []
             for i in range(AGENTS):
                 reg = await human.post("/api/agents/register", json={"base": "bench", "instance_id": f"b{i}"})
                 reg.raise_for_status()
-                clients.append(await stack.enter_async_context(agent(url, reg.json()["token"])))
+                clients.append(await stack.enter_async_context(CLIENTS[client](url, reg.json()["token"])))
             for name in ("latency", "throughput", "reads"):
                 (await human.post("/api/channels", json={"name": name})).raise_for_status()
-            print(f"server {url}, data dir {data_dir}, {AGENTS} agents over MCP streamable HTTP\n")
+            print(
+                f"server {url}, data dir {data_dir}, {AGENTS} agents over MCP streamable HTTP,"
+                f" client: {client}, load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}\n"
+            )
 
             # 1. chat_send latency, one agent, one call at a time (after a short warm-up).
             first = clients[0]
             counter = iter(range(10**9))
 
-            def send(client: Client, channel: str) -> Callable[[], Awaitable[Any]]:
-                return lambda: client.call_tool(
+            def send(c: Any, channel: str) -> Callable[[], Awaitable[Any]]:
+                return lambda: c.call_tool(
                     "chat_send", {"message": f"bench {next(counter)}", "channel": channel}
                 )
 
@@ -209,7 +221,7 @@ async def bench(plan: Plan, data_dir: Path, calls_only: bool = False) -> None:
                 pid,
             )
             print(load_line(f"chat_read (limit {READ_LIMIT})", rate, cpu, per_call) + "\n")
-            await many_agents(plan, url, human, pid)
+            await many_agents(plan, url, human, pid, client)
             if calls_only:
                 return
 
@@ -289,14 +301,15 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="1k/10k/100k and fewer calls (about 30 s)")
     parser.add_argument("--data-dir", type=Path, help="keep the database here instead of a temp dir")
     parser.add_argument("--calls", action="store_true", help="only latency and the concurrent-agent runs")
+    parser.add_argument("--client", choices=sorted(CLIENTS), default="raw", help=CLIENT_HELP)
     args = parser.parse_args()
     plan = QUICK if args.quick else FULL
     if args.data_dir is not None:
         args.data_dir.mkdir(parents=True, exist_ok=True)
-        anyio.run(bench, plan, args.data_dir, args.calls)
+        anyio.run(bench, plan, args.data_dir, args.calls, args.client)
         return
     with tempfile.TemporaryDirectory(prefix="backchannel-bench-") as tmp:
-        anyio.run(bench, plan, Path(tmp) / "data", args.calls)
+        anyio.run(bench, plan, Path(tmp) / "data", args.calls, args.client)
 
 
 if __name__ == "__main__":

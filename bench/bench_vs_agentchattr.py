@@ -1,4 +1,4 @@
-"""Our server against agentchattr, same load, same run, through the real MCP SDK client.
+"""Our server against agentchattr, same load, same run, over MCP streamable HTTP.
 
 Issue 14 asks for 8-agent throughput >= 5x agentchattr *measured in the same run* (the machine is
 shared, so absolute numbers drift; a ratio from one window holds). This script starts both servers
@@ -39,10 +39,13 @@ How each server is driven (its own conventions, nothing patched):
 
 A tool answer that is an error (``isError`` or a text starting with ``Error``) stops the run.
 
-Read calls/s with care: one Python process drives every agent, and the MCP SDK client costs
-about 2 ms of CPU per call, more than our server does. On a 2-core machine the client, not the
-server, caps our throughput. So each line also shows the client's CPU per call, and the
-ratios include "capacity" (agentchattr's server CPU per call / ours).
+Which client plays the agents: ``--client raw`` (the default) is a lean MCP client (one
+keep-alive HTTP/1.1 connection per agent, hand-written JSON-RPC; it reads a JSON answer or an SSE
+one, as agentchattr's SDK server may give) that costs about 0.1 ms of CPU per call;
+``--client sdk`` is the MCP SDK client, about 2 ms of CPU per call, more than our server spends,
+so on a 2-core machine that client, not the server, caps our throughput. Both servers get the same
+client in a run. Each line shows the client's CPU per call, and the ratios include "capacity"
+(agentchattr's server CPU per call / ours).
 """
 
 from __future__ import annotations
@@ -63,8 +66,7 @@ from typing import Any
 
 import anyio
 import httpx
-from _support import PROXY_VARS, agent, cpu_seconds, pct, stop  # bench/ is on sys.path
-from mcp import Client
+from _support import CLIENT_HELP, CLIENTS, PROXY_VARS, cpu_seconds, pct, stop  # bench/ is on sys.path
 
 from backchannel.server.security import SESSION_HEADER, read_or_create_secret
 
@@ -194,7 +196,7 @@ def rss_mb(pid: int) -> float:
 
 @dataclass
 class Agent:
-    client: Client
+    client: Any  # an MCP SDK ``Client`` or a ``RawAgent``: both have ``call_tool(name, args)``
     name: str  # agentchattr's tools take it as ``sender`` (the token still decides who sends)
     token: str
 
@@ -288,7 +290,7 @@ async def drive(
 
 
 async def our_agents(
-    stack: AsyncExitStack, human: httpx.AsyncClient, url: str, base: str, n: int
+    stack: AsyncExitStack, human: httpx.AsyncClient, url: str, base: str, n: int, client: str
 ) -> list[Agent]:
     out: list[Agent] = []
     for i in range(n):
@@ -296,13 +298,23 @@ async def our_agents(
         reg.raise_for_status()
         body = reg.json()
         out.append(
-            Agent(await stack.enter_async_context(agent(url, body["token"])), body["name"], body["token"])
+            Agent(
+                await stack.enter_async_context(CLIENTS[client](url, body["token"])),
+                body["name"],
+                body["token"],
+            )
         )
     return out
 
 
 async def their_agents(
-    stack: AsyncExitStack, web: httpx.AsyncClient, mcp_url: str, base: str, n: int, tokens: dict[str, str]
+    stack: AsyncExitStack,
+    web: httpx.AsyncClient,
+    mcp_url: str,
+    base: str,
+    n: int,
+    tokens: dict[str, str],
+    client: str,
 ) -> list[Agent]:
     """Registered as agentchattr's wrapper does (``POST /api/register``, one instance per call)."""
     out: list[Agent] = []
@@ -312,7 +324,11 @@ async def their_agents(
         body = reg.json()
         tokens[body["token"]] = body["name"]
         out.append(
-            Agent(await stack.enter_async_context(agent(mcp_url, body["token"])), body["name"], body["token"])
+            Agent(
+                await stack.enter_async_context(CLIENTS[client](mcp_url, body["token"])),
+                body["name"],
+                body["token"],
+            )
         )
     return out
 
@@ -463,7 +479,7 @@ async def bench(args: argparse.Namespace, work: Path) -> None:
         raise SystemExit(f"--agentchattr-python {python}: not a file (want its venv's python)")
     (work / "ours").mkdir()
     (work / "theirs").mkdir()
-    print(f"load average at start: {load()} (1/5/15 min; {os.cpu_count()} CPUs)")
+    print(f"load average at start: {load()} (1/5/15 min; {os.cpu_count()} CPUs); client: {args.client}")
     t_start = time.perf_counter()
     with ExitStack() as procs:
         ours_proc, our_url = procs.enter_context(running_ours(work / "ours"))
@@ -484,6 +500,7 @@ async def bench(args: argparse.Namespace, work: Path) -> None:
         heartbeats = Heartbeats(web, tokens)
         totals: dict[tuple[str, str], Totals] = {}
         rss = (float("nan"), float("nan"))
+        reconnects = [0, 0]
         try:
             async with human, web, anyio.create_task_group() as tg:
                 tg.start_soon(heartbeats.run)
@@ -491,19 +508,23 @@ async def bench(args: argparse.Namespace, work: Path) -> None:
                     ours = Target(
                         OURS,
                         our_pid,
-                        await our_agents(stack, human, our_url, "bench", AGENTS),
-                        await our_agents(stack, human, our_url, "many", MANY_AGENTS),
+                        await our_agents(stack, human, our_url, "bench", AGENTS, args.client),
+                        await our_agents(stack, human, our_url, "many", MANY_AGENTS, args.client),
                         with_sender=False,
                     )
                     theirs = Target(
                         THEIRS,
                         their_pid,
-                        await their_agents(stack, web, their_mcp, "codex", AGENTS, tokens),
-                        await their_agents(stack, web, their_mcp, "claude", MANY_AGENTS, tokens),
+                        await their_agents(stack, web, their_mcp, "codex", AGENTS, tokens, args.client),
+                        await their_agents(stack, web, their_mcp, "claude", MANY_AGENTS, tokens, args.client),
                         with_sender=True,
                     )
                     totals = await measure(args, ours, theirs, heartbeats)
                     rss = (rss_mb(our_pid), rss_mb(their_pid))
+                    reconnects = [
+                        sum(getattr(a.client, "reconnects", 0) for a in t.few + t.many)
+                        for t in (ours, theirs)
+                    ]
                 tg.cancel_scope.cancel()
         except BaseException:
             # A server that dies mid-run shows up as connection errors from every session; say which.
@@ -513,9 +534,14 @@ async def bench(args: argparse.Namespace, work: Path) -> None:
             raise
 
     wall = time.perf_counter() - t_start
-    print(f"pooled over {args.rounds} rounds (load at end {load()}, wall {wall:.0f} s)")
+    print(f"pooled over {args.rounds} rounds, client {args.client} (load at end {load()}, wall {wall:.0f} s)")
     report(totals, args.rounds)
     print(f"RSS after the run: ours {rss[0]:.0f} MB, agentchattr {rss[1]:.0f} MB")
+    if args.client == "raw":
+        print(
+            f"idle keep-alive connections the server closed (raw client reconnected): ours {reconnects[0]},"
+            f" agentchattr {reconnects[1]}"
+        )
 
 
 def main() -> None:
@@ -527,6 +553,7 @@ def main() -> None:
     parser.add_argument("--per-agent", type=int, default=100, help="calls per agent, 8-agent phases")
     parser.add_argument("--many-rounds", type=int, default=6, help="send+read rounds per agent, 50 agents")
     parser.add_argument("--rounds", type=int, default=2, help="A/B repetitions of every phase")
+    parser.add_argument("--client", choices=sorted(CLIENTS), default="raw", help=CLIENT_HELP)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench-vs-agentchattr-") as tmp:
         anyio.run(bench, args, Path(tmp))
