@@ -6,7 +6,6 @@ both parsers: the guards must behave alike, whichever parses.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import socket
 import subprocess
@@ -21,6 +20,7 @@ import pytest
 import uvicorn
 
 from backchannel.server import limits
+from tests.server.test_limits import read_until_closed
 
 TIMEOUT = 0.4  # request_timeout of the protocol under test
 IDLE = 1  # its idle timeout (uvicorn's timeout_keep_alive, whole seconds as serve.py passes it)
@@ -75,23 +75,14 @@ def address(request: pytest.FixtureRequest) -> Iterator[tuple[str, int]]:
     sock.close()
 
 
-def read_until_closed(sock: socket.socket, seconds: float = 5) -> bytes:
-    sock.settimeout(seconds)
-    data = b""
-    with contextlib.suppress(ConnectionResetError):
-        while chunk := sock.recv(65536):
-            data += chunk
-    return data
-
-
 def test_an_endless_request_head_is_refused_and_the_server_keeps_serving(address: tuple[str, int]) -> None:
     """llhttp keeps no limit of its own: without ours, one request could hold any amount of memory."""
     with socket.create_connection(address) as sock:
         sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 100_000)  # and the end never comes
-        assert read_until_closed(sock).startswith(b"HTTP/1.1 400")
+        assert read_until_closed(sock, 5).startswith(b"HTTP/1.1 400")
     with socket.create_connection(address) as sock:
         sock.sendall(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nConnection: close\r\n\r\nabc")
-        reply = read_until_closed(sock)
+        reply = read_until_closed(sock, 5)
     assert reply.startswith(b"HTTP/1.1 200") and reply.endswith(b'{"read": 3}'), reply
 
 
@@ -99,7 +90,7 @@ def test_a_half_sent_head_gets_408_and_a_slow_but_steady_body_is_served(address:
     started = time.monotonic()
     with socket.create_connection(address) as sock:
         sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nX-Slow: ")
-        reply = read_until_closed(sock)
+        reply = read_until_closed(sock, 5)
     assert reply.startswith(b"HTTP/1.1 408") and time.monotonic() - started < 3, reply
     assert json.loads(reply.split(b"\r\n\r\n", 1)[1])["error"] == "request_timeout"
     # Four chunks, each well inside the timeout but longer than it in total: the deadline is per chunk.
@@ -108,7 +99,7 @@ def test_a_half_sent_head_gets_408_and_a_slow_but_steady_body_is_served(address:
         for _ in range(4):
             time.sleep(TIMEOUT / 2)
             sock.sendall(b"x")
-        reply = read_until_closed(sock)
+        reply = read_until_closed(sock, 5)
     assert reply.startswith(b"HTTP/1.1 200") and reply.endswith(b'{"read": 4}'), reply
 
 

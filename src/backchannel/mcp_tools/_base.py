@@ -6,7 +6,6 @@ Errors need no wrapper here: ``Toolset.call`` turns every exception into a short
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
 from typing import Any
 
 import orjson
@@ -17,13 +16,9 @@ from backchannel.registry import Registry
 from backchannel.server.security import agent_token
 
 
-def token_from_headers(headers: Mapping[str, str]) -> str | None:
-    """``Authorization: Bearer <t>``, else ``X-Agent-Token: <t>``; never a tool argument."""
-    return agent_token(headers)
-
-
 async def caller(ctx: ToolContext, registry: Registry) -> Agent:
-    return await registry.authenticate(token_from_headers(ctx.headers))
+    """Who is calling: the request's token (``agent_token``), never a tool argument."""
+    return await registry.authenticate(agent_token(ctx.headers))
 
 
 def ok(text: str, structured: dict[str, Any] | None = None) -> ToolResult:
