@@ -1,4 +1,5 @@
-"""The live page over time: a server restart, and images arriving by picker, paste and drop."""
+"""The live page over time: a server restart, images arriving by picker, paste and drop, and
+events that arrive while a channel is loading."""
 
 from __future__ import annotations
 
@@ -6,7 +7,9 @@ import os
 import re
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
+import anyio
 import pytest
 from playwright.async_api import Browser, expect
 
@@ -104,4 +107,45 @@ async def test_images_attach_by_picker_paste_and_drop_with_a_preview_before_send
     with human(server.url, server.secret) as client:
         last = client.get("/api/channels/general/messages").json()["messages"][-1]
     assert sorted(a["name"] for a in last["attachments"]) == ["dropped.png", "pasted.png"]
+    assert ui.errors == []
+
+
+async def test_an_edit_made_while_the_channel_loads_is_not_undone_by_the_page_that_arrives(
+    server: RunningServer,
+    browser: Browser,  # noqa: F811  # pytest fixture
+) -> None:
+    with human(server.url, server.secret) as client:
+        assert client.post("/api/channels", json={"name": "review"}).status_code == 201
+    ui = UI(browser, server.url)
+    page = await ui.open()
+    box = page.locator("#composer-input")
+    await box.fill("typo heer")
+    await box.press("Enter")
+    await expect(page.locator(".msg", has_text="typo heer")).to_have_count(1)
+    await box.press("ArrowUp")  # edit mode, kept in #general while we look at #review
+    await page.locator("#channel-list .channel[data-channel=review]").click()
+    await expect(page.locator("#channel-title")).to_contain_text("review")
+
+    # Back to #general, with its page read now but delivered only after the edit is answered.
+    held, release = anyio.Event(), anyio.Event()
+
+    async def hold(route: Any) -> None:
+        response = await route.fetch()
+        held.set()
+        await release.wait()
+        await route.fulfill(response=response)
+
+    await page.route(re.compile(r"/api/channels/general/messages\?"), hold, times=1)
+    await page.locator("#channel-list .channel[data-channel=general]").click()
+    await held.wait()
+    await expect(box).to_have_value("typo heer")
+    await box.fill("typo here")
+    await box.press("Enter")
+    await expect(page.locator("#composer-context")).to_be_hidden()  # the edit was answered
+    say(server.url, server.secret, "after the edit")  # its event comes after the edit's event
+    await expect(page.locator(".msg", has_text="after the edit")).to_have_count(1)
+    release.set()
+    await expect(page.locator(".msg", has_text="typo here")).to_have_count(1)
+    await expect(page.locator(".msg", has_text="typo heer")).to_have_count(0)
+    await expect(page.locator(".msg", has_text="typo here").locator(".edited:visible")).to_have_count(1)
     assert ui.errors == []

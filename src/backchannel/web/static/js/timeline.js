@@ -44,6 +44,7 @@ export class Timeline {
     this.pending = 0;
     this.generation = 0;
     this.quoteCache = new Map();
+    this.liveVersions = new Map(); // id -> an edit or delete seen live before its message was on screen
     this.readMark = null; // last read id when the channel was opened: where "New" goes
     this.deliveries = new Map(); // message id -> Map(agent name -> {trigger, agent, state, detail})
     this.wanted = new Set(); // message ids whose deliveries to fetch (mentions just posted)
@@ -84,6 +85,7 @@ export class Timeline {
   async open(channel, lastRead) {
     const gen = ++this.generation;
     this.channel = channel;
+    this.liveVersions.clear();
     this.readMark = lastRead ?? null;
     this.unreadPinned = false;
     this.clear();
@@ -266,7 +268,12 @@ export class Timeline {
     const old = this.nodes.get(msg.id);
     this.quoteCache.set(msg.id, msg);
     for (const q of this.list.querySelectorAll(`.quote[data-ref="${msg.id}"]`)) fillQuote(q, msg);
-    if (!old) return;
+    if (!old) {
+      // Not on screen yet: a page that is loading may have been read before this edit or delete,
+      // so insert() takes this version over an older one it brings.
+      if (msg.channel === this.channel) this.liveVersions.set(msg.id, msg);
+      return;
+    }
     this.msgs.set(msg.id, msg);
     const fresh = this.render(msg);
     fresh.classList.toggle("grouped", old.classList.contains("grouped"));
@@ -509,7 +516,10 @@ export class Timeline {
 
   // -- rendering --------------------------------------------------------------------------------
   insert(batch, deliveries) {
-    const fresh = batch.filter((m) => m.job_id == null && !this.msgs.has(m.id)).sort((a, b) => a.id - b.id);
+    const fresh = batch
+      .filter((m) => m.job_id == null && !this.msgs.has(m.id))
+      .map((m) => newest(m, this.liveVersions.get(m.id)))
+      .sort((a, b) => a.id - b.id);
     if (!fresh.length) return;
     for (const msg of fresh) {
       this.msgs.set(msg.id, msg);
@@ -803,6 +813,13 @@ export function fillQuote(q, ref) {
   q.append(el("strong", null, ref.sender));
   q.append(el("span", "quote-text", ref.deleted ? "deleted message" : snippet(ref.text) || "(image)"));
   q.setAttribute("aria-label", `In reply to ${ref.sender}: ${snippet(ref.text, 60)}. Jump to it`);
+}
+
+/** Of a message as a page brought it and as an event brought it, the later version. */
+function newest(paged, live) {
+  if (!live || paged.deleted) return paged;
+  if (live.deleted || (live.edited_at ?? 0) > (paged.edited_at ?? 0)) return live;
+  return paged;
 }
 
 function divided(node) {
