@@ -302,3 +302,26 @@ async def test_job_id_is_a_clear_error_never_the_channel(server: RunningServer, 
         assert "for the job" not in [m["text"] for m in await messages(server)]
         read = await client.call_tool("chat_read", {})
         assert "in the channel" in [m["text"] for m in read.structured_content["messages"]]
+
+
+async def test_agents_see_an_edit_and_a_delete_of_a_message_they_read_before(server: RunningServer) -> None:
+    """Reads reuse a message's agent shape while it is unchanged; a change is seen at once."""
+    edited = await human_post(server, "the plan: ship friday")
+    gone = await human_post(server, "a secret pasted by mistake")
+    readers = [await register(server.url, "codex"), await register(server.url, "claude")]
+    for reader in readers:
+        async with mcp_client(server.url, reader["token"]) as client:
+            assert "ship friday" in text_of(await client.call_tool("chat_resync", {"limit": 5}))
+    async with server.human() as human:
+        assert (
+            await human.patch(f"/api/messages/{edited}", json={"text": "the plan: ship monday"})
+        ).is_success
+        assert (await human.delete(f"/api/messages/{gone}")).is_success
+    for reader in readers:
+        async with mcp_client(server.url, reader["token"]) as client:
+            synced = await client.call_tool("chat_resync", {"limit": 5})
+            assert synced.structured_content is not None
+            shapes = {m["id"]: m for m in synced.structured_content["messages"]}
+            assert shapes[edited]["text"] == "the plan: ship monday" and shapes[edited]["edited"] is True
+            assert shapes[gone]["text"] == "(deleted)"
+            assert "secret" not in text_of(synced)

@@ -286,6 +286,29 @@ async def test_mcp_requests_never_enter_fastapis_stack(srv: RunningServer, token
     assert entered == ["/api/health"], entered
 
 
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"jsonrpc": "2.0", "id": 1180591620717411303424, "method": "ping"}',  # 2**70
+        b'{"text": "\\ud800 alone", "n": -9223372036854775809, "x": 1e400}',
+        b"[NaN, Infinity, 0.1, 1e16, 18446744073709551615]",
+        '{"caf\u00e9": 1}'.encode("utf-16"),
+        b'{"a": 1, "a": 2}',
+    ],
+)
+def test_bodies_are_read_exactly_as_the_stdlib_reads_them(body: bytes) -> None:
+    """orjson reads most bodies; whatever it would read differently goes to the stdlib."""
+    assert repr(mcp_endpoint.loads(body)) == repr(json.loads(body))
+
+
+async def test_a_huge_integer_request_id_comes_back_unchanged(http: httpx.AsyncClient) -> None:
+    answer = await http.post(
+        "/mcp", content=b'{"jsonrpc": "2.0", "id": 1180591620717411303424, "method": "ping"}'
+    )
+    assert answer.status_code == 200, answer.text
+    assert answer.content.startswith(b'{"jsonrpc":"2.0","id":1180591620717411303424,'), answer.text
+
+
 def test_answers_stay_valid_json_with_a_lone_surrogate() -> None:
     assert json.loads(dumps({"text": "caf\u00e9 \ud800"})) == {"text": "caf\u00e9 \ud800"}
     assert dumps({"a": [1, "é"]}) == '{"a":[1,"é"]}'.encode()

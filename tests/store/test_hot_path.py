@@ -350,3 +350,55 @@ async def test_remaining_is_what_the_next_reads_return(setup: Setup) -> None:
             assert cursor is not None
             counted = store.db.read_sync(lambda c, at=cursor: messages.count_after(c, 1, at))
             assert remaining == counted, (step, n, [m.id for m in batch])
+
+
+async def test_messages_agents_read_again_are_reused_until_any_column_changes(setup: Setup) -> None:
+    """The message cache keys on the whole row: an edit, a delete and a channel rename all show on
+    the very next read, and an unchanged message is the same object (built once for all readers)."""
+    codex_token = (await setup.registry.register("codex", "one", None)).token
+    codex = await setup.registry.authenticate(codex_token)
+    await setup.room.create_channel("ops")
+    kept = await setup.room.post_agent(codex, channel="ops", text="stays as it is")
+    edited = await setup.room.post_agent(codex, channel="ops", text="first words")
+    gone = await setup.room.post_agent(codex, channel="ops", text="soon deleted")
+    first = {m.id: m for m in await setup.room.agent_resync(codex, "ops", 20)}
+
+    await setup.room.edit(edited.id, "second words", by_agent=codex)
+    await setup.room.delete(gone.id, by_agent=codex)
+    again = {m.id: m for m in await setup.room.agent_resync(codex, "ops", 20)}
+    assert again[kept.id] is first[kept.id]
+    assert again[edited.id].text == "second words" and again[edited.id].edited_at is not None
+    assert again[gone.id].deleted and not first[gone.id].deleted
+
+    await setup.room.rename_channel("ops", "lobby")
+    renamed = {m.id: m for m in await setup.room.agent_resync(codex, "lobby", 20)}
+    assert renamed[kept.id].channel == "lobby"
+    assert renamed[kept.id] is not first[kept.id]
+
+
+def test_the_message_cache_stays_bounded_and_skips_long_messages(tmp_path: Path) -> None:
+    conn = sqlite3.connect(tmp_path / "t.sqlite")
+    conn.row_factory = sqlite3.Row
+    conn.execute("CREATE TABLE m(id INTEGER PRIMARY KEY, text TEXT)")
+    conn.executemany("INSERT INTO m VALUES (?, ?)", [(i, f"m{i}") for i in range(1, 11)])
+    conn.execute("INSERT INTO m VALUES (11, ?)", ("x" * (messages.MessageCache.LONG + 1),))
+    built: list[int] = []
+
+    def build(row: sqlite3.Row) -> Message:
+        built.append(row["id"])
+        return Message(row["id"], "c", "s", "agent", "chat", row["text"], None, [], {}, 0.0, None, False)
+
+    cache = messages.MessageCache(size=4)
+    real, messages.row_to_message = messages.row_to_message, build
+    try:
+        rows = conn.execute("SELECT * FROM m ORDER BY id").fetchall()
+        for row in rows:
+            cache.message(row)
+        for row in rows[6:] + rows[:1]:  # 7..11 again, then 1
+            cache.message(row)
+    finally:
+        messages.row_to_message = real
+    assert len(cache._entries) == 4  # pyright: ignore[reportPrivateUsage]
+    assert built.count(11) == 2  # too long to keep: built on every read
+    assert [built.count(i) for i in (7, 8, 9, 10)] == [1, 1, 1, 1]  # the newest four stayed
+    assert built.count(1) == 2  # the oldest went

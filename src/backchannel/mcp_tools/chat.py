@@ -10,6 +10,7 @@ from typing import Any
 import anyio
 
 from backchannel import agent_images, uploads
+from backchannel.config import Settings
 from backchannel.errors import Conflict, InvalidInput
 from backchannel.jobs import JobBoard
 from backchannel.mcp_tools._base import append_text, caller, ok, ok_json
@@ -29,9 +30,36 @@ def _channel(agent: Agent, channel: str) -> str:
     return validate_channel(channel) if channel else (agent.last_channel or DEFAULT_CHANNEL)
 
 
-def _files(room: Room) -> Path | None:
-    """Where attachments live, for ``file_path``; None when an agent may be on another machine."""
-    return None if room.settings.allow_network else room.settings.uploads_dir
+class AgentViews:
+    """Messages in the shape agents read (``Message.for_agent`` with attachment paths).
+
+    Every agent in a channel reads each new message, and the store hands back the same Message
+    object while its row is unchanged (``store.messages.MessageCache``): its shape is built once,
+    not once per reader. A message with attachments is built each time: ``file_path`` says whether
+    the file is still on disk.
+    """
+
+    def __init__(self, settings: Settings, size: int = 2048) -> None:
+        # Where attachments live, for ``file_path``; None when an agent may be on another machine.
+        self.files: Path | None = None if settings.allow_network else settings.uploads_dir
+        self._size = size
+        self._entries: dict[int, tuple[Message, dict[str, Any]]] = {}
+
+    def of(self, batch: list[Message]) -> list[dict[str, Any]]:
+        return [self.view(m) for m in batch]
+
+    def view(self, msg: Message) -> dict[str, Any]:
+        entry = self._entries.get(msg.id)
+        if entry is not None and entry[0] is msg:
+            return entry[1]
+        shape = agent_images.with_file_paths(msg.for_agent(), self.files)
+        if msg.attachments:
+            return shape
+        entries = self._entries
+        if len(entries) >= self._size and msg.id not in entries:
+            del entries[next(iter(entries))]
+        entries[msg.id] = (msg, shape)
+        return shape
 
 
 def _read_result(
@@ -40,8 +68,8 @@ def _read_result(
     since_id: int | None,
     place: str,
     again: str,
+    views: AgentViews,
     empty: str = EMPTY_HINT,
-    files: Path | None = None,
 ) -> ToolResult:
     """A read's answer; `remaining` is exactly what the next reads without since_id return."""
     if since_id is None:
@@ -53,7 +81,7 @@ def _read_result(
         if remaining:
             text = f"No messages in {place} after id {since_id}. {more}"
         return ok(text, {"messages": [], "remaining": remaining})
-    result = ok_json([agent_images.with_file_paths(m.for_agent(), files) for m in batch], "messages")
+    result = ok_json(views.of(batch), "messages")
     assert result.structured is not None
     result.structured["remaining"] = remaining
     if remaining:
@@ -62,6 +90,7 @@ def _read_result(
 
 
 def register(tools: Toolset, room: Room, registry: Registry, jobs: JobBoard) -> None:
+    views = AgentViews(room.settings)
     summaries = Summaries(room.store, jobs)
 
     @tools.tool()
@@ -155,8 +184,8 @@ def register(tools: Toolset, room: Room, registry: Registry, jobs: JobBoard) -> 
                 since_id,
                 f"job #{job.id}",
                 again,
+                views,
                 empty if first else EMPTY_HINT,
-                _files(room),
             )
             result.content[0]["text"] = f"{header(job)}\n\n{result.content[0]['text']}"
             assert result.structured is not None
@@ -165,7 +194,7 @@ def register(tools: Toolset, room: Room, registry: Registry, jobs: JobBoard) -> 
             )
             return result
         batch, remaining = await room.agent_read(agent, name, limit, since_id)
-        result = _read_result(batch, remaining, since_id, f"#{name}", "chat_read", files=_files(room))
+        result = _read_result(batch, remaining, since_id, f"#{name}", "chat_read", views)
         assert result.structured is not None
         result.structured["channel"] = name
         return result
@@ -175,8 +204,7 @@ def register(tools: Toolset, room: Room, registry: Registry, jobs: JobBoard) -> 
         """The latest messages of a channel; resets your read cursor to the newest of them."""
         agent = await caller(ctx, registry)
         batch = await room.agent_resync(agent, _channel(agent, channel), limit)
-        files = _files(room)
-        return ok_json([agent_images.with_file_paths(m.for_agent(), files) for m in batch], "messages")
+        return ok_json(views.of(batch), "messages")
 
     @tools.tool()
     async def chat_join(ctx: ToolContext, channel: str = DEFAULT_CHANNEL) -> ToolResult:

@@ -29,12 +29,14 @@ import asyncio
 import contextlib
 import json
 import logging
+import re
 import uuid
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, Final, cast
 from urllib.parse import parse_qsl
 
+import orjson
 from starlette.types import Receive, Scope, Send
 
 from backchannel.config import Settings
@@ -63,16 +65,37 @@ _JSON = b"application/json"
 _EVENT_STREAM = b"text/event-stream"
 _PING: Final = b": ping\r\n\r\n"
 
+_LONG_NUMBER = re.compile(rb"[0-9]{20}")
 _encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 _encode_ascii = json.JSONEncoder(separators=(",", ":")).encode
 
 
 def dumps(value: object) -> bytes:
-    """Compact UTF-8 JSON; a lone surrogate (valid in a JSON string, not in UTF-8) is escaped."""
+    """Compact UTF-8 JSON; a lone surrogate (valid in a JSON string, not in UTF-8) is escaped.
+
+    orjson first (about a tenth of the endpoint's CPU per call with the stdlib encoder); what it
+    refuses (lone surrogates, ints beyond 64 bits, non-string keys) goes to the stdlib, as before.
+    """
+    try:
+        return orjson.dumps(value)
+    except TypeError:  # orjson.JSONEncodeError
+        pass
     try:
         return _encode(value).encode()
     except UnicodeEncodeError:
         return _encode_ascii(value).encode()
+
+
+def loads(body: bytes) -> object:
+    """JSON from a request body: orjson, and the stdlib for what orjson refuses that the stdlib
+    takes (lone surrogates, UTF-16 bodies, NaN), so no request is read differently. orjson reads an
+    integer beyond 64 bits as a float: a body with a run of 20 digits goes to the stdlib whole."""
+    if _LONG_NUMBER.search(body) is None:
+        try:
+            return orjson.loads(body)
+        except orjson.JSONDecodeError:
+            pass
+    return json.loads(body)
 
 
 def _error(request_id: object, code: int, message: str) -> dict[str, Any]:
@@ -293,7 +316,7 @@ class McpEndpoint:
     ) -> tuple[int, bytes | None, str | None]:
         """(HTTP status, the JSON answer or ``None`` for 202, a new session id after ``initialize``)."""
         try:
-            parsed: object = json.loads(body)
+            parsed: object = loads(body)
         except (ValueError, RecursionError):
             return 400, dumps(_error(None, PARSE_ERROR, "Parse error: the body is not valid JSON")), None
         try:
@@ -468,7 +491,7 @@ class McpEndpoint:
         if body is None:
             return
         try:
-            parsed: object = json.loads(body)
+            parsed: object = loads(body)
         except (ValueError, RecursionError):
             await _respond(
                 send, 400, dumps(_error(None, PARSE_ERROR, "Parse error: the body is not valid JSON"))

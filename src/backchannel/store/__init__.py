@@ -57,6 +57,7 @@ class Store:
         self.db.write_sync(migrate)
         self.db.track_agents()  # the token cache's invalidation (registry.py)
         self.roster = agents.Roster(self.db)  # the live agents routing reads, per generation
+        self.message_cache = messages.MessageCache()  # agents' reads, on the writer thread
         self.db.write_sync(lambda c: channels.ensure(c, "general"))
         # Removed text's leftover bytes (index segments, WAL frames) are purged in the background.
         self.scrubber = scrub.Scrubber(self.db)
@@ -323,7 +324,13 @@ class Store:
             ch = channels.get(c, channel)
             cursor = messages.get_cursor(c, agent_id, ch.id)
             read = messages.cursor_read(
-                c, ch.id, limit, since_id, cursor, lambda last: messages.set_cursor(c, agent_id, ch.id, last)
+                c,
+                ch.id,
+                limit,
+                since_id,
+                cursor,
+                lambda last: messages.set_cursor(c, agent_id, ch.id, last),
+                build=self.message_cache.message,
             )
             agents.set_last_channel(c, agent_id, ch.name)
             return read
@@ -333,7 +340,7 @@ class Store:
     async def resync_for_agent(self, agent_id: int, channel: str, limit: int) -> list[Message]:
         def tx(c: sqlite3.Connection) -> list[Message]:
             ch = channels.get(c, channel)
-            batch = messages.latest(c, ch.id, limit, agent_view=True)
+            batch = messages.latest(c, ch.id, limit, agent_view=True, build=self.message_cache.message)
             messages.reset_cursor(c, agent_id, ch.id, batch[-1].id if batch else 0)
             agents.set_last_channel(c, agent_id, ch.name)
             return batch
@@ -568,7 +575,9 @@ class Store:
     async def read_job_for_agent(
         self, agent_id: int, job_id: int, limit: int, since_id: int | None
     ) -> tuple[list[Message], int, bool]:
-        return await self.db.write(lambda c: jobs.read_for_agent(c, agent_id, job_id, limit, since_id))
+        return await self.db.write(
+            lambda c: jobs.read_for_agent(c, agent_id, job_id, limit, since_id, self.message_cache.message)
+        )
 
     async def resolve_suggestion(
         self,

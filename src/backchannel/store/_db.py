@@ -12,10 +12,11 @@ import asyncio
 import contextlib
 import logging
 import os
+import queue
 import sqlite3
 import threading
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from pathlib import Path
 from typing import TypeVar, cast
 
@@ -90,13 +91,70 @@ def _deliver(
         loop.call_soon_threadsafe(_settle, answer, result, exc)
 
 
+class _WriterThread:
+    """The one thread that writes: a queue of jobs run in order.
+
+    Not a ThreadPoolExecutor: every tool call writes, and the pool's concurrent Future (with its
+    Condition), work item and idle-worker bookkeeping cost about as much main-thread CPU as the
+    write's own Python work; ``Database.write`` answers its caller with a loop future instead. A
+    daemon thread, so a Database never closed cannot hold the interpreter open at exit (a write
+    cut off there was never acknowledged, and SQLite rolls it back).
+    """
+
+    def __init__(self) -> None:
+        self._jobs: queue.SimpleQueue[Callable[[], object] | None] = queue.SimpleQueue()
+        self._stopping = False
+        self._lock = threading.Lock()  # no job is queued behind the stop, where it would never run
+        self._thread = threading.Thread(target=self._work, name="sqlite-writer", daemon=True)
+        self._thread.start()
+
+    def _work(self) -> None:
+        get = self._jobs.get
+        while (job := get()) is not None:
+            try:
+                job()
+            except BaseException:  # a job's own errors go to its caller; this only guards the loop
+                logger.exception("a job on the SQLite writer thread failed")
+
+    def put(self, job: Callable[[], object]) -> None:
+        with self._lock:
+            if self._stopping:
+                raise RuntimeError("database is closed")
+            self._jobs.put(job)
+
+    def submit(self, fn: Callable[[], T]) -> Future[T]:
+        """Run ``fn`` on the writer thread; its result or error in a concurrent Future."""
+        done: Future[T] = Future()
+
+        def job() -> None:
+            if not done.set_running_or_notify_cancel():
+                return
+            try:
+                result = fn()
+            except BaseException as exc:
+                done.set_exception(exc)
+            else:
+                done.set_result(result)
+
+        self.put(job)
+        return done
+
+    def stop(self) -> None:
+        """End after the jobs already queued; wait for them."""
+        with self._lock:
+            self._stopping = True
+            self._jobs.put(None)
+        if threading.current_thread() is not self._thread:
+            self._thread.join()
+
+
 class Database:
     """Async facade over SQLite; ``write`` and ``read`` take a function of a connection."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
         make_private(path)
-        self._writer_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-writer")
+        self._writer_thread = _WriterThread()
         self._writer: sqlite3.Connection | None = None
         self._local = threading.local()
         self._readers: list[sqlite3.Connection] = []
@@ -115,6 +173,8 @@ class Database:
         # with such a change since start: exactly what its row holds now, so a cached Agent is made
         # current with one dict lookup (agents.with_volatile).
         self.agents_volatile: dict[int, Volatile] = {}
+        # Moves whenever agents_volatile does: a copy made current under one number stays current.
+        self.volatile_version = 0
         # True from just before a COMMIT that wrote VOLATILE_COLUMNS until agents_volatile holds
         # its values: a row read meanwhile may be newer than agents_volatile, so a cache must take
         # it as read (registry.py). Maintenance (on_writer) commits on its own: True throughout.
@@ -183,6 +243,7 @@ class Database:
             self._volatile_pending = {}
             if committed:
                 self.agents_volatile.update(pending)
+                self.volatile_version += 1
             elif committed is None:  # maybe committed: forget these, and the caches re-read the rows
                 for agent_id in pending:
                     self.agents_volatile.pop(agent_id, None)
@@ -240,7 +301,7 @@ class Database:
 
     def write_sync(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         """Run ``fn`` in one write transaction from synchronous code (start-up, migrations)."""
-        return self._writer_pool.submit(self._run_write, fn).result()
+        return self._writer_thread.submit(lambda: self._run_write(fn)).result()
 
     async def write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         """Run ``fn`` in one write transaction; returns once it is committed.
@@ -264,7 +325,7 @@ class Database:
             else:
                 _deliver(loop, answer, result, None)
 
-        self._writer_pool.submit(run)
+        self._writer_thread.put(run)
         return await answer
 
     def on_writer(self, fn: Callable[[sqlite3.Connection], T]) -> Future[T]:
@@ -280,7 +341,7 @@ class Database:
             finally:
                 self._after_commit(committed=None)
 
-        return self._writer_pool.submit(run)
+        return self._writer_thread.submit(run)
 
     def _read_conn(self) -> sqlite3.Connection:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
@@ -329,8 +390,8 @@ class Database:
                 self._writer.close()
                 self._writer = None
 
-        self._writer_pool.submit(_close_writer).result()
-        self._writer_pool.shutdown(wait=True)
+        self._writer_thread.submit(_close_writer).result()
+        self._writer_thread.stop()
         with self._readers_lock:
             for conn in self._readers:
                 try:

@@ -89,6 +89,7 @@ class Roster:
     def __init__(self, db: Database) -> None:
         self._db = db
         self._generation = -1
+        self._volatile_version = -1
         self._agents: list[Agent] = []
 
     def live(self, conn: sqlite3.Connection) -> list[Agent]:
@@ -97,9 +98,12 @@ class Roster:
             return live(conn)
         if self._generation != db.agents_generation:
             self._agents, self._generation = live(conn), db.agents_generation
-        else:
+            self._volatile_version = db.volatile_version
+        elif self._volatile_version != db.volatile_version:
+            # Only between liveness writes (each agent's at most once a second), not on every post.
             volatile = db.agents_volatile
             self._agents = [with_volatile(a, volatile) for a in self._agents]
+            self._volatile_version = db.volatile_version
         return list(self._agents)  # the caller's own list: the cached one never changes under it
 
 

@@ -146,7 +146,12 @@ def set_cursor(conn: sqlite3.Connection, agent_id: int, job_id: int, last: int) 
 
 
 def read_for_agent(
-    conn: sqlite3.Connection, agent_id: int, job_id: int, limit: int, since_id: int | None
+    conn: sqlite3.Connection,
+    agent_id: int,
+    job_id: int,
+    limit: int,
+    since_id: int | None,
+    build: messages.Build = messages.row_to_message,
 ) -> tuple[list[Message], int, bool]:
     """A thread read with the agent's own cursor: the same rules as a channel read. The flag says
     whether this was the agent's first read of the thread."""
@@ -161,6 +166,7 @@ def read_for_agent(
         cursor,
         lambda last: set_cursor(conn, agent_id, job_id, last),
         job_id=job_id,
+        build=build,
     )
     return batch, remaining, cursor is None
 

@@ -42,6 +42,38 @@ def row_to_message(row: sqlite3.Row) -> Message:
     )
 
 
+Build = Callable[[sqlite3.Row], Message]
+
+
+class MessageCache:
+    """Messages as last built from their rows, for agents' reads: every agent in a channel reads
+    each new message, so most rows were built before.
+
+    A row equal to the one a Message came from gives back that Message; any change to any column
+    (an edit, a delete, the channel's rename, a decision answered) makes a different row, so no
+    write has to invalidate anything. Used on the writer thread only, like ``agents.Roster``.
+    """
+
+    LONG = 8192  # characters: a longer message is built each time, so the cache stays small
+
+    def __init__(self, size: int = 2048) -> None:
+        self._size = size
+        self._entries: dict[int, tuple[sqlite3.Row, Message]] = {}
+
+    def message(self, row: sqlite3.Row) -> Message:
+        entry = self._entries.get(row[0])  # m.id: the first column of _SELECT
+        if entry is not None and entry[0] == row:
+            return entry[1]
+        msg = row_to_message(row)
+        if len(msg.text) > self.LONG:
+            return msg
+        entries = self._entries
+        if len(entries) >= self._size and msg.id not in entries:
+            del entries[next(iter(entries))]  # the longest cached
+        entries[msg.id] = (row, msg)
+        return msg
+
+
 def insert(
     conn: sqlite3.Connection,
     *,
@@ -209,6 +241,7 @@ def latest(
     *,
     agent_view: bool = False,
     job_id: int | None = None,
+    build: Build = row_to_message,
 ) -> list[Message]:
     """The newest ``limit`` messages (optionally older than ``before``), oldest first."""
     where, key = _place(channel_id, job_id)
@@ -216,7 +249,7 @@ def latest(
     where += _NOT_PRESENCE.replace("type", "m.type") if agent_view else ""
     params = (key, before, limit) if before is not None else (key, limit)
     rows = conn.execute(f"{_SELECT} WHERE {where} ORDER BY m.id DESC LIMIT ?", params).fetchall()
-    return [row_to_message(r) for r in reversed(rows)]
+    return [build(r) for r in reversed(rows)]
 
 
 def after(
@@ -227,6 +260,7 @@ def after(
     *,
     agent_view: bool = False,
     job_id: int | None = None,
+    build: Build = row_to_message,
 ) -> list[Message]:
     """The oldest ``limit`` messages newer than ``after_id``: readers never skip a message."""
     extra = _NOT_PRESENCE.replace("type", "m.type") if agent_view else ""
@@ -235,7 +269,7 @@ def after(
         f"{_SELECT} WHERE {where} AND m.id > ?{extra} ORDER BY m.id LIMIT ?",
         (key, after_id, limit),
     ).fetchall()
-    return [row_to_message(r) for r in rows]
+    return [build(r) for r in rows]
 
 
 COUNT_CAP = 10_000
@@ -313,17 +347,18 @@ def cursor_read(
     move: Callable[[int], None],
     *,
     job_id: int | None = None,
+    build: Build = row_to_message,
 ) -> tuple[list[Message], int]:
     """An agent's read of a channel (or of a job's thread) with its read position ``cursor``:
     the first read gives recent context, later ones only what is new, oldest first. ``move``
     stores a new position (forward only). Returns the messages and how many unread ones remain:
     exactly what the following reads without ``since_id`` return."""
     if since_id is not None:
-        batch = after(conn, channel_id, since_id, limit, agent_view=True, job_id=job_id)
+        batch = after(conn, channel_id, since_id, limit, agent_view=True, job_id=job_id, build=build)
     elif cursor is None:
-        batch = latest(conn, channel_id, limit, agent_view=True, job_id=job_id)
+        batch = latest(conn, channel_id, limit, agent_view=True, job_id=job_id, build=build)
     else:
-        batch = after(conn, channel_id, cursor, limit, agent_view=True, job_id=job_id)
+        batch = after(conn, channel_id, cursor, limit, agent_view=True, job_id=job_id, build=build)
     # An explicit since_id past unread messages must not move the cursor over them.
     if batch and (since_id is None or cursor is None or since_id <= cursor):
         reached_end = since_id is None and (cursor is None or len(batch) < limit)
