@@ -21,7 +21,7 @@ from playwright.async_api import Browser, Locator, Page, ViewportSize, expect
 from backchannel.store import Store
 from tests.conftest import RunningServer, mcp_client, register, text_of
 from tests.e2e.test_ui_a11y import CONTRAST_JS, UNNAMED_JS
-from tests.e2e.ui_support import PNG_PIXEL, UI, _chromium, browser, human, say, scratch_room  # noqa: F401
+from tests.e2e.ui_support import PNG_PIXEL, UI, _chromium, browser, hold_response, human, say, scratch_room  # noqa: F401
 
 pytestmark = pytest.mark.anyio
 DOCS = Path(__file__).resolve().parents[2] / "docs"
@@ -119,15 +119,7 @@ async def test_a_proposal_becomes_a_job_worked_with_an_agent_and_closed_live_in_
 
         # The other browser opens the job from the timeline's "job created" line. A message that
         # arrives live while the thread is being fetched is kept (the fetch's answer is held back).
-        held, release = anyio.Event(), anyio.Event()
-
-        async def hold(route: Any) -> None:
-            response = await route.fetch()
-            held.set()
-            await release.wait()
-            await route.fulfill(response=response)
-
-        await other.route(re.compile(r"/api/jobs/1/messages\?"), hold, times=1)
+        held, release = await hold_response(other, re.compile(r"/api/jobs/1/messages\?"))
         await other.locator(".job-created .job-link").click()
         await held.wait()
         read = text_of(await agent.call_tool("chat_read", {"job_id": 1}))

@@ -7,14 +7,12 @@ import os
 import re
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
-import anyio
 import pytest
 from playwright.async_api import Browser, expect
 
 from tests.conftest import RunningServer, ServerProcess
-from tests.e2e.ui_support import PNG_PIXEL, UI, _chromium, browser, human, say  # noqa: F401  # `browser` is a fixture
+from tests.e2e.ui_support import PNG_PIXEL, UI, _chromium, browser, hold_response, human, say  # noqa: F401  # `browser` is a fixture
 
 pytestmark = pytest.mark.anyio
 
@@ -127,15 +125,7 @@ async def test_an_edit_made_while_the_channel_loads_is_not_undone_by_the_page_th
     await expect(page.locator("#channel-title")).to_contain_text("review")
 
     # Back to #general, with its page read now but delivered only after the edit is answered.
-    held, release = anyio.Event(), anyio.Event()
-
-    async def hold(route: Any) -> None:
-        response = await route.fetch()
-        held.set()
-        await release.wait()
-        await route.fulfill(response=response)
-
-    await page.route(re.compile(r"/api/channels/general/messages\?"), hold, times=1)
+    held, release = await hold_response(page, re.compile(r"/api/channels/general/messages\?"))
     await page.locator("#channel-list .channel[data-channel=general]").click()
     await held.wait()
     await expect(box).to_have_value("typo heer")

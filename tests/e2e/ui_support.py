@@ -6,6 +6,7 @@ starts a browser.
 
 from __future__ import annotations
 
+import re
 import tempfile
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -14,6 +15,7 @@ from pathlib import Path
 from typing import Any
 from weakref import WeakKeyDictionary, WeakSet
 
+import anyio
 import httpx
 import pytest
 from playwright.async_api import Browser, BrowserContext, Page, ViewportSize, async_playwright, expect
@@ -284,3 +286,18 @@ async def seed(db_path: Path, texts: list[str], channel: str = "general", sender
         ]
     finally:
         store.close()
+
+
+async def hold_response(page: Page, url: re.Pattern[str]) -> tuple[anyio.Event, anyio.Event]:
+    """The page's next request to ``url`` is answered by the server at once, but the answer reaches
+    the page only when ``release`` is set: (held, release); ``held`` is set once it was fetched."""
+    held, release = anyio.Event(), anyio.Event()
+
+    async def hold(route: Any) -> None:
+        response = await route.fetch()
+        held.set()
+        await release.wait()
+        await route.fulfill(response=response)
+
+    await page.route(url, hold, times=1)
+    return held, release
