@@ -3,7 +3,9 @@ caches behind them never route or answer from a stale roster."""
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
+import threading
 import time
 from collections.abc import AsyncIterator
 from dataclasses import asdict, dataclass, replace
@@ -402,3 +404,64 @@ def test_the_message_cache_stays_bounded_and_skips_long_messages(tmp_path: Path)
     assert built.count(11) == 2  # too long to keep: built on every read
     assert [built.count(i) for i in (7, 8, 9, 10)] == [1, 1, 1, 1]  # the newest four stayed
     assert built.count(1) == 2  # the oldest went
+
+
+def queued_together(db: Database) -> threading.Event:
+    """Hold the writer until the returned gate is set, so the writes submitted meanwhile queue up
+    and are committed as one group."""
+    gate = threading.Event()
+    db.on_writer(lambda c: gate.wait(10))
+    return gate
+
+
+async def test_writes_queued_together_commit_together_and_a_failing_one_alone_is_undone(
+    setup: Setup,
+) -> None:
+    """One COMMIT for the group; the write that raises is rolled back to its savepoint with its
+    liveness change, and its neighbours on both sides still commit."""
+    await setup.registry.register("codex", "one", None)
+    codex = await agent(setup, "codex")
+    db = setup.store.db
+    await db.write(lambda c: c.execute("CREATE TABLE t(x)"))
+    statements = writer_statements(setup.store)
+    generation, volatile = db.agents_generation, dict(db.agents_volatile)
+
+    def insert(x: int) -> Any:
+        return lambda c: c.execute("INSERT INTO t VALUES (?)", (x,)).lastrowid
+
+    def fails(c: sqlite3.Connection) -> None:
+        c.execute("INSERT INTO t VALUES (99)")
+        c.execute("UPDATE agents SET last_channel = 'never' WHERE id = ?", (codex.id,))
+        raise ValueError("this one only")
+
+    gate = queued_together(db)
+    tasks = [asyncio.ensure_future(db.write(fn)) for fn in (insert(1), insert(2), fails, insert(3))]
+    await asyncio.sleep(0.05)
+    gate.set()
+    results = await asyncio.gather(*tasks, return_exceptions=True)
+    assert results[:2] == [1, 2] and results[3] == 3
+    assert isinstance(results[2], ValueError)
+    assert db.read_sync(lambda c: [r[0] for r in c.execute("SELECT x FROM t ORDER BY x")]) == [1, 2, 3]
+    assert statements.count("COMMIT") == 1 and statements.count("BEGIN IMMEDIATE") == 1
+    assert (db.agents_generation, db.agents_volatile) == (generation, volatile)
+    assert (await agent(setup, "codex")).last_channel == codex.last_channel
+
+
+async def test_a_group_sqlite_rolls_back_answers_no_write_in_it_as_committed(setup: Setup) -> None:
+    db = setup.store.db
+    await db.write(lambda c: c.execute("CREATE TABLE t(x)"))
+    table = sqlite_rolls_back_on_insert(db)
+
+    def insert(x: int) -> Any:
+        return lambda c: c.execute("INSERT INTO t VALUES (?)", (x,)).lastrowid
+
+    gate = queued_together(db)
+    doomed = lambda c: c.execute(f"INSERT INTO {table} VALUES (1)")  # noqa: E731
+    tasks = [asyncio.ensure_future(db.write(fn)) for fn in (insert(1), doomed, insert(2))]
+    await asyncio.sleep(0.05)
+    gate.set()
+    first, second, third = await asyncio.gather(*tasks, return_exceptions=True)
+    # The first write's rows went with the whole transaction: its caller is told, not answered 1.
+    assert isinstance(first, sqlite3.IntegrityError) and isinstance(second, sqlite3.IntegrityError)
+    assert third == 1  # not run yet when it happened: it ran in a transaction of its own
+    assert db.read_sync(lambda c: [r[0] for r in c.execute("SELECT x FROM t")]) == [2]

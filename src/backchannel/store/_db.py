@@ -15,10 +15,10 @@ import os
 import queue
 import sqlite3
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import Future
 from pathlib import Path
-from typing import TypeVar, cast
+from typing import Any, TypeVar, cast
 
 import anyio.to_thread
 
@@ -83,12 +83,45 @@ def _settle(answer: asyncio.Future[T], result: T | None, exc: BaseException | No
         answer.set_result(cast(T, result))
 
 
-def _deliver(
-    loop: asyncio.AbstractEventLoop, answer: asyncio.Future[T], result: T | None, exc: BaseException | None
-) -> None:
-    """From the writer thread: settle ``answer`` on its loop (gone when the loop has closed)."""
-    with contextlib.suppress(RuntimeError):  # the loop closed meanwhile: nobody is waiting
-        loop.call_soon_threadsafe(_settle, answer, result, exc)
+# Writes committed in one transaction at most: the first caller in a group waits for the others.
+GROUP = 16
+
+
+class _Write:
+    """A write transaction's function waiting for the writer thread, and where its answer goes."""
+
+    __slots__ = ("answer", "fn", "loop")
+
+    def __init__(
+        self,
+        fn: Callable[[sqlite3.Connection], Any],
+        loop: asyncio.AbstractEventLoop,
+        answer: asyncio.Future[Any],
+    ) -> None:
+        self.fn, self.loop, self.answer = fn, loop, answer
+
+
+Outcome = tuple[_Write, Any, BaseException | None]
+
+
+def _settle_all(outcomes: list[Outcome]) -> None:
+    for write, result, exc in outcomes:
+        _settle(write.answer, result, exc)
+
+
+def _deliver(outcomes: list[Outcome]) -> None:
+    """From the writer thread: settle every answer on its loop, one wake-up per loop (a loop that
+    has closed meanwhile has nobody waiting)."""
+    by_loop: dict[asyncio.AbstractEventLoop, list[Outcome]] = {}
+    for outcome in outcomes:
+        by_loop.setdefault(outcome[0].loop, []).append(outcome)
+    for loop, settled in by_loop.items():
+        with contextlib.suppress(RuntimeError):
+            loop.call_soon_threadsafe(_settle_all, settled)
+
+
+class _Stop:
+    """Queued last by ``_WriterThread.stop``."""
 
 
 class _WriterThread:
@@ -101,22 +134,41 @@ class _WriterThread:
     cut off there was never acknowledged, and SQLite rolls it back).
     """
 
-    def __init__(self) -> None:
-        self._jobs: queue.SimpleQueue[Callable[[], object] | None] = queue.SimpleQueue()
+    def __init__(self, write_group: Callable[[list[_Write]], None]) -> None:
+        self._jobs: queue.SimpleQueue[_Write | Callable[[], object] | _Stop] = queue.SimpleQueue()
+        self._write_group = write_group
         self._stopping = False
         self._lock = threading.Lock()  # no job is queued behind the stop, where it would never run
         self._thread = threading.Thread(target=self._work, name="sqlite-writer", daemon=True)
         self._thread.start()
 
     def _work(self) -> None:
-        get = self._jobs.get
-        while (job := get()) is not None:
+        """Jobs in order; writes waiting one after another go to ``write_group`` together."""
+        get, take = self._jobs.get, self._jobs.get_nowait
+        item = get()
+        while not isinstance(item, _Stop):
+            following: _Write | Callable[[], object] | _Stop | None = None
+            if isinstance(item, _Write):
+                group = [item]
+                while len(group) < GROUP:
+                    try:
+                        more = take()
+                    except queue.Empty:
+                        break
+                    if not isinstance(more, _Write):
+                        following = more
+                        break
+                    group.append(more)
+                job: Callable[[], object] = lambda group=group: self._write_group(group)  # noqa: E731
+            else:
+                job = item
             try:
                 job()
             except BaseException:  # a job's own errors go to its caller; this only guards the loop
                 logger.exception("a job on the SQLite writer thread failed")
+            item = get() if following is None else following
 
-    def put(self, job: Callable[[], object]) -> None:
+    def put(self, job: _Write | Callable[[], object]) -> None:
         with self._lock:
             if self._stopping:
                 raise RuntimeError("database is closed")
@@ -143,7 +195,7 @@ class _WriterThread:
         """End after the jobs already queued; wait for them."""
         with self._lock:
             self._stopping = True
-            self._jobs.put(None)
+            self._jobs.put(_Stop())
         if threading.current_thread() is not self._thread:
             self._thread.join()
 
@@ -154,7 +206,7 @@ class Database:
     def __init__(self, path: Path) -> None:
         self.path = path
         make_private(path)
-        self._writer_thread = _WriterThread()
+        self._writer_thread = _WriterThread(self._write_group)
         self._writer: sqlite3.Connection | None = None
         self._local = threading.local()
         self._readers: list[sqlite3.Connection] = []
@@ -254,9 +306,16 @@ class Database:
         self.volatile_in_flight = False
 
     def agents_dirty(self) -> bool:
-        """Whether the open write transaction changed ``agents`` (writer thread only): a cache must
-        then read the rows themselves, which show the change, until the commit publishes it."""
-        return self._agents_changed or bool(self._volatile_pending)
+        """Whether the open write transaction changed cached columns of ``agents`` (writer thread
+        only): a cache must then read the rows themselves, which show the change, until the
+        commit publishes it."""
+        return self._agents_changed
+
+    def volatile_pending(self) -> Mapping[int, Volatile]:
+        """The VOLATILE_COLUMNS values the open write transaction wrote (writer thread only), to
+        lay over a cached Agent until the commit publishes them. With writes committed in groups,
+        an earlier write's liveness is often in the same transaction."""
+        return self._volatile_pending
 
     def track_agents(self) -> None:
         """Track committed changes to ``agents`` (after migrations created it), for the caches.
@@ -304,29 +363,76 @@ class Database:
         return self._writer_thread.submit(lambda: self._run_write(fn)).result()
 
     async def write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        """Run ``fn`` in one write transaction; returns once it is committed.
+        """Run ``fn`` in a write transaction; returns once it is committed.
 
-        The answer comes back with one ``call_soon_threadsafe`` rather than through
-        ``asyncio.wrap_future``'s chained futures: the same hop for about half its CPU, and every
-        tool call that writes pays it once.
+        Writes that queue up while the writer is busy share one transaction (``_write_group``);
+        the answer comes back with one ``call_soon_threadsafe`` per group rather than through
+        ``asyncio.wrap_future``'s chained futures.
         """
         if self._closed:
             raise RuntimeError("database is closed")
         loop = asyncio.get_running_loop()
         answer: asyncio.Future[T] = loop.create_future()
-
-        def run() -> None:
-            if answer.cancelled():  # the caller left before its turn came: skip it, as before
-                return
-            try:
-                result = self._run_write(fn)
-            except BaseException as exc:
-                _deliver(loop, answer, None, exc)
-            else:
-                _deliver(loop, answer, result, None)
-
-        self._writer_thread.put(run)
+        self._writer_thread.put(_Write(fn, loop, answer))
         return await answer
+
+    def _write_group(self, group: list[_Write]) -> None:
+        """Writes that were waiting together, committed with one COMMIT, each answered after it.
+
+        A COMMIT costs more than a typical tool call's statements, and 50 agents keep a queue. Each
+        write runs in a savepoint of its own: one that fails is rolled back alone (with what it did
+        to the agents caches) and gets its error, the others still commit. If SQLite ends the
+        whole transaction, or the COMMIT fails, no write in it is answered as committed.
+        """
+        writes = [w for w in group if not w.answer.cancelled()]  # a caller that left is skipped
+        if not writes:
+            return
+        if len(writes) == 1:  # no savepoint needed: the transaction is the write's own
+            try:
+                outcome: Outcome = (writes[0], self._run_write(writes[0].fn), None)
+            except BaseException as exc:
+                outcome = (writes[0], None, exc)
+            _deliver([outcome])
+            return
+        conn = self._write_conn()
+        outcomes: list[Outcome] = []  # of the writes run so far, in order
+        running: Outcome | None = None  # the write being run or rolled back to its savepoint
+        began = False
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            began = True
+            for write in writes:
+                saved = (dict(self._volatile_pending), self._agents_changed)
+                running = (write, None, None)
+                conn.execute("SAVEPOINT write")
+                try:
+                    result = write.fn(conn)
+                except BaseException as exc:
+                    running = (write, None, exc)
+                    if not conn.in_transaction:  # SQLite rolled back everything (FULL, IOERR, ...)
+                        raise
+                    conn.execute("ROLLBACK TO write")
+                    conn.execute("RELEASE write")
+                    self._volatile_pending, self._agents_changed = saved
+                    outcomes.append(running)
+                else:
+                    conn.execute("RELEASE write")
+                    outcomes.append((write, result, None))
+                running = None
+            if self._volatile_pending:
+                self.volatile_in_flight = True
+            conn.execute("COMMIT")
+        except BaseException as exc:  # nothing in the transaction landed (or, after COMMIT, maybe)
+            self._abandon(conn, committed=None if began and running is None else False)
+            if not began:
+                failed: list[Outcome] = [(w, None, None) for w in writes]
+            else:
+                failed = [*outcomes, running] if running is not None else outcomes
+            _deliver([(w, None, own or exc) for w, _, own in failed])
+            self._write_group(writes[len(failed) :])  # not run yet: a transaction of their own
+            return
+        self._after_commit(committed=True)
+        _deliver(outcomes)
 
     def on_writer(self, fn: Callable[[sqlite3.Connection], T]) -> Future[T]:
         """Run ``fn`` on the writer thread outside any transaction (it manages its own); for

@@ -83,7 +83,8 @@ class Roster:
 
     Read on the writer thread only, inside a write transaction: the generation moves on that
     thread after each commit, so it cannot move between the check here and the use of the list.
-    A transaction that changed ``agents`` itself reads the rows (they show its change).
+    A transaction that changed cached columns of ``agents`` reads the rows (they show its change);
+    its own liveness writes are laid over the cached list.
     """
 
     def __init__(self, db: Database) -> None:
@@ -94,8 +95,9 @@ class Roster:
 
     def live(self, conn: sqlite3.Connection) -> list[Agent]:
         db = self._db
-        if db.agents_dirty():
-            return live(conn)
+        pending = db.volatile_pending()
+        if db.agents_dirty() or (pending and self._generation != db.agents_generation):
+            return live(conn)  # rows with this transaction's changes in them: never cached
         if self._generation != db.agents_generation:
             self._agents, self._generation = live(conn), db.agents_generation
             self._volatile_version = db.volatile_version
@@ -104,6 +106,8 @@ class Roster:
             volatile = db.agents_volatile
             self._agents = [with_volatile(a, volatile) for a in self._agents]
             self._volatile_version = db.volatile_version
+        if pending:  # this transaction's own liveness writes, not committed yet
+            return [with_volatile(a, pending) for a in self._agents]
         return list(self._agents)  # the caller's own list: the cached one never changes under it
 
 
