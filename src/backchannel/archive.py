@@ -918,7 +918,7 @@ class Archives:
         try:
             parsed = await asyncio.to_thread(parse_archive, fp, self.limits)
             report = await self.store.db.write(
-                lambda c: merge(c, parsed, max_channels=self.max_channels, limits=self.limits)
+                lambda c: merge(c, parsed, max_channels=self.max_channels, limits=self.limits), alone=True
             )
             await asyncio.to_thread(save_images, parsed, self.uploads_dir, self.max_upload_bytes)
             if report.room_settings and self.room_settings is not None:

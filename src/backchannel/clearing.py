@@ -27,7 +27,7 @@ class Clearing:
     async def clear(self, channel: Any) -> int:
         """Clear the channel's timeline; returns how many messages went."""
         name = validate_channel(channel)
-        done = await self.store.db.write(lambda c: sql.clear(c, name))
+        done = await self.store.db.write(lambda c: sql.clear(c, name), alone=True)
         self.store.scrubber.request()
         self.room.publish(*done.events)
         await self.room.remove_uploads(done.orphaned)

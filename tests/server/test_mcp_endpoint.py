@@ -290,10 +290,13 @@ async def test_mcp_requests_never_enter_fastapis_stack(srv: RunningServer, token
     "body",
     [
         b'{"jsonrpc": "2.0", "id": 1180591620717411303424, "method": "ping"}',  # 2**70
-        b'{"text": "\\ud800 alone", "n": -9223372036854775809, "x": 1e400}',
-        b"[NaN, Infinity, 0.1, 1e16, 18446744073709551615]",
+        b'{"id": -9223372036854775809}',  # 19 digits, below -2**63
+        b'{"id": 18446744073709551616}',  # 2**64
+        b'{"text": "\\ud800 alone"}',
+        b'{"x": 1e400, "y": [NaN, Infinity, 0.1, 1e16, 18446744073709551615]}',
         '{"caf\u00e9": 1}'.encode("utf-16"),
         b'{"a": 1, "a": 2}',
+        b'{"jsonrpc": "2.0", "id": 9223372036854775807, "method": "ping"}',
     ],
 )
 def test_bodies_are_read_exactly_as_the_stdlib_reads_them(body: bytes) -> None:

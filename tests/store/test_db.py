@@ -1,14 +1,20 @@
-"""The SQLite plumbing under concurrent use: closing never pulls a connection from under a read."""
+"""The SQLite plumbing under concurrent use: closing never pulls a connection from under a read,
+and writes that queue up are committed in groups without losing or misreporting any of them."""
 
 from __future__ import annotations
 
 import asyncio
 import sqlite3
 import threading
+import time
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
+from typing import Any
 
+import anyio
 import pytest
 
+from backchannel.store import _db
 from backchannel.store._db import Database
 
 # A read that keeps SQLite stepping for a while (tens of milliseconds) without touching a table.
@@ -95,3 +101,164 @@ async def test_a_write_answers_once_committed_raises_its_error_and_skips_a_cance
         assert await db.write(lambda c: c.execute("SELECT group_concat(x) FROM t").fetchone()[0]) == "1"
     finally:
         db.close()
+
+
+# -- writes committed in groups -------------------------------------------------------------------
+Write = Callable[[sqlite3.Connection], Any]
+
+
+def queued_together(db: Database) -> threading.Event:
+    """Hold the writer until the returned gate is set, so the writes submitted meanwhile queue up
+    and are committed as one group."""
+    gate = threading.Event()
+    db.on_writer(lambda c: gate.wait(10))
+    return gate
+
+
+async def in_one_group(db: Database, *fns: Write, alone: tuple[int, ...] = ()) -> list[Any]:
+    """Each fn's answer (or error) when all were queued together; ``alone`` indexes write alone."""
+    gate = queued_together(db)
+    tasks = [asyncio.ensure_future(db.write(fn, alone=i in alone)) for i, fn in enumerate(fns)]
+    await asyncio.sleep(0.05)  # all queued behind the held writer
+    gate.set()
+    with anyio.fail_after(10):  # an answer that never comes fails here, not by hanging the suite
+        return list(await asyncio.gather(*tasks, return_exceptions=True))
+
+
+def insert(x: int) -> Write:
+    return lambda c: c.execute("INSERT INTO t VALUES (?)", (x,)).lastrowid
+
+
+@pytest.fixture
+async def db(tmp_path: Path) -> AsyncIterator[Database]:
+    db = Database(tmp_path / "db.sqlite")
+    try:
+        await db.write(lambda c: c.execute("CREATE TABLE t(x)"))
+        yield db
+    finally:
+        db.close()
+
+
+def rows(db: Database) -> list[int]:
+    return db.read_sync(lambda c: [r[0] for r in c.execute("SELECT x FROM t ORDER BY rowid")])
+
+
+def statements(db: Database) -> list[str]:
+    seen: list[str] = []
+    db.on_writer(lambda c: c.set_trace_callback(seen.append)).result()
+    return seen
+
+
+@pytest.mark.anyio
+async def test_writes_queued_together_share_one_commit_and_one_that_raises_is_undone_alone(
+    db: Database,
+) -> None:
+    def fails(c: sqlite3.Connection) -> None:
+        c.execute("INSERT INTO t VALUES (99)")
+        raise ValueError("this one only")
+
+    seen = statements(db)
+    results = await in_one_group(db, insert(1), insert(2), fails, insert(3))
+    assert results[:2] == [1, 2] and results[3] == 3 and isinstance(results[2], ValueError)
+    assert rows(db) == [1, 2, 3]
+    assert seen.count("BEGIN IMMEDIATE") == 1 and seen.count("COMMIT") == 1
+
+
+@pytest.mark.anyio
+async def test_when_sqlite_ends_the_transaction_the_culprit_fails_and_the_rest_run_again(
+    db: Database,
+) -> None:
+    """A RAISE(ROLLBACK) stands for SQLITE_FULL or IOERR: the writes before it were rolled back
+    with it, so they run again (never answered as committed, never given its error)."""
+
+    def arm(c: sqlite3.Connection) -> None:
+        c.execute("CREATE TEMP TABLE full_disk(x)")
+        c.execute(
+            "CREATE TEMP TRIGGER full_disk_t AFTER INSERT ON full_disk"
+            " BEGIN SELECT RAISE(ROLLBACK, 'database or disk is full'); END"
+        )
+
+    db.on_writer(arm).result()
+
+    def own_error(c: sqlite3.Connection) -> None:
+        raise ValueError("its own")
+
+    doomed: Write = lambda c: c.execute("INSERT INTO full_disk VALUES (1)")  # noqa: E731
+    results = await in_one_group(db, insert(1), own_error, doomed, insert(2))
+    assert results[0] == 1 and results[3] == 2
+    assert isinstance(results[1], ValueError) and isinstance(results[2], sqlite3.IntegrityError)
+    assert rows(db) == [1, 2]
+
+
+@pytest.mark.anyio
+async def test_a_failed_commit_answers_every_write_in_its_group_with_the_error(db: Database) -> None:
+    """A COMMIT that fails may have landed for all we know: nothing in it is run again."""
+
+    def violates(c: sqlite3.Connection) -> None:  # checked only at COMMIT
+        c.execute("CREATE TABLE IF NOT EXISTS parent(id INTEGER PRIMARY KEY)")
+        c.execute("CREATE TABLE IF NOT EXISTS child(p REFERENCES parent(id) DEFERRABLE INITIALLY DEFERRED)")
+        c.execute("INSERT INTO child VALUES (7)")
+
+    results = await in_one_group(db, insert(1), violates, insert(2))
+    assert all(isinstance(r, sqlite3.IntegrityError) for r in results), results
+    assert rows(db) == []
+    assert await db.write(insert(3)) == 1  # the writer goes on
+
+
+@pytest.mark.anyio
+async def test_no_answer_in_a_group_is_lost(db: Database) -> None:
+    """A write raising StopIteration (a Future refuses one), or a write connection that cannot be
+    opened, still answers every caller."""
+
+    def stops(c: sqlite3.Connection) -> None:
+        c.execute("INSERT INTO t VALUES (5)")
+        next(iter([]))
+
+    results = await in_one_group(db, insert(1), stops, insert(2))
+    assert results[0] == 1 and results[2] == 2 and isinstance(results[1], RuntimeError)
+
+    real = db._write_conn  # pyright: ignore[reportPrivateUsage]
+    opened: list[int] = []
+
+    def fails_once() -> sqlite3.Connection:
+        opened.append(1)
+        if len(opened) == 2:  # the first is the gate's (queued_together), the second the group's
+            raise sqlite3.OperationalError("unable to open database file")
+        return real()
+
+    db._write_conn = fails_once  # pyright: ignore[reportPrivateUsage]
+    try:
+        results = await in_one_group(db, insert(3), insert(4))
+    finally:
+        db._write_conn = real  # pyright: ignore[reportPrivateUsage]
+    assert all(isinstance(r, sqlite3.OperationalError) for r in results), results
+    assert rows(db) == [1, 2]
+
+
+@pytest.mark.anyio
+async def test_a_long_write_runs_alone_and_a_group_stops_growing_when_it_has_run_long(db: Database) -> None:
+    """``alone`` keeps a write out of every group; a group past GROUP_SECONDS commits what it ran
+    and the rest go next, so no answer waits long behind another caller's work."""
+    seen = statements(db)
+    assert await in_one_group(db, insert(1), insert(2), insert(3), alone=(1,)) == [1, 2, 3]
+    assert seen.count("COMMIT") == 3  # write 1 on its own, then 2 alone, then 3 on its own
+    seen.clear()
+
+    def slow(c: sqlite3.Connection) -> int:
+        time.sleep(_db.GROUP_SECONDS * 2)
+        return insert(4)(c)
+
+    assert await in_one_group(db, slow, insert(5), insert(6)) == [4, 5, 6]
+    assert seen.count("COMMIT") == 2  # [slow] then [5, 6]
+
+
+@pytest.mark.anyio
+async def test_a_caller_that_left_before_its_group_ran_is_skipped(db: Database) -> None:
+    gate = queued_together(db)
+    kept = asyncio.ensure_future(db.write(insert(1)))
+    left = asyncio.ensure_future(db.write(insert(2)))
+    await asyncio.sleep(0.05)
+    left.cancel()
+    gate.set()
+    assert await kept == 1
+    assert rows(db) == [1]

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-import threading
 import time
 from collections.abc import AsyncIterator
 from dataclasses import asdict, dataclass, replace
@@ -22,6 +21,7 @@ from backchannel.room import Room
 from backchannel.room_settings import RoomSettings
 from backchannel.store import Store, agent_settings, messages
 from backchannel.store._db import Database
+from tests.store.test_db import in_one_group, queued_together
 
 pytestmark = pytest.mark.anyio
 
@@ -406,62 +406,55 @@ def test_the_message_cache_stays_bounded_and_skips_long_messages(tmp_path: Path)
     assert built.count(1) == 2  # the oldest went
 
 
-def queued_together(db: Database) -> threading.Event:
-    """Hold the writer until the returned gate is set, so the writes submitted meanwhile queue up
-    and are committed as one group."""
-    gate = threading.Event()
-    db.on_writer(lambda c: gate.wait(10))
-    return gate
-
-
-async def test_writes_queued_together_commit_together_and_a_failing_one_alone_is_undone(
-    setup: Setup,
-) -> None:
-    """One COMMIT for the group; the write that raises is rolled back to its savepoint with its
-    liveness change, and its neighbours on both sides still commit."""
+async def test_a_write_undone_in_a_group_takes_its_agents_cache_changes_with_it(setup: Setup) -> None:
+    """The savepoint rollback restores what the write told the agents caches: neither the cached
+    columns (the generation) nor liveness (agents_volatile) move for it; its neighbours commit."""
     await setup.registry.register("codex", "one", None)
     codex = await agent(setup, "codex")
     db = setup.store.db
-    await db.write(lambda c: c.execute("CREATE TABLE t(x)"))
-    statements = writer_statements(setup.store)
     generation, volatile = db.agents_generation, dict(db.agents_volatile)
 
-    def insert(x: int) -> Any:
-        return lambda c: c.execute("INSERT INTO t VALUES (?)", (x,)).lastrowid
-
     def fails(c: sqlite3.Connection) -> None:
-        c.execute("INSERT INTO t VALUES (99)")
-        c.execute("UPDATE agents SET last_channel = 'never' WHERE id = ?", (codex.id,))
+        c.execute("UPDATE agents SET last_channel = 'never', role = 'never' WHERE id = ?", (codex.id,))
         raise ValueError("this one only")
 
-    gate = queued_together(db)
-    tasks = [asyncio.ensure_future(db.write(fn)) for fn in (insert(1), insert(2), fails, insert(3))]
-    await asyncio.sleep(0.05)
-    gate.set()
-    results = await asyncio.gather(*tasks, return_exceptions=True)
-    assert results[:2] == [1, 2] and results[3] == 3
-    assert isinstance(results[2], ValueError)
-    assert db.read_sync(lambda c: [r[0] for r in c.execute("SELECT x FROM t ORDER BY x")]) == [1, 2, 3]
-    assert statements.count("COMMIT") == 1 and statements.count("BEGIN IMMEDIATE") == 1
+    results = await in_one_group(db, lambda c: c.execute("SELECT 1"), fails, lambda c: c.execute("SELECT 2"))
+    assert isinstance(results[1], ValueError)
     assert (db.agents_generation, db.agents_volatile) == (generation, volatile)
-    assert (await agent(setup, "codex")).last_channel == codex.last_channel
+    assert (await agent(setup, "codex")) == codex
 
 
-async def test_a_group_sqlite_rolls_back_answers_no_write_in_it_as_committed(setup: Setup) -> None:
+@pytest.mark.parametrize("undone", [False, True], ids=["touch kept", "touch undone"])
+async def test_a_liveness_write_and_a_post_in_one_group_route_by_what_commits(
+    setup: Setup, undone: bool
+) -> None:
+    """The roster lays the group's own liveness writes over its cached list, and drops them with
+    a write rolled back to its savepoint."""
+    await setup.registry.register("codex", "one", None)
+    await setup.registry.register("claude", "one", None)
+    claude = await agent(setup, "claude")
     db = setup.store.db
-    await db.write(lambda c: c.execute("CREATE TABLE t(x)"))
-    table = sqlite_rolls_back_on_insert(db)
+    await db.write(lambda c: c.execute("UPDATE agents SET last_seen = 0 WHERE id = ?", (claude.id,)))
+    assert await woken(setup, "@all") == ["codex"]  # the roster is cached now
+    await delivered(setup)
+    statements = writer_statements(setup.store)
+    now = time.time()
 
-    def insert(x: int) -> Any:
-        return lambda c: c.execute("INSERT INTO t VALUES (?)", (x,)).lastrowid
+    def touch(c: sqlite3.Connection) -> None:
+        c.execute("UPDATE agents SET last_seen = ? WHERE id = ?", (now, claude.id))
+        if undone:
+            raise ValueError("undone")
+
+    async def post() -> Any:
+        return await setup.room.post(channel="general", text="@all", sender="maya", kind="human")
 
     gate = queued_together(db)
-    doomed = lambda c: c.execute(f"INSERT INTO {table} VALUES (1)")  # noqa: E731
-    tasks = [asyncio.ensure_future(db.write(fn)) for fn in (insert(1), doomed, insert(2))]
+    touched = asyncio.ensure_future(db.write(touch))
+    posted = asyncio.ensure_future(post())
     await asyncio.sleep(0.05)
     gate.set()
-    first, second, third = await asyncio.gather(*tasks, return_exceptions=True)
-    # The first write's rows went with the whole transaction: its caller is told, not answered 1.
-    assert isinstance(first, sqlite3.IntegrityError) and isinstance(second, sqlite3.IntegrityError)
-    assert third == 1  # not run yet when it happened: it ran in a transaction of its own
-    assert db.read_sync(lambda c: [r[0] for r in c.execute("SELECT x FROM t")]) == [2]
+    await asyncio.gather(touched, return_exceptions=True)
+    assert statements.count("COMMIT") == 1
+    assert sorted(a.name for a, _ in (await posted).triggers) == (
+        ["codex"] if undone else ["claude", "codex"]
+    )

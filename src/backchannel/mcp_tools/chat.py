@@ -19,6 +19,7 @@ from backchannel.mcp_tools.jobs import brief, find_job, header
 from backchannel.models import Agent, Message
 from backchannel.registry import Registry
 from backchannel.room import DEFAULT_CHANNEL, Room, validate_channel
+from backchannel.store.messages import MessageCache
 from backchannel.summaries import Summaries
 
 EMPTY_HINT = "No new messages in {place}. Stop polling: wait for your next prompt."
@@ -35,8 +36,9 @@ class AgentViews:
 
     Every agent in a channel reads each new message, and the store hands back the same Message
     object while its row is unchanged (``store.messages.MessageCache``): its shape is built once,
-    not once per reader. A message with attachments is built each time: ``file_path`` says whether
-    the file is still on disk.
+    not once per reader. Built each time: a message with attachments (``file_path`` says whether
+    the file is still on disk) and a long one (the store does not keep it, so it is never the same
+    object twice).
     """
 
     def __init__(self, settings: Settings, size: int = 2048) -> None:
@@ -53,7 +55,7 @@ class AgentViews:
         if entry is not None and entry[0] is msg:
             return entry[1]
         shape = agent_images.with_file_paths(msg.for_agent(), self.files)
-        if msg.attachments:
+        if msg.attachments or len(msg.text) > MessageCache.LONG:  # not kept: see the docstring
             return shape
         entries = self._entries
         if len(entries) >= self._size and msg.id not in entries:

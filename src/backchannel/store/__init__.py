@@ -122,7 +122,7 @@ class Store:
             published = [e for e in published if e.payload.get("message", {}).get("channel") != name]
             return [*published, events.append(c, "channel_deleted", {"name": name})], orphaned
 
-        result = await self.db.write(tx)
+        result = await self.db.write(tx, alone=True)  # long: it must hold back no other answer
         self.scrubber.request()
         return result
 

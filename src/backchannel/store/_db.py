@@ -1,9 +1,10 @@
 """SQLite plumbing: one writer thread, per-thread readers, WAL, explicit transactions.
 
 Writes are serialised on a single thread that owns the only write connection, so there is never
-lock contention between writers and every write is a ``BEGIN IMMEDIATE`` transaction committed
-before the caller's ``await`` returns: an acknowledged write survives ``kill -9`` (WAL keeps
-committed transactions across a process crash even with ``synchronous=NORMAL``).
+lock contention between writers, and every write is committed before the caller's ``await``
+returns: an acknowledged write survives ``kill -9`` (WAL keeps committed transactions across a
+process crash even with ``synchronous=NORMAL``). Writes that queue up while the writer is busy
+share one ``BEGIN IMMEDIATE`` transaction, each in a savepoint of its own (``_write_group``).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import os
 import queue
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future
 from pathlib import Path
@@ -77,28 +79,37 @@ def truncate_wal(conn: sqlite3.Connection) -> bool:
 def _settle(answer: asyncio.Future[T], result: T | None, exc: BaseException | None) -> None:
     if answer.cancelled():
         return
+    if isinstance(exc, StopIteration):  # a Future refuses one (TypeError), as asyncio's tasks do
+        wrapped = RuntimeError(f"a write raised StopIteration: {exc!r}")
+        wrapped.__cause__ = exc
+        exc = wrapped
     if exc is not None:
         answer.set_exception(exc)
     else:
         answer.set_result(cast(T, result))
 
 
-# Writes committed in one transaction at most: the first caller in a group waits for the others.
+# Writes committed in one transaction at most, and how long a group may run before the writes
+# still waiting go to the next one: every caller in a group is answered after its one COMMIT.
 GROUP = 16
+GROUP_SECONDS = 0.005
+_SAVEPOINT = "backchannel_write"
 
 
 class _Write:
-    """A write transaction's function waiting for the writer thread, and where its answer goes."""
+    """A write transaction's function waiting for the writer thread, and where its answer goes.
+    ``alone``: never grouped with other writes (a long one would hold their answers back)."""
 
-    __slots__ = ("answer", "fn", "loop")
+    __slots__ = ("alone", "answer", "fn", "loop")
 
     def __init__(
         self,
         fn: Callable[[sqlite3.Connection], Any],
         loop: asyncio.AbstractEventLoop,
         answer: asyncio.Future[Any],
+        alone: bool,
     ) -> None:
-        self.fn, self.loop, self.answer = fn, loop, answer
+        self.fn, self.loop, self.answer, self.alone = fn, loop, answer, alone
 
 
 Outcome = tuple[_Write, Any, BaseException | None]
@@ -106,7 +117,10 @@ Outcome = tuple[_Write, Any, BaseException | None]
 
 def _settle_all(outcomes: list[Outcome]) -> None:
     for write, result, exc in outcomes:
-        _settle(write.answer, result, exc)
+        try:
+            _settle(write.answer, result, exc)
+        except BaseException:  # one answer that cannot be settled must not strand the others
+            logger.exception("a write's answer could not be delivered")
 
 
 def _deliver(outcomes: list[Outcome]) -> None:
@@ -150,12 +164,12 @@ class _WriterThread:
             following: _Write | Callable[[], object] | _Stop | None = None
             if isinstance(item, _Write):
                 group = [item]
-                while len(group) < GROUP:
+                while len(group) < GROUP and not item.alone:
                     try:
                         more = take()
                     except queue.Empty:
                         break
-                    if not isinstance(more, _Write):
+                    if not isinstance(more, _Write) or more.alone:
                         following = more
                         break
                     group.append(more)
@@ -362,77 +376,98 @@ class Database:
         """Run ``fn`` in one write transaction from synchronous code (start-up, migrations)."""
         return self._writer_thread.submit(lambda: self._run_write(fn)).result()
 
-    async def write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+    async def write(self, fn: Callable[[sqlite3.Connection], T], *, alone: bool = False) -> T:
         """Run ``fn`` in a write transaction; returns once it is committed.
 
         Writes that queue up while the writer is busy share one transaction (``_write_group``);
-        the answer comes back with one ``call_soon_threadsafe`` per group rather than through
-        ``asyncio.wrap_future``'s chained futures.
+        ``alone`` keeps a long write (a channel's deletion, an import) out of any group, so it holds
+        back no other caller's answer. The answer comes back with one ``call_soon_threadsafe`` per
+        group rather than through ``asyncio.wrap_future``'s chained futures.
         """
         if self._closed:
             raise RuntimeError("database is closed")
         loop = asyncio.get_running_loop()
         answer: asyncio.Future[T] = loop.create_future()
-        self._writer_thread.put(_Write(fn, loop, answer))
+        self._writer_thread.put(_Write(fn, loop, answer, alone))
         return await answer
 
     def _write_group(self, group: list[_Write]) -> None:
         """Writes that were waiting together, committed with one COMMIT, each answered after it.
 
-        A COMMIT costs more than a typical tool call's statements, and 50 agents keep a queue. Each
-        write runs in a savepoint of its own: one that fails is rolled back alone (with what it did
-        to the agents caches) and gets its error, the others still commit. If SQLite ends the
-        whole transaction, or the COMMIT fails, no write in it is answered as committed.
+        A COMMIT after real writes costs more than a tool call's own statements, each separate
+        write also costs a thread wake-up both ways, and 50 agents keep a queue. Each write runs in
+        a savepoint of its own: one that raises is rolled back alone (with what it did to the
+        agents caches) and gets its error, the others still commit.
         """
         writes = [w for w in group if not w.answer.cancelled()]  # a caller that left is skipped
-        if not writes:
-            return
+        while writes:
+            outcomes, writes = self._commit_group(writes)
+            _deliver(outcomes)
+
+    def _commit_group(self, writes: list[_Write]) -> tuple[list[Outcome], list[_Write]]:
+        """One transaction for ``writes``: (the answers it settles, the writes to run again).
+
+        Never answers a write as committed that was not: if SQLite ends the transaction under a
+        write (FULL, IOERR, a RAISE(ROLLBACK)), that write gets the error and the ones before it,
+        rolled back with it, run again; if the COMMIT fails, nothing in it can be run again (it may
+        have landed), so every write gets the error. Writes not reached (the group ran past
+        ``GROUP_SECONDS``) run next.
+        """
         if len(writes) == 1:  # no savepoint needed: the transaction is the write's own
             try:
-                outcome: Outcome = (writes[0], self._run_write(writes[0].fn), None)
+                return [(writes[0], self._run_write(writes[0].fn), None)], []
             except BaseException as exc:
-                outcome = (writes[0], None, exc)
-            _deliver([outcome])
-            return
-        conn = self._write_conn()
-        outcomes: list[Outcome] = []  # of the writes run so far, in order
-        running: Outcome | None = None  # the write being run or rolled back to its savepoint
-        began = False
+                return [(writes[0], None, exc)], []
+        outcomes: list[Outcome] = []  # one per write run so far, in order
+        own: BaseException | None = None  # the error of the write running now, if it raised
+        conn: sqlite3.Connection | None = None
+        began = committing = False
+        later: list[_Write] = []
+        start = time.monotonic()
         try:
+            conn = self._write_conn()
             conn.execute("BEGIN IMMEDIATE")
             began = True
-            for write in writes:
+            for at, write in enumerate(writes):
+                if at and time.monotonic() - start > GROUP_SECONDS:
+                    later = writes[at:]
+                    break
                 saved = (dict(self._volatile_pending), self._agents_changed)
-                running = (write, None, None)
-                conn.execute("SAVEPOINT write")
+                conn.execute(f"SAVEPOINT {_SAVEPOINT}")
                 try:
                     result = write.fn(conn)
                 except BaseException as exc:
-                    running = (write, None, exc)
-                    if not conn.in_transaction:  # SQLite rolled back everything (FULL, IOERR, ...)
+                    own = exc
+                    if not conn.in_transaction:  # SQLite rolled back the whole transaction
                         raise
-                    conn.execute("ROLLBACK TO write")
-                    conn.execute("RELEASE write")
+                    conn.execute(f"ROLLBACK TO {_SAVEPOINT}")
+                    conn.execute(f"RELEASE {_SAVEPOINT}")
                     self._volatile_pending, self._agents_changed = saved
-                    outcomes.append(running)
+                    outcomes.append((write, None, exc))
                 else:
-                    conn.execute("RELEASE write")
+                    conn.execute(f"RELEASE {_SAVEPOINT}")
                     outcomes.append((write, result, None))
-                running = None
+                own = None
+            committing = True
             if self._volatile_pending:
                 self.volatile_in_flight = True
             conn.execute("COMMIT")
-        except BaseException as exc:  # nothing in the transaction landed (or, after COMMIT, maybe)
-            self._abandon(conn, committed=None if began and running is None else False)
-            if not began:
-                failed: list[Outcome] = [(w, None, None) for w in writes]
-            else:
-                failed = [*outcomes, running] if running is not None else outcomes
-            _deliver([(w, None, own or exc) for w, _, own in failed])
-            self._write_group(writes[len(failed) :])  # not run yet: a transaction of their own
-            return
+        except BaseException as exc:
+            if conn is not None:
+                # Statements a write ran after SQLite's own rollback may have landed: re-read.
+                self._abandon(conn, committed=None if began else False)
+            if not began:  # no transaction to run them in: every write gets the error
+                return [(w, None, exc) for w in writes], []
+            failed: list[Outcome] = [
+                (w, None, error or exc) for w, _, error in outcomes if error is not None or committing
+            ]
+            if committing:  # the COMMIT failed
+                return failed, later
+            culprit = writes[len(outcomes)]
+            again = [w for w, _, error in outcomes if error is None] + writes[len(outcomes) + 1 :]
+            return [*failed, (culprit, None, own or exc)], again
         self._after_commit(committed=True)
-        _deliver(outcomes)
+        return outcomes, later
 
     def on_writer(self, fn: Callable[[sqlite3.Connection], T]) -> Future[T]:
         """Run ``fn`` on the writer thread outside any transaction (it manages its own); for

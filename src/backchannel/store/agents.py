@@ -102,7 +102,8 @@ class Roster:
             self._agents, self._generation = live(conn), db.agents_generation
             self._volatile_version = db.volatile_version
         elif self._volatile_version != db.volatile_version:
-            # Only between liveness writes (each agent's at most once a second), not on every post.
+            # Only after a commit that changed some agent's liveness, activity or last channel (a
+            # liveness write is at most once a second per agent), not on every post.
             volatile = db.agents_volatile
             self._agents = [with_volatile(a, volatile) for a in self._agents]
             self._volatile_version = db.volatile_version

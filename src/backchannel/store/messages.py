@@ -52,6 +52,8 @@ class MessageCache:
     A row equal to the one a Message came from gives back that Message; any change to any column
     (an edit, a delete, the channel's rename, a decision answered) makes a different row, so no
     write has to invalidate anything. Used on the writer thread only, like ``agents.Roster``.
+    Bounded by count (oldest entry out first) and by text length; an entry holds its row and the
+    Message built from it, so metadata and attachments are kept twice (JSON and parsed).
     """
 
     LONG = 8192  # characters: a longer message is built each time, so the cache stays small
@@ -69,7 +71,7 @@ class MessageCache:
             return msg
         entries = self._entries
         if len(entries) >= self._size and msg.id not in entries:
-            del entries[next(iter(entries))]  # the longest cached
+            del entries[next(iter(entries))]  # the oldest entry (a hit does not renew one)
         entries[msg.id] = (row, msg)
         return msg
 

@@ -291,8 +291,9 @@ export class Timeline {
   /** An agent was renamed: its messages (and deliveries) follow its identity, not its old name. */
   renameAgent(old, name) {
     const follow = (m) => (m && m.kind === "agent" && m.sender === old ? { ...m, sender: name } : m);
-    for (const [id, m] of this.msgs) this.msgs.set(id, follow(m));
-    for (const [id, m] of this.quoteCache) this.quoteCache.set(id, follow(m));
+    for (const map of [this.msgs, this.quoteCache, this.liveVersions]) {
+      for (const [id, m] of map) map.set(id, follow(m));
+    }
     for (const byAgent of this.deliveries.values()) {
       const entry = byAgent.get(old);
       if (entry) {
@@ -308,8 +309,9 @@ export class Timeline {
       m && m.kind === "human" && (personId != null && m.person_id != null ? m.person_id === personId : m.sender === old)
         ? { ...m, sender: name }
         : m;
-    for (const [id, m] of this.msgs) this.msgs.set(id, follow(m));
-    for (const [id, m] of this.quoteCache) this.quoteCache.set(id, follow(m));
+    for (const map of [this.msgs, this.quoteCache, this.liveVersions]) {
+      for (const [id, m] of map) map.set(id, follow(m));
+    }
     this.refreshAll();
   }
 
@@ -815,11 +817,13 @@ export function fillQuote(q, ref) {
   q.setAttribute("aria-label", `In reply to ${ref.sender}: ${snippet(ref.text, 60)}. Jump to it`);
 }
 
-/** Of a message as a page brought it and as an event brought it, the later version. */
+/**
+ * Of a message as a page brought it and as an event brought it, the one to show: the event's,
+ * whatever it changed (an edit, a delete, a decision answered, a card's status). Should the page
+ * have been read after a later change still, that change's own event comes after and updates it.
+ */
 function newest(paged, live) {
-  if (!live || paged.deleted) return paged;
-  if (live.deleted || (live.edited_at ?? 0) > (paged.edited_at ?? 0)) return live;
-  return paged;
+  return live && !paged.deleted ? live : paged;
 }
 
 function divided(node) {
