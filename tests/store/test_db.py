@@ -115,14 +115,37 @@ def queued_together(db: Database) -> threading.Event:
     return gate
 
 
-async def in_one_group(db: Database, *fns: Write, alone: tuple[int, ...] = ()) -> list[Any]:
-    """Each fn's answer (or error) when all were queued together; ``alone`` indexes write alone."""
+async def in_one_group(
+    db: Database, *fns: Write, alone: tuple[int, ...] = (), seconds: float = 60.0
+) -> list[Any]:
+    """Each fn's answer (or error) when all were queued together; ``alone`` indexes write alone.
+    The group's time limit is ``seconds``, long by default: a stall of a loaded machine must not
+    split a group a test counts the COMMITs of."""
     gate = queued_together(db)
     tasks = [asyncio.ensure_future(db.write(fn, alone=i in alone)) for i, fn in enumerate(fns)]
     await asyncio.sleep(0.05)  # all queued behind the held writer
-    gate.set()
-    with anyio.fail_after(10):  # an answer that never comes fails here, not by hanging the suite
-        return list(await asyncio.gather(*tasks, return_exceptions=True))
+    limit, _db.GROUP_SECONDS = _db.GROUP_SECONDS, seconds
+    try:
+        gate.set()
+        with anyio.fail_after(10):  # an answer that never comes fails here, not by hanging the suite
+            return list(await asyncio.gather(*tasks, return_exceptions=True))
+    finally:
+        _db.GROUP_SECONDS = limit
+
+
+def arm_full_disk(db: Database) -> Write:
+    """A write that fails the way SQLITE_FULL or IOERR does: SQLite has already rolled the whole
+    transaction back when the error reaches the caller (a TEMP trigger's RAISE(ROLLBACK))."""
+
+    def arm(c: sqlite3.Connection) -> None:
+        c.execute("CREATE TEMP TABLE full_disk(x)")
+        c.execute(
+            "CREATE TEMP TRIGGER full_disk_t AFTER INSERT ON full_disk"
+            " BEGIN SELECT RAISE(ROLLBACK, 'database or disk is full'); END"
+        )
+
+    db.on_writer(arm).result()
+    return lambda c: c.execute("INSERT INTO full_disk VALUES (1)")
 
 
 def insert(x: int) -> Write:
@@ -168,22 +191,13 @@ async def test_writes_queued_together_share_one_commit_and_one_that_raises_is_un
 async def test_when_sqlite_ends_the_transaction_the_culprit_fails_and_the_rest_run_again(
     db: Database,
 ) -> None:
-    """A RAISE(ROLLBACK) stands for SQLITE_FULL or IOERR: the writes before it were rolled back
-    with it, so they run again (never answered as committed, never given its error)."""
-
-    def arm(c: sqlite3.Connection) -> None:
-        c.execute("CREATE TEMP TABLE full_disk(x)")
-        c.execute(
-            "CREATE TEMP TRIGGER full_disk_t AFTER INSERT ON full_disk"
-            " BEGIN SELECT RAISE(ROLLBACK, 'database or disk is full'); END"
-        )
-
-    db.on_writer(arm).result()
+    """The writes before the one SQLite's rollback came under were rolled back with it, so they
+    run again (never answered as committed, never given its error)."""
+    doomed = arm_full_disk(db)
 
     def own_error(c: sqlite3.Connection) -> None:
         raise ValueError("its own")
 
-    doomed: Write = lambda c: c.execute("INSERT INTO full_disk VALUES (1)")  # noqa: E731
     results = await in_one_group(db, insert(1), own_error, doomed, insert(2))
     assert results[0] == 1 and results[3] == 2
     assert isinstance(results[1], ValueError) and isinstance(results[2], sqlite3.IntegrityError)
@@ -238,7 +252,7 @@ async def test_no_answer_in_a_group_is_lost(db: Database) -> None:
 @pytest.mark.anyio
 async def test_a_long_write_runs_alone_and_a_group_stops_growing_when_it_has_run_long(db: Database) -> None:
     """``alone`` keeps a write out of every group; a group past GROUP_SECONDS commits what it ran
-    and the rest go next, so no answer waits long behind another caller's work."""
+    and the writes after go next, so they do not wait for a slow one ahead of them."""
     seen = statements(db)
     assert await in_one_group(db, insert(1), insert(2), insert(3), alone=(1,)) == [1, 2, 3]
     assert seen.count("COMMIT") == 3  # write 1 on its own, then 2 alone, then 3 on its own
@@ -248,7 +262,7 @@ async def test_a_long_write_runs_alone_and_a_group_stops_growing_when_it_has_run
         time.sleep(_db.GROUP_SECONDS * 2)
         return insert(4)(c)
 
-    assert await in_one_group(db, slow, insert(5), insert(6)) == [4, 5, 6]
+    assert await in_one_group(db, slow, insert(5), insert(6), seconds=_db.GROUP_SECONDS) == [4, 5, 6]
     assert seen.count("COMMIT") == 2  # [slow] then [5, 6]
 
 
@@ -261,4 +275,43 @@ async def test_a_caller_that_left_before_its_group_ran_is_skipped(db: Database) 
     left.cancel()
     gate.set()
     assert await kept == 1
+    assert rows(db) == [1]
+
+
+@pytest.mark.anyio
+async def test_a_caller_that_leaves_while_its_group_runs_is_not_run_again(db: Database) -> None:
+    doomed = arm_full_disk(db)
+    running, go_on = threading.Event(), threading.Event()
+
+    def first(c: sqlite3.Connection) -> None:
+        c.execute("INSERT INTO t VALUES (1)")
+        running.set()
+        go_on.wait(10)
+
+    gate = queued_together(db)
+    leaving = asyncio.ensure_future(db.write(first))
+    failing = asyncio.ensure_future(db.write(doomed))
+    await asyncio.sleep(0.05)
+    gate.set()
+    assert await anyio.to_thread.run_sync(running.wait, 10)
+    leaving.cancel()  # while its write runs; SQLite then rolls the group back for the next one
+    go_on.set()
+    with pytest.raises(sqlite3.IntegrityError):
+        await failing
+    await db.write(lambda c: None)  # everything queued before this has run
+    assert rows(db) == []
+
+
+@pytest.mark.anyio
+async def test_a_transaction_maintenance_left_open_is_rolled_back_not_left_to_fail_writes(
+    db: Database,
+) -> None:
+    def leaves_one_open(c: sqlite3.Connection) -> None:
+        c.execute("BEGIN IMMEDIATE")
+        c.execute("INSERT INTO t VALUES (9)")
+        raise sqlite3.OperationalError("COMMIT failed: disk I/O error")
+
+    with pytest.raises(sqlite3.OperationalError):
+        db.on_writer(leaves_one_open).result()
+    assert await db.write(insert(1)) == 1
     assert rows(db) == [1]

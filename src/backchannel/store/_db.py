@@ -264,9 +264,11 @@ class Database:
 
     def _run_write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         conn = self._write_conn()
-        conn.execute("BEGIN IMMEDIATE")
         committing = False
         try:
+            # In the try: a transaction some failure left open makes BEGIN fail, and the ROLLBACK
+            # below ends it, so the next write works.
+            conn.execute("BEGIN IMMEDIATE")
             result = fn(conn)
             committing = True
             if self._volatile_pending:
@@ -274,6 +276,8 @@ class Database:
             conn.execute("COMMIT")
         except BaseException:
             # A failed COMMIT may have landed for all we know: the caches then re-read (None).
+            # (A write must not go on after an SQLite error that ended its transaction: what it
+            # ran then would be in autocommit, unseen by the caches.)
             self._abandon(conn, committed=None if committing else False)
             raise
         self._after_commit(committed=True)
@@ -381,8 +385,10 @@ class Database:
 
         Writes that queue up while the writer is busy share one transaction (``_write_group``);
         ``alone`` keeps a long write (a channel's deletion, an import) out of any group, so it holds
-        back no other caller's answer. The answer comes back with one ``call_soon_threadsafe`` per
-        group rather than through ``asyncio.wrap_future``'s chained futures.
+        back no other caller's answer. ``fn`` may run more than once (again after SQLite rolled its
+        group back for another write's failure), so it must act only on the connection. The answer
+        comes back with one ``call_soon_threadsafe`` per group rather than through
+        ``asyncio.wrap_future``'s chained futures.
         """
         if self._closed:
             raise RuntimeError("database is closed")
@@ -399,9 +405,13 @@ class Database:
         a savepoint of its own: one that raises is rolled back alone (with what it did to the
         agents caches) and gets its error, the others still commit.
         """
-        writes = [w for w in group if not w.answer.cancelled()]  # a caller that left is skipped
-        while writes:
-            outcomes, writes = self._commit_group(writes)
+        writes = group
+        while writes := [w for w in writes if not w.answer.cancelled()]:  # a caller that left: skip
+            try:
+                outcomes, writes = self._commit_group(writes)
+            except BaseException as exc:  # a bug in the bookkeeping: still answer everyone
+                logger.exception("a group of writes failed outside any write")
+                outcomes, writes = [(w, None, exc) for w in writes], []
             _deliver(outcomes)
 
     def _commit_group(self, writes: list[_Write]) -> tuple[list[Outcome], list[_Write]]:
@@ -423,11 +433,11 @@ class Database:
         conn: sqlite3.Connection | None = None
         began = committing = False
         later: list[_Write] = []
-        start = time.monotonic()
         try:
             conn = self._write_conn()
             conn.execute("BEGIN IMMEDIATE")
             began = True
+            start = time.monotonic()
             for at, write in enumerate(writes):
                 if at and time.monotonic() - start > GROUP_SECONDS:
                     later = writes[at:]
@@ -453,20 +463,29 @@ class Database:
                 self.volatile_in_flight = True
             conn.execute("COMMIT")
         except BaseException as exc:
-            if conn is not None:
-                # Statements a write ran after SQLite's own rollback may have landed: re-read.
-                self._abandon(conn, committed=None if began else False)
+            if conn is not None:  # a failed COMMIT may have landed: the caches then re-read
+                self._abandon(conn, committed=None if committing else False)
             if not began:  # no transaction to run them in: every write gets the error
                 return [(w, None, exc) for w in writes], []
             failed: list[Outcome] = [
-                (w, None, error or exc) for w, _, error in outcomes if error is not None or committing
+                (w, None, exc if error is None else error)
+                for w, _, error in outcomes
+                if error is not None or committing
             ]
             if committing:  # the COMMIT failed
                 return failed, later
+            # The transaction ended at writes[len(outcomes)]: its fn raised, or a savepoint
+            # statement around it failed (then it takes the blame although its fn may not have
+            # run: every pass answers at least one write, so the rest always get through).
+            if own is not None and exc is not own:
+                logger.warning("rolling back to a write's savepoint failed", exc_info=exc)
             culprit = writes[len(outcomes)]
             again = [w for w, _, error in outcomes if error is None] + writes[len(outcomes) + 1 :]
-            return [*failed, (culprit, None, own or exc)], again
-        self._after_commit(committed=True)
+            return [*failed, (culprit, None, exc if own is None else own)], again
+        try:
+            self._after_commit(committed=True)
+        except BaseException:  # the writes did commit: their callers get their answers all the same
+            logger.exception("publishing a committed group's changes to the agents caches failed")
         return outcomes, later
 
     def on_writer(self, fn: Callable[[sqlite3.Connection], T]) -> Future[T]:
@@ -477,10 +496,14 @@ class Database:
 
         def run() -> T:
             self.volatile_in_flight = True  # fn commits on its own; _after_commit publishes
+            conn = self._write_conn()
             try:
-                return fn(self._write_conn())
+                return fn(conn)
             finally:
-                self._after_commit(committed=None)
+                if conn.in_transaction:  # fn's COMMIT or ROLLBACK failed: no write may find it open
+                    self._abandon(conn, committed=None)
+                else:
+                    self._after_commit(committed=None)
 
         return self._writer_thread.submit(run)
 
