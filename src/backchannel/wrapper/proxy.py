@@ -287,7 +287,11 @@ class IdentityProxy:
             session = self._sessions.get(req.client_sid) if req.client_sid else None
             upstream_sid = session.upstream_id if session else req.client_sid
             sse = self._sse_sessions.get(req.sse_sid) if req.sse_sid else None
-            target = _with_session_id(req.target, sse.upstream_id) if sse else req.target
+            # The upstream ids this request goes out with: a 404 means *these* are lost. Read again
+            # after the answer, they may already be a re-opened session's, which must not be
+            # re-opened once more (a stream that reconnected meanwhile would be cut for nothing).
+            sse_upstream = sse.upstream_id if sse else None
+            target = _with_session_id(req.target, sse_upstream) if sse_upstream else req.target
             request = self._client.build_request(
                 req.method,
                 self.upstream + target,
@@ -303,14 +307,15 @@ class IdentityProxy:
             if (
                 response.status_code == 404
                 and session is not None
+                and upstream_sid is not None
                 and req.method != "DELETE"
-                and await self._reinitialize(req.client_sid or "", session.upstream_id)
+                and await self._reinitialize(req.client_sid or "", upstream_sid)
             ):
                 continue
             if (
                 response.status_code == 404
-                and sse is not None
-                and await self._sse_reopen(req.sse_sid or "", sse.upstream_id)
+                and sse_upstream is not None
+                and await self._sse_reopen(req.sse_sid or "", sse_upstream)
             ):
                 continue
             break
