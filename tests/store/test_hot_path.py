@@ -21,7 +21,7 @@ from backchannel.room import Room
 from backchannel.room_settings import RoomSettings
 from backchannel.store import Store, agent_settings, messages
 from backchannel.store._db import Database
-from tests.store.test_db import in_one_group, queued_together
+from tests.store.test_db import arm_full_disk, in_one_group, queued_together
 
 pytestmark = pytest.mark.anyio
 
@@ -185,21 +185,6 @@ def test_insert_answers_the_message_it_stored(tmp_path: Path) -> None:
         store.close()
 
 
-def sqlite_rolls_back_on_insert(db: Database) -> str:
-    """A TEMP table whose insert fails the way SQLITE_FULL or IOERR does: SQLite has already rolled
-    the whole transaction back when the error reaches the caller. Returns the table's name."""
-
-    def arm(c: sqlite3.Connection) -> None:
-        c.execute("CREATE TEMP TABLE full_disk(x)")
-        c.execute(
-            "CREATE TEMP TRIGGER full_disk_t AFTER INSERT ON full_disk"
-            " BEGIN SELECT RAISE(ROLLBACK, 'database or disk is full'); END"
-        )
-
-    db.on_writer(arm).result()
-    return "full_disk"
-
-
 @pytest.mark.parametrize("how", ["the write raises", "sqlite rolled it back itself"])
 async def test_a_rolled_back_write_leaves_the_caches_as_they_were(setup: Setup, how: str) -> None:
     """Also when SQLite ended the transaction before the error came up: the caller gets that
@@ -207,14 +192,14 @@ async def test_a_rolled_back_write_leaves_the_caches_as_they_were(setup: Setup, 
     await setup.registry.register("codex", "one", None)
     codex = await agent(setup, "codex")
     db = setup.store.db
-    table = sqlite_rolls_back_on_insert(db)
+    doomed = arm_full_disk(db)
     before = (db.agents_generation, dict(db.agents_volatile))
 
     def fails(c: sqlite3.Connection) -> None:
         c.execute("UPDATE agents SET last_seen = 1, activity = 'busy' WHERE id = ?", (codex.id,))
         if how == "the write raises":
             raise RuntimeError("database or disk is full")
-        c.execute(f"INSERT INTO {table} VALUES (1)")
+        doomed(c)
 
     with pytest.raises((RuntimeError, sqlite3.IntegrityError), match="database or disk is full"):
         await db.write(fails)
