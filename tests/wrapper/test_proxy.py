@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
+from typing import Any
 
 import anyio
 import httpx
@@ -232,3 +233,46 @@ def test_the_client_side_always_closes_an_idle_connection_first() -> None:
     and httpx's pools keep idle sockets 4-5 s, ours 2 s: the proxy and the server must wait longer."""
     clients = [CLIENT_LIMITS.keepalive_expiry, 5.0]  # ours; Node's agent and httpx's default
     assert max(c or 0 for c in clients) < min(KEEP_ALIVE, Settings().idle_timeout)
+
+
+async def test_a_404_answered_after_another_call_reopened_the_session_does_not_reopen_it_again() -> None:
+    """Two calls go out with the session the server has just forgotten. The second's 404 re-opens
+    it; the first's 404, answered only then, is about the old session: that call goes again on the
+    new one instead of opening a third."""
+    upstream = Upstream({"t1"})
+    armed, held, release = [False], anyio.Event(), anyio.Event()
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        if armed[0] and scope["type"] == "http" and scope["method"] == "POST":
+            armed[0] = False
+            while (await receive()).get("more_body"):
+                pass
+            held.set()
+            await release.wait()
+            await send({"type": "http.response.start", "status": 404, "headers": []})
+            await send({"type": "http.response.body", "body": b"Session not found"})
+            return
+        await upstream(scope, receive, send)
+
+    answers: list[str] = []
+    async with upstream.running(), AsyncExitStack() as stack:
+        proxy = IdentityProxy(await stack.enter_async_context(serve(app)), "t1")
+        stack.push_async_callback(proxy.aclose)
+        url = await stack.enter_async_context(serve(proxy))
+        with anyio.fail_after(20):
+            async with legacy_client(url + "/mcp") as client:
+                assert "generation=0" in text_of(await client.call_tool("whoami", {}))
+
+                async def first() -> None:
+                    answers.append(text_of(await client.call_tool("whoami", {})))
+
+                async with anyio.create_task_group() as tg:
+                    armed[0] = True
+                    tg.start_soon(first)
+                    await held.wait()
+                    await upstream.restart()
+                    assert "generation=1" in text_of(await client.call_tool("whoami", {}))  # re-opens
+                    assert proxy.reinitialized == 1
+                    release.set()
+        assert answers == ["token=t1 generation=1"]
+        assert proxy.reinitialized == 1
