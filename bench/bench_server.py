@@ -169,9 +169,26 @@ async def many_agents(plan: Plan, url: str, human: httpx.AsyncClient, pid: int, 
         print(f"  calls over 1 s: {sum(1 for t in per_call if t > 1)}\n")
 
 
+async def first_mcp_answer(url: str) -> float:
+    """When the server first answered an MCP ``ping`` (``perf_counter``), retried until it does."""
+    ping = {"jsonrpc": "2.0", "id": 1, "method": "ping"}
+    async with httpx.AsyncClient(timeout=10, trust_env=False) as http:
+        for _ in range(1000):
+            try:
+                answer = await http.post(f"{url}/mcp", json=ping, headers={"accept": "application/json"})
+            except httpx.TransportError:
+                answer = None
+            if answer is not None and answer.status_code == 200:
+                return time.perf_counter()
+            await anyio.sleep(0.001)
+    raise SystemExit("the server never answered an MCP ping")
+
+
 async def bench(plan: Plan, data_dir: Path, calls_only: bool = False, client: str = "raw") -> None:
     started = time.perf_counter()
     with running_server_process(data_dir) as (url, pid):
+        listening = time.perf_counter() - started
+        first_answer = await first_mcp_answer(url) - started
         human = httpx.AsyncClient(
             base_url=url,
             headers={SESSION_HEADER: read_or_create_secret(data_dir)},
@@ -189,6 +206,10 @@ async def bench(plan: Plan, data_dir: Path, calls_only: bool = False, client: st
             print(
                 f"server {url}, data dir {data_dir}, {AGENTS} agents over MCP streamable HTTP,"
                 f" client: {client}, load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}\n"
+            )
+            print(
+                f"cold start (empty data dir): listening after {ms(listening)}, first MCP answer after"
+                f" {ms(first_answer)} (bench_startup.py: medians, memory, 1M stored messages)\n"
             )
 
             # 1. chat_send latency, one agent, one call at a time (after a short warm-up).
