@@ -173,9 +173,12 @@ class Rules:
         return change.rule.public()
 
     # -- agents ---------------------------------------------------------------------------------
-    async def propose(self, agent: Agent, text: Any, reason: Any, channel: str) -> RuleChange:
-        """A ``proposed`` rule and its card in ``channel``, for a person to settle."""
-        rule_text, why = check_text(text, "rule"), check_reason(reason)
+    async def propose(
+        self, agent: Agent, text: Any, reason: Any, channel: str, *, field: str = "rule"
+    ) -> RuleChange:
+        """A ``proposed`` rule and its card in ``channel``, for a person to settle. ``field`` names
+        the text in errors (chat_decision's argument is ``decision``)."""
+        rule_text, why = check_text(text, field), check_reason(reason)
         name = validate_channel(channel)
         change = await self.store.db.write(
             lambda c: sql.propose(c, text=rule_text, reason=why, agent=agent, channel=name)

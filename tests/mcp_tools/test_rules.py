@@ -49,6 +49,9 @@ async def test_a_proposal_is_a_rule_and_a_card_and_bad_input_is_explained(server
                 assert result.is_error and words in text_of(result), (args, text_of(result))
             alias = await client.call_tool("chat_decision", {"action": "propose", "decision": "Alias works"})
             assert not alias.is_error, text_of(alias)
+            # The alias's errors name its own argument.
+            empty = await client.call_tool("chat_decision", {"action": "propose", "decision": " "})
+            assert empty.is_error and text_of(empty).startswith("decision"), text_of(empty)
         ids = proposed.structured_content
         card = ok(await human.get(f"/api/messages/{ids['message_id']}"))
         assert (card["type"], card["sender"], card["kind"], card["channel"]) == (

@@ -15,7 +15,9 @@ from backchannel.rules import MAX_REASON, MAX_TEXT, Rules
 
 
 def register(tools: Toolset, registry: Registry, rules: Rules) -> None:
-    async def run(agent: Agent, action: str, rule: str, reason: str, channel: str) -> ToolResult:
+    async def run(
+        agent: Agent, action: str, rule: str, reason: str, channel: str, field: str = "rule"
+    ) -> ToolResult:
         # An empty channel means the one the agent last read, else #general (as for chat_send).
         name = validate_channel(channel) if channel else (agent.last_channel or DEFAULT_CHANNEL)
         if action == "list":
@@ -30,7 +32,7 @@ def register(tools: Toolset, registry: Registry, rules: Rules) -> None:
             raise InvalidInput(
                 f"action must be 'list' or 'propose' (people activate, edit and delete rules); got {action!r}"
             )
-        change = await rules.propose(agent, rule, reason, name)
+        change = await rules.propose(agent, rule, reason, name, field=field)
         assert change.rule is not None and change.message is not None
         return ok(
             f"Rule proposed (id={change.rule.id}) in #{name}; a person will activate it, keep it as a "
@@ -54,4 +56,4 @@ def register(tools: Toolset, registry: Registry, rules: Rules) -> None:
         ctx: ToolContext, action: str = "list", decision: str = "", reason: str = "", channel: str = ""
     ) -> ToolResult:
         """Alias of chat_rules with `decision` for `rule`."""
-        return await run(await caller(ctx, registry), action, decision, reason, channel)
+        return await run(await caller(ctx, registry), action, decision, reason, channel, "decision")
