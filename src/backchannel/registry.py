@@ -250,11 +250,11 @@ class Registry:
             raise InvalidInput(f"{new_name!r} reads as a {other} agent; {agent.name} is a {agent.base} agent")
 
     def renamed(self, old_name: str, event: Event, moved: Sequence[Event] = ()) -> None:
-        """After the commit of a rename (``agent_renamed`` logged): publish it, then the ``session``
-        events of the running sessions whose cast followed the new name."""
+        """After the commit of a rename (``agent_renamed`` logged): publish it, then the events of
+        what followed the new name (sessions' casts, jobs, rules, schedules)."""
         self.forgotten(old_name, event)
-        for session_event in moved:
-            self.bus.publish(ROOM, session_event.public())
+        for followed in moved:
+            self.bus.publish(ROOM, followed.public())
 
     def forgotten(self, old_name: str, event: Event) -> None:
         """After the commit of a rename or a forget: the old name leaves every roster."""

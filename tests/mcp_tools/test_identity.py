@@ -147,3 +147,35 @@ async def test_a_renamed_agents_old_messages_show_its_new_name_everywhere(server
     assert read.structured_content is not None, text_of(read)
     shown = [m["sender"] for m in read.structured_content["messages"] if "findme" in m["text"]]
     assert shown == ["architect"]
+
+
+async def test_a_renamed_agent_keeps_its_jobs_rules_and_schedules(server: RunningServer) -> None:
+    """What names an agent follows its rename: it can still take the job it holds, the rule it
+    proposed and the schedule that wakes it show its new name, and open pages are told."""
+    me = await register(server.url)
+    async with server.human() as human:
+        job = (await human.post("/api/jobs", json={"title": "fix CI", "assignee": me["name"]})).json()
+        schedule = (
+            await human.post(
+                "/api/schedules", json={"prompt": "triage", "targets": [me["name"]], "spec": "every 2h"}
+            )
+        ).json()
+        start = (await human.get("/api/events")).json()["last_seq"]
+    async with mcp_client(server.url, me["token"]) as client:
+        proposed = await client.call_tool("chat_rules", {"action": "propose", "rule": "Run the tests first"})
+        assert not proposed.is_error, text_of(proposed)
+        assert not (await client.call_tool("chat_claim", {"name": "reviewer"})).is_error
+        took = await client.call_tool(
+            "chat_jobs", {"action": "update", "job_id": job["id"], "status": "active", "assignee": "me"}
+        )
+        assert not took.is_error, text_of(took)
+    async with server.human() as human:
+        assert (await human.get(f"/api/jobs/{job['id']}")).json()["assignee"] == "reviewer"
+        rules = (await human.get("/api/rules")).json()
+        assert [r["author"] for r in rules if r["text"] == "Run the tests first"] == ["reviewer"]
+        (found,) = [s for s in (await human.get("/api/schedules")).json() if s["id"] == schedule["id"]]
+        assert found["targets"] == ["reviewer"]
+        logged = (await human.get("/api/events", params={"since": start})).json()["events"]
+    kinds = [e["kind"] for e in logged]
+    renamed_at = kinds.index("agent_renamed")
+    assert {"job", "rule", "schedule"} <= set(kinds[renamed_at + 1 :]), kinds

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 from backchannel.models import Agent, Event
-from backchannel.store import agents, events
+from backchannel.store import agents, events, jobs, rules, schedules
 from backchannel.store.triggers import PENDING_STATES
 
 
@@ -17,10 +17,15 @@ def rename(
 ) -> tuple[Agent, Event, list[Event]]:
     """Rename an identity and log ``agent_renamed`` (a live view that resumes later re-renders the
     agent's old messages under the new name); inside the caller's transaction. Also returns the
-    ``session`` events of the running sessions whose cast it is in."""
+    events of what follows the name: the running sessions whose cast it is in, the jobs it holds
+    or opened, the rules it proposed, the schedules that wake it or that it made."""
     agent, old, moved = agents.rename(conn, agent_id, new_name)
     payload = {"old": old, "new": agent.name, "agent_id": agent.id, "agent": describe(agent)}
-    return agent, events.append(conn, "agent_renamed", payload), moved
+    renamed = events.append(conn, "agent_renamed", payload)
+    moved += jobs.agent_renamed(conn, old, agent.name)
+    moved += rules.agent_renamed(conn, old, agent.name)
+    moved += schedules.agent_renamed(conn, agent.id, old, agent.name)
+    return agent, renamed, moved
 
 
 def set_color(conn: sqlite3.Connection, agent_id: int, color: str, chosen: bool) -> Agent:

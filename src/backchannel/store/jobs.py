@@ -171,6 +171,16 @@ def read_for_agent(
     return batch, remaining, cursor is None
 
 
+def agent_renamed(conn: sqlite3.Connection, old: str, new: str) -> list[Event]:
+    """An agent's jobs follow its rename (assigned to it, or opened by it): an ``updated`` event
+    each, and an agent can still take or close the jobs it holds. Agents' and people's names never
+    overlap, so a name here is this agent's."""
+    ids = [int(r[0]) for r in conn.execute("SELECT id FROM jobs WHERE ? IN (assignee, created_by)", (old,))]
+    conn.execute("UPDATE jobs SET assignee = ? WHERE assignee = ?", (new, old))
+    conn.execute("UPDATE jobs SET created_by = ? WHERE created_by = ?", (new, old))
+    return [_job_event(conn, "updated", get(conn, job_id)) for job_id in ids]
+
+
 # -- helpers shared by the changes -----------------------------------------------------------------
 def _job_event(conn: sqlite3.Connection, action: str, job: Job) -> Event:
     return events.append(conn, "job", {"action": action, "job": job.public()})

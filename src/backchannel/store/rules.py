@@ -321,6 +321,15 @@ def channel_renamed(conn: sqlite3.Connection, new: str) -> list[Event]:
     return change.events
 
 
+def agent_renamed(conn: sqlite3.Connection, old: str, new: str) -> list[Event]:
+    """The rules an agent proposed name it by its new name (an ``updated`` event each)."""
+    conn.execute("UPDATE rules SET author = ? WHERE author = ?", (new, old))
+    change = RuleChange()
+    for rule in [_rule(r) for r in conn.execute(f"SELECT {_COLUMNS} FROM rules WHERE author = ?", (new,))]:
+        _event(conn, change, "updated", rule)
+    return change.events
+
+
 def reorder(conn: sqlite3.Connection, ordered_ids: Sequence[int]) -> RuleChange:
     """The listed rules (all of one status) first, in that order; the rest of the group keep
     their order after them."""

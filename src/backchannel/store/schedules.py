@@ -247,6 +247,23 @@ def channel_deleted(conn: sqlite3.Connection, channel_id: int) -> list[Event]:
     return change.events
 
 
+def agent_renamed(conn: sqlite3.Connection, agent_id: int, old: str, new: str) -> list[Event]:
+    """Schedules follow an agent's rename: those that wake it (by name in ``targets``), and those
+    it created (an ``updated`` event each). Without this a schedule would wake nobody."""
+    change = ScheduleChange()
+    for schedule in list_schedules(conn, None):
+        targets = [new if t == old else t for t in schedule.targets]
+        creator = schedule.creator_kind == "agent" and schedule.agent_id == agent_id
+        if targets == schedule.targets and not creator:
+            continue
+        conn.execute(
+            "UPDATE schedules SET targets = ?, created_by = ? WHERE id = ?",
+            (json.dumps(targets), new if creator else schedule.created_by, schedule.id),
+        )
+        _event(conn, change, "updated", get(conn, schedule.id))
+    return change.events
+
+
 def channel_renamed(conn: sqlite3.Connection, channel_id: int) -> list[Event]:
     """After a rename: an ``updated`` event for each of the channel's schedules (new channel name)."""
     change = ScheduleChange()
