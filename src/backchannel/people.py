@@ -83,6 +83,6 @@ class People:
     async def rename(self, person: Person, name: Any) -> Person:
         """Change a person's display name; their messages show the new name from now on."""
         renamed, _old, published = await self.store.rename_person(person.id, check_person_name(name))
-        for event in published:  # person_renamed, then the sessions whose cast follows
+        for event in published:  # person_renamed, then what follows the name (sessions, jobs, rules...)
             self.bus.publish(ROOM, event.public())
         return renamed

@@ -201,6 +201,29 @@ async def test_a_persons_rename_reaches_the_event_log(server: RunningServer) -> 
     assert renamed["seq"] > start
 
 
+async def test_a_persons_jobs_rules_and_schedules_follow_their_rename(server: RunningServer) -> None:
+    async with server.human() as cli:
+        before = (await cli.get("/api/me")).json()["name"]
+        job = (await cli.post("/api/jobs", json={"title": "fix CI", "assignee": before})).json()
+        rule = (await cli.post("/api/rules", json={"text": "Be kind"})).json()
+        agent = await register(server.url)
+        schedule = (
+            await cli.post(
+                "/api/schedules", json={"prompt": "triage", "targets": [agent["name"]], "spec": "every 2h"}
+            )
+        ).json()
+        assert before in (job["created_by"], job["assignee"], rule["author"], schedule["created_by"])
+        start = (await cli.get("/api/events")).json()["last_seq"]
+        assert (await cli.put("/api/me", json={"name": "Robin"})).status_code == 200
+        job = (await cli.get(f"/api/jobs/{job['id']}")).json()
+        (rule,) = [r for r in (await cli.get("/api/rules")).json() if r["id"] == rule["id"]]
+        (schedule,) = [s for s in (await cli.get("/api/schedules")).json() if s["id"] == schedule["id"]]
+        logged = (await cli.get("/api/events", params={"since": start})).json()["events"]
+    assert (job["created_by"], job["assignee"], rule["author"], schedule["created_by"]) == ("Robin",) * 4
+    assert schedule["targets"] == [agent["name"]]  # a person's rename leaves agents' names alone
+    assert {"person_renamed", "job", "rule", "schedule"} <= {e["kind"] for e in logged}
+
+
 async def test_an_agent_never_registers_or_renames_to_a_persons_name(server: RunningServer) -> None:
     """Review #6 and #15: a person's name is never an agent's slot; a held name is 409 conflict."""
     async with server.human() as cli:

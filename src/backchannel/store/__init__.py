@@ -436,15 +436,19 @@ class Store:
 
     async def rename_person(self, person_id: int, name: str) -> tuple[Person, str, list[Event]]:
         """Rename a person; their history follows. The logged ``person_renamed`` event (none when
-        the name did not change) lets a view that resumes later catch up; then the ``session``
-        events of the running sessions they are cast in."""
+        the name did not change) lets a view that resumes later catch up; then the events of what
+        follows the name: the running sessions they are cast in, their jobs, rules and schedules."""
 
         def tx(c: sqlite3.Connection) -> tuple[Person, str, list[Event]]:
             person, old, moved = persons.rename(c, person_id, name)
             if person.name == old:
                 return person, old, []
             payload = {"old": old, "new": person.name, "person_id": person.id}
-            return person, old, [events.append(c, "person_renamed", payload), *moved]
+            renamed = events.append(c, "person_renamed", payload)
+            moved += jobs.renamed(c, old, person.name)
+            moved += rules.author_renamed(c, old, person.name)
+            moved += schedules.renamed(c, old, person.name, person_id=person.id)
+            return person, old, [renamed, *moved]
 
         return await self.db.write(tx)
 

@@ -22,9 +22,9 @@ def rename(
     agent, old, moved = agents.rename(conn, agent_id, new_name)
     payload = {"old": old, "new": agent.name, "agent_id": agent.id, "agent": describe(agent)}
     renamed = events.append(conn, "agent_renamed", payload)
-    moved += jobs.agent_renamed(conn, old, agent.name)
-    moved += rules.agent_renamed(conn, old, agent.name)
-    moved += schedules.agent_renamed(conn, agent.id, old, agent.name)
+    moved += jobs.renamed(conn, old, agent.name)
+    moved += rules.author_renamed(conn, old, agent.name)
+    moved += schedules.renamed(conn, old, agent.name, agent_id=agent.id)
     return agent, renamed, moved
 
 

@@ -171,10 +171,10 @@ def read_for_agent(
     return batch, remaining, cursor is None
 
 
-def agent_renamed(conn: sqlite3.Connection, old: str, new: str) -> list[Event]:
-    """An agent's jobs follow its rename (assigned to it, or opened by it): an ``updated`` event
-    each, and an agent can still take or close the jobs it holds. Agents' and people's names never
-    overlap, so a name here is this agent's."""
+def renamed(conn: sqlite3.Connection, old: str, new: str) -> list[Event]:
+    """An agent's or a person's jobs follow their rename (assigned to them, or opened by them): an
+    ``updated`` event each, and an agent can still take or close the jobs it holds. Agents' and
+    people's names never overlap, so a name here is the renamed one's."""
     ids = [int(r[0]) for r in conn.execute("SELECT id FROM jobs WHERE ? IN (assignee, created_by)", (old,))]
     conn.execute("UPDATE jobs SET assignee = ? WHERE assignee = ?", (new, old))
     conn.execute("UPDATE jobs SET created_by = ? WHERE created_by = ?", (new, old))

@@ -321,8 +321,9 @@ def channel_renamed(conn: sqlite3.Connection, new: str) -> list[Event]:
     return change.events
 
 
-def agent_renamed(conn: sqlite3.Connection, old: str, new: str) -> list[Event]:
-    """The rules an agent proposed name it by its new name (an ``updated`` event each)."""
+def author_renamed(conn: sqlite3.Connection, old: str, new: str) -> list[Event]:
+    """The rules an agent proposed or a person wrote name them by their new name (an ``updated``
+    event each)."""
     conn.execute("UPDATE rules SET author = ? WHERE author = ?", (new, old))
     change = RuleChange()
     for rule in [_rule(r) for r in conn.execute(f"SELECT {_COLUMNS} FROM rules WHERE author = ?", (new,))]:

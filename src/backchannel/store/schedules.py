@@ -247,13 +247,19 @@ def channel_deleted(conn: sqlite3.Connection, channel_id: int) -> list[Event]:
     return change.events
 
 
-def agent_renamed(conn: sqlite3.Connection, agent_id: int, old: str, new: str) -> list[Event]:
-    """Schedules follow an agent's rename: those that wake it (by name in ``targets``), and those
-    it created (an ``updated`` event each). Without this a schedule would wake nobody."""
+def renamed(
+    conn: sqlite3.Connection, old: str, new: str, *, agent_id: int | None = None, person_id: int | None = None
+) -> list[Event]:
+    """Schedules follow a rename: those that wake the agent (by name in ``targets``: without this
+    they would wake nobody), and those the agent or person created (an ``updated`` event each)."""
     change = ScheduleChange()
     for schedule in list_schedules(conn, None):
-        targets = [new if t == old else t for t in schedule.targets]
-        creator = schedule.creator_kind == "agent" and schedule.agent_id == agent_id
+        targets = (
+            [new if t == old else t for t in schedule.targets] if agent_id is not None else schedule.targets
+        )
+        creator = (
+            schedule.creator_kind == "agent" and agent_id is not None and schedule.agent_id == agent_id
+        ) or (schedule.creator_kind == "human" and person_id is not None and schedule.person_id == person_id)
         if targets == schedule.targets and not creator:
             continue
         conn.execute(
