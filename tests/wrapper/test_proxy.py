@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
-from typing import Any
 
 import anyio
 import httpx
@@ -18,7 +17,7 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import StreamingResponse
 from starlette.routing import Route
-from wrapper_upstream import Upstream
+from wrapper_upstream import Late404, Upstream
 
 from backchannel.config import Settings
 from backchannel.wrapper.agent_client import CLIENT_LIMITS
@@ -240,23 +239,10 @@ async def test_a_404_answered_after_another_call_reopened_the_session_does_not_r
     it; the first's 404, answered only then, is about the old session: that call goes again on the
     new one instead of opening a third."""
     upstream = Upstream({"t1"})
-    armed, held, release = [False], anyio.Event(), anyio.Event()
-
-    async def app(scope: Any, receive: Any, send: Any) -> None:
-        if armed[0] and scope["type"] == "http" and scope["method"] == "POST":
-            armed[0] = False
-            while (await receive()).get("more_body"):
-                pass
-            held.set()
-            await release.wait()
-            await send({"type": "http.response.start", "status": 404, "headers": []})
-            await send({"type": "http.response.body", "body": b"Session not found"})
-            return
-        await upstream(scope, receive, send)
-
+    late = Late404(upstream, b"Session not found")
     answers: list[str] = []
     async with upstream.running(), AsyncExitStack() as stack:
-        proxy = IdentityProxy(await stack.enter_async_context(serve(app)), "t1")
+        proxy = IdentityProxy(await stack.enter_async_context(serve(late)), "t1")
         stack.push_async_callback(proxy.aclose)
         url = await stack.enter_async_context(serve(proxy))
         with anyio.fail_after(20):
@@ -267,12 +253,12 @@ async def test_a_404_answered_after_another_call_reopened_the_session_does_not_r
                     answers.append(text_of(await client.call_tool("whoami", {})))
 
                 async with anyio.create_task_group() as tg:
-                    armed[0] = True
+                    late.arm()
                     tg.start_soon(first)
-                    await held.wait()
+                    await late.held.wait()
                     await upstream.restart()
                     assert "generation=1" in text_of(await client.call_tool("whoami", {}))  # re-opens
                     assert proxy.reinitialized == 1
-                    release.set()
+                    late.release.set()
         assert answers == ["token=t1 generation=1"]
         assert proxy.reinitialized == 1

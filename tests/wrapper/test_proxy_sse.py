@@ -11,7 +11,7 @@ import pytest
 from mcp import Client
 from mcp.client.sse import sse_client
 from mcp_types import TextContent
-from wrapper_upstream import Upstream
+from wrapper_upstream import Late404, Upstream
 
 from backchannel.wrapper.proxy import IdentityProxy
 from backchannel.wrapper.serving import serve
@@ -72,40 +72,27 @@ async def test_a_404_answered_after_the_stream_reopened_does_not_reopen_it_again
     call goes again on the new one, and the new stream is left alone (it was cut and re-opened a
     second time before, a race that failed the restart test under load)."""
     upstream = Upstream({"t1"})
-    armed, held, release = [False], anyio.Event(), anyio.Event()
-
-    async def app(scope: Any, receive: Any, send: Any) -> None:
-        if armed[0] and scope["type"] == "http" and scope["path"].startswith("/messages"):
-            armed[0] = False
-            while (await receive()).get("more_body"):
-                pass
-            held.set()
-            await release.wait()
-            await send({"type": "http.response.start", "status": 404, "headers": []})
-            await send({"type": "http.response.body", "body": b"Could not find session"})
-            return
-        await upstream(scope, receive, send)
-
+    late = Late404(upstream, b"Could not find session")
     answers: list[str] = []
     async with upstream.running(), AsyncExitStack() as stack:
-        proxy = IdentityProxy(await stack.enter_async_context(serve(app)), "t1")
+        proxy = IdentityProxy(await stack.enter_async_context(serve(late)), "t1")
         stack.push_async_callback(proxy.aclose)
         url = await stack.enter_async_context(serve(proxy))
         with anyio.fail_after(20):
             async with Client(sse_client(url + "/sse"), mode="legacy") as client:
                 assert text_of(await client.call_tool("whoami", {})) == "token=t1 generation=0"
-                armed[0] = True
+                late.arm()
 
                 async def call() -> None:
                     answers.append(text_of(await client.call_tool("whoami", {})))
 
                 async with anyio.create_task_group() as tg:
                     tg.start_soon(call)
-                    await held.wait()
+                    await late.held.wait()
                     await upstream.restart(drop_streams=True)  # the proxy re-opens the stream
                     while proxy.reinitialized < 1:
                         await anyio.sleep(0.01)
-                    release.set()  # only now the call's 404, about the session it went out with
+                    late.release.set()  # only now the call's 404, about the session it went out with
                 assert text_of(await client.call_tool("whoami", {})) == "token=t1 generation=1"
         assert answers == ["token=t1 generation=1"]
         assert proxy.reinitialized == 1

@@ -120,3 +120,28 @@ class Upstream:
                 await app(scope, receive, send)
             finally:
                 self._streams.discard(stream)
+
+
+class Late404:
+    """In front of an :class:`Upstream`: the first POST after :meth:`arm` is answered 404 (the
+    session is unknown), and only once ``release`` is set; ``held`` is set when it arrived."""
+
+    def __init__(self, upstream: Upstream, body: bytes) -> None:
+        self.upstream, self.body = upstream, body
+        self.armed = False
+        self.held, self.release = anyio.Event(), anyio.Event()
+
+    def arm(self) -> None:
+        self.armed = True
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if not (self.armed and scope["type"] == "http" and scope["method"] == "POST"):
+            await self.upstream(scope, receive, send)
+            return
+        self.armed = False
+        while (await receive()).get("more_body"):
+            pass
+        self.held.set()
+        await self.release.wait()
+        await send({"type": "http.response.start", "status": 404, "headers": []})
+        await send({"type": "http.response.body", "body": self.body})
