@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from contextlib import AsyncExitStack, asynccontextmanager
 
 import anyio
 import httpx
@@ -17,7 +16,7 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import StreamingResponse
 from starlette.routing import Route
-from wrapper_upstream import Late404, Upstream
+from wrapper_upstream import Late404, Upstream, running
 
 from backchannel.config import Settings
 from backchannel.wrapper.agent_client import CLIENT_LIMITS
@@ -25,19 +24,6 @@ from backchannel.wrapper.proxy import IdentityProxy
 from backchannel.wrapper.serving import KEEP_ALIVE, serve
 
 pytestmark = pytest.mark.anyio
-
-
-@asynccontextmanager
-async def running(
-    upstream: Upstream, proxy_token: str = "t1", **kw: object
-) -> AsyncIterator[tuple[IdentityProxy, str]]:
-    async with AsyncExitStack() as stack:
-        await stack.enter_async_context(upstream.running())
-        upstream_url = await stack.enter_async_context(serve(upstream))
-        proxy = IdentityProxy(upstream_url, proxy_token, **kw)  # type: ignore[arg-type]
-        stack.push_async_callback(proxy.aclose)
-        proxy_url = await stack.enter_async_context(serve(proxy))
-        yield proxy, proxy_url
 
 
 def text_of(result: object) -> str:
@@ -241,10 +227,7 @@ async def test_a_404_answered_after_another_call_reopened_the_session_does_not_r
     upstream = Upstream({"t1"})
     late = Late404(upstream, b"Session not found")
     answers: list[str] = []
-    async with upstream.running(), AsyncExitStack() as stack:
-        proxy = IdentityProxy(await stack.enter_async_context(serve(late)), "t1")
-        stack.push_async_callback(proxy.aclose)
-        url = await stack.enter_async_context(serve(proxy))
+    async with running(upstream, front=late) as (proxy, url):
         with anyio.fail_after(20):
             async with legacy_client(url + "/mcp") as client:
                 assert "generation=0" in text_of(await client.call_tool("whoami", {}))

@@ -11,7 +11,7 @@ import pytest
 from mcp import Client
 from mcp.client.sse import sse_client
 from mcp_types import TextContent
-from wrapper_upstream import Late404, Upstream
+from wrapper_upstream import Late404, Upstream, running
 
 from backchannel.wrapper.proxy import IdentityProxy
 from backchannel.wrapper.serving import serve
@@ -74,10 +74,7 @@ async def test_a_404_answered_after_the_stream_reopened_does_not_reopen_it_again
     upstream = Upstream({"t1"})
     late = Late404(upstream, b"Could not find session")
     answers: list[str] = []
-    async with upstream.running(), AsyncExitStack() as stack:
-        proxy = IdentityProxy(await stack.enter_async_context(serve(late)), "t1")
-        stack.push_async_callback(proxy.aclose)
-        url = await stack.enter_async_context(serve(proxy))
+    async with running(upstream, front=late) as (proxy, url):
         with anyio.fail_after(20):
             async with Client(sse_client(url + "/sse"), mode="legacy") as client:
                 assert text_of(await client.call_tool("whoami", {})) == "token=t1 generation=0"

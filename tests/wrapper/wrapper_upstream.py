@@ -14,6 +14,8 @@ from starlette.applications import Starlette
 from starlette.types import Receive, Scope, Send
 
 from backchannel.errors import STALE_TOKEN_TEXT
+from backchannel.wrapper.proxy import IdentityProxy
+from backchannel.wrapper.serving import serve
 
 
 class Upstream:
@@ -145,3 +147,18 @@ class Late404:
         await self.release.wait()
         await send({"type": "http.response.start", "status": 404, "headers": []})
         await send({"type": "http.response.body", "body": self.body})
+
+
+@contextlib.asynccontextmanager
+async def running(
+    upstream: Upstream, proxy_token: str = "t1", *, front: Any = None, **kw: Any
+) -> AsyncIterator[tuple[IdentityProxy, str]]:
+    """``upstream`` served (behind ``front``, an ASGI app in front of it, if given) and an identity
+    proxy to it: (the proxy, its URL)."""
+    async with contextlib.AsyncExitStack() as stack:
+        await stack.enter_async_context(upstream.running())
+        upstream_url = await stack.enter_async_context(serve(upstream if front is None else front))
+        proxy = IdentityProxy(upstream_url, proxy_token, **kw)
+        stack.push_async_callback(proxy.aclose)
+        proxy_url = await stack.enter_async_context(serve(proxy))
+        yield proxy, proxy_url

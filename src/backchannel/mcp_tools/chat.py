@@ -19,7 +19,7 @@ from backchannel.mcp_tools.jobs import brief, find_job, header
 from backchannel.models import Agent, Message
 from backchannel.registry import Registry
 from backchannel.room import DEFAULT_CHANNEL, Room, validate_channel
-from backchannel.store.messages import MessageCache
+from backchannel.store.messages import MessageCache, remember
 from backchannel.summaries import Summaries
 
 EMPTY_HINT = "No new messages in {place}. Stop polling: wait for your next prompt."
@@ -57,10 +57,7 @@ class AgentViews:
         shape = agent_images.with_file_paths(msg.for_agent(), self.files)
         if msg.attachments or len(msg.text) > MessageCache.LONG:  # not kept: see the docstring
             return shape
-        entries = self._entries
-        if len(entries) >= self._size and msg.id not in entries:
-            del entries[next(iter(entries))]
-        entries[msg.id] = (msg, shape)
+        remember(self._entries, msg.id, (msg, shape), self._size)
         return shape
 
 

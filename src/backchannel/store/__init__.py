@@ -24,6 +24,7 @@ from backchannel.store import (
     jobs,
     messages,
     persons,
+    renames,
     rules,
     schedules,
     scrub,
@@ -440,15 +441,12 @@ class Store:
         follows the name: the running sessions they are cast in, their jobs, rules and schedules."""
 
         def tx(c: sqlite3.Connection) -> tuple[Person, str, list[Event]]:
-            person, old, moved = persons.rename(c, person_id, name)
+            person, old = persons.rename(c, person_id, name)
             if person.name == old:
                 return person, old, []
             payload = {"old": old, "new": person.name, "person_id": person.id}
             renamed = events.append(c, "person_renamed", payload)
-            moved += jobs.renamed(c, old, person.name)
-            moved += rules.author_renamed(c, old, person.name)
-            moved += schedules.renamed(c, old, person.name, person_id=person.id)
-            return person, old, [renamed, *moved]
+            return person, old, [renamed, *renames.follow(c, old, person.name, person_id=person.id)]
 
         return await self.db.write(tx)
 

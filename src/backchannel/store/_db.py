@@ -162,22 +162,21 @@ class _WriterThread:
         item = get()
         while not isinstance(item, _Stop):
             following: _Write | Callable[[], object] | _Stop | None = None
-            if isinstance(item, _Write):
-                group = [item]
-                while len(group) < GROUP and not item.alone:
-                    try:
-                        more = take()
-                    except queue.Empty:
-                        break
-                    if not isinstance(more, _Write) or more.alone:
-                        following = more
-                        break
-                    group.append(more)
-                job: Callable[[], object] = lambda group=group: self._write_group(group)  # noqa: E731
-            else:
-                job = item
             try:
-                job()
+                if isinstance(item, _Write):
+                    group = [item]
+                    while len(group) < GROUP and not item.alone:
+                        try:
+                            more = take()
+                        except queue.Empty:
+                            break
+                        if not isinstance(more, _Write) or more.alone:
+                            following = more
+                            break
+                        group.append(more)
+                    self._write_group(group)
+                else:
+                    item()
             except BaseException:  # a job's own errors go to its caller; this only guards the loop
                 logger.exception("a job on the SQLite writer thread failed")
             item = get() if following is None else following

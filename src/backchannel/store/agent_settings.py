@@ -8,7 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 from backchannel.models import Agent, Event
-from backchannel.store import agents, events, jobs, rules, schedules
+from backchannel.store import agents, events, renames
 from backchannel.store.triggers import PENDING_STATES
 
 
@@ -19,13 +19,10 @@ def rename(
     agent's old messages under the new name); inside the caller's transaction. Also returns the
     events of what follows the name: the running sessions whose cast it is in, the jobs it holds
     or opened, the rules it proposed, the schedules that wake it or that it made."""
-    agent, old, moved = agents.rename(conn, agent_id, new_name)
+    agent, old = agents.rename(conn, agent_id, new_name)
     payload = {"old": old, "new": agent.name, "agent_id": agent.id, "agent": describe(agent)}
     renamed = events.append(conn, "agent_renamed", payload)
-    moved += jobs.renamed(conn, old, agent.name)
-    moved += rules.author_renamed(conn, old, agent.name)
-    moved += schedules.renamed(conn, old, agent.name, agent_id=agent.id)
-    return agent, renamed, moved
+    return agent, renamed, renames.follow(conn, old, agent.name, agent_id=agent.id)
 
 
 def set_color(conn: sqlite3.Connection, agent_id: int, color: str, chosen: bool) -> Agent:

@@ -11,8 +11,8 @@ from dataclasses import dataclass, replace
 from typing import cast
 
 from backchannel.errors import Conflict, NotFound
-from backchannel.models import Activity, Agent, Event
-from backchannel.store import messages, persons, sessions
+from backchannel.models import Activity, Agent
+from backchannel.store import messages, persons
 from backchannel.store._db import Database, Volatile
 from backchannel.store.triggers import PENDING_STATES
 
@@ -353,9 +353,9 @@ def update(conn: sqlite3.Connection, agent_id: int, **values: str) -> Agent:
     return by_id(conn, agent_id)
 
 
-def rename(conn: sqlite3.Connection, agent_id: int, new_name: str) -> tuple[Agent, str, list[Event]]:
-    """Give an identity a new name; returns it, the old name and the logged events of the running
-    sessions it is cast in (to publish after the commit).
+def rename(conn: sqlite3.Connection, agent_id: int, new_name: str) -> tuple[Agent, str]:
+    """Give an identity a new name; returns it and the old name (``renames.follow`` carries what
+    else names it).
 
     History follows the identity, not the name: every message it wrote, the event log live views
     resume from and the wake-ups it caused show the new name from now on.
@@ -368,8 +368,7 @@ def rename(conn: sqlite3.Connection, agent_id: int, new_name: str) -> tuple[Agen
         raise Conflict(f"the name {new_name!r} is taken by another agent; pick another")
     conn.execute("UPDATE agents SET name = ? WHERE id = ?", (new_name, agent_id))
     messages.rename_sender(conn, "agent_id", agent_id, new_name)
-    moved = sessions.participant_renamed(conn, old.name, new_name)
-    return by_id(conn, agent_id), old.name, moved
+    return by_id(conn, agent_id), old.name
 
 
 def expire_tokens(conn: sqlite3.Connection, seen_before: float) -> None:

@@ -6,7 +6,7 @@ import json
 import sqlite3
 import time
 from collections.abc import Callable
-from typing import Any, Literal, cast
+from typing import Any, Literal, TypeVar, cast
 
 from backchannel.errors import InvalidInput, NotFound
 from backchannel.models import Message, SenderKind
@@ -43,6 +43,16 @@ def row_to_message(row: sqlite3.Row) -> Message:
 
 
 Build = Callable[[sqlite3.Row], Message]
+K = TypeVar("K")
+V = TypeVar("V")
+
+
+def remember(entries: dict[K, V], key: K, value: V, size: int) -> None:
+    """Keep ``value`` under ``key`` in a cache of at most ``size`` entries: the oldest entry goes
+    first (a hit does not renew one)."""
+    if len(entries) >= size and key not in entries:
+        del entries[next(iter(entries))]
+    entries[key] = value
 
 
 class MessageCache:
@@ -69,10 +79,7 @@ class MessageCache:
         msg = row_to_message(row)
         if len(msg.text) > self.LONG:
             return msg
-        entries = self._entries
-        if len(entries) >= self._size and msg.id not in entries:
-            del entries[next(iter(entries))]  # the oldest entry (a hit does not renew one)
-        entries[msg.id] = (row, msg)
+        remember(self._entries, msg.id, (row, msg), self._size)
         return msg
 
 

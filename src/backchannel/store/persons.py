@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from typing import Literal
 
 from backchannel.errors import Conflict, NotFound
-from backchannel.models import Event, Person
-from backchannel.store import messages, sessions
+from backchannel.models import Person
+from backchannel.store import messages
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,9 +120,9 @@ def add_key(conn: sqlite3.Connection, key_hash: str) -> Person:
     return person
 
 
-def rename(conn: sqlite3.Connection, person_id: int, name: str) -> tuple[Person, str, list[Event]]:
-    """Take ``name`` if nobody else holds it; the person's history follows (returns the old name
-    and the logged events of the running sessions they are cast in, to publish after the commit).
+def rename(conn: sqlite3.Connection, person_id: int, name: str) -> tuple[Person, str]:
+    """Take ``name`` if nobody else holds it; the person's messages follow (returns the old name;
+    ``renames.follow`` carries the rest).
 
     Messages, their copies in the event log (what ``/api/events`` and a resuming page replay) and
     pending wake-ups they caused all show the new name, so a newcomer taking the old name later
@@ -139,5 +139,4 @@ def rename(conn: sqlite3.Connection, person_id: int, name: str) -> tuple[Person,
         raise Conflict(f"{name!r} is another person's name (on older messages); pick another display name")
     conn.execute("UPDATE persons SET name = ? WHERE id = ?", (name, person_id))
     messages.rename_sender(conn, "person_id", person_id, name)
-    moved = sessions.participant_renamed(conn, current.name, name)
-    return get(conn, person_id), current.name, moved
+    return get(conn, person_id), current.name

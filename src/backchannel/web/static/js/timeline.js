@@ -44,7 +44,7 @@ export class Timeline {
     this.pending = 0;
     this.generation = 0;
     this.quoteCache = new Map();
-    this.liveVersions = new Map(); // id -> an edit or delete seen live before its message was on screen
+    this.liveVersions = new Map(); // id -> a change (edit, delete, card) seen live before it was on screen
     this.readMark = null; // last read id when the channel was opened: where "New" goes
     this.deliveries = new Map(); // message id -> Map(agent name -> {trigger, agent, state, detail})
     this.wanted = new Set(); // message ids whose deliveries to fetch (mentions just posted)
@@ -269,8 +269,8 @@ export class Timeline {
     this.quoteCache.set(msg.id, msg);
     for (const q of this.list.querySelectorAll(`.quote[data-ref="${msg.id}"]`)) fillQuote(q, msg);
     if (!old) {
-      // Not on screen yet: a page that is loading may have been read before this edit or delete,
-      // so insert() takes this version over an older one it brings.
+      // Not on screen yet: a page that is loading may have been read before this change, so
+      // insert() takes this version over the one it brings.
       if (msg.channel === this.channel) this.liveVersions.set(msg.id, msg);
       return;
     }
